@@ -1,0 +1,76 @@
+"""Chat benchmark: accuracy on the evaluation set, warm latency, index build time, peak RSS.
+
+    python -m bench.chat [--eval datasets/eval/chat_eval.jsonl] [--failures]
+
+Prints one JSON object. Targets (issue 2): accuracy, escalation and out-of-scope >= 0.95,
+p50 < 50 ms warm, peak RSS < 800 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def make_parser() -> argparse.ArgumentParser:
+    """Argument parser of `python -m bench.chat`."""
+    parser = argparse.ArgumentParser(prog="python -m bench.chat")
+    parser.add_argument("--eval", type=Path, default=ROOT / "datasets" / "eval" / "chat_eval.jsonl")
+    parser.add_argument("--failures", action="store_true", help="also list the items answered wrongly")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print JSON."""
+    args = make_parser().parse_args(argv)
+    t0 = time.perf_counter()
+    from rag.answer import AnswerEngine
+    from rag.embeddings import Embedder
+    from rag.evaluation import evaluate, load_eval_set
+    from rag.index import build_index
+    from settings import get_settings
+
+    config = get_settings().rag
+    embedder = Embedder(config.embedding_model)
+    embedder.encode(["chargement"])
+    model_load_s = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = config.model_copy(update={"index_dir": Path(tmp)})
+        report = build_index(cfg, embedder, rebuild=True)
+        engine = AnswerEngine(cfg, embedder)
+        engine.warm_up()
+        items = load_eval_set(args.eval)
+        evaluate(engine, items[:10])  # warm caches (stemmer, tokenizer)
+        summary, results = evaluate(engine, items)
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out = {
+        "benchmark": "chat",
+        "eval_set": str(args.eval.relative_to(ROOT) if args.eval.is_relative_to(ROOT) else args.eval),
+        **summary,
+        "index_build_s": round(report.seconds, 2),
+        "index_entries": report.entries,
+        "index_passages": report.views,
+        "model_load_s": round(model_load_s, 2),
+        "peak_rss_mb": round(peak_rss_mb, 1),
+    }
+    if args.failures:
+        out["failures"] = [
+            {"id": r.id, "question": r.question, "facts_ok": r.facts_ok, "escalation_ok": r.escalation_ok,
+             "scope_ok": r.scope_ok, "top": r.answer.top_entry, "confidence": r.answer.confidence,
+             "reasons": r.answer.escalation_reasons, "oos": r.answer.out_of_scope}
+            for r in results if not r.correct
+        ]
+    json.dump(out, sys.stdout, ensure_ascii=False, indent=2)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

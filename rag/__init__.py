@@ -1,0 +1,1 @@
+"""Knowledge base, hybrid retrieval and answers."""

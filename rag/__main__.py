@@ -1,0 +1,107 @@
+"""Command line for the knowledge base.
+
+    python -m rag ingest [--rebuild]
+    python -m rag ask "Comment télécharger ma facture ?" [--json]
+    python -m rag ask --batch questions.jsonl      # one JSON answer per input line
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+BATCH_FIELDS = ("question", "answer", "sources", "intent", "confidence", "needs_escalation", "links", "latency_ms")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    """Argument parser of `python -m rag`."""
+    parser = argparse.ArgumentParser(prog="python -m rag", description="MobiliaChat knowledge base tools")
+    sub = parser.add_subparsers(dest="command", required=True)
+    ingest = sub.add_parser("ingest", help="build the FAISS + BM25 index from the KB folder")
+    ingest.add_argument("--rebuild", action="store_true", help="rebuild even when the KB did not change")
+    ingest.add_argument("--kb-dir", type=Path, help="knowledge-base folder (default: settings)")
+    ingest.add_argument("--index-dir", type=Path, help="index folder (default: settings)")
+    ask = sub.add_parser("ask", help="answer a question (or a JSONL batch) from the index")
+    ask.add_argument("question", nargs="?", help="the customer question, in French")
+    ask.add_argument("--json", action="store_true", help="print the full answer as JSON")
+    ask.add_argument("--batch", type=Path, help='JSONL file of {"question": ...} lines')
+    ask.add_argument("--index-dir", type=Path, help="index folder (default: settings)")
+    return parser
+
+
+def _config(args):
+    from settings import get_settings
+
+    config = get_settings().rag
+    updates = {k: v for k, v in (("kb_dir", getattr(args, "kb_dir", None)), ("index_dir", args.index_dir)) if v}
+    return config.model_copy(update=updates)
+
+
+def _answer_record(question: str, answer) -> dict:
+    data = answer.to_dict()
+    data["answer"] = data.pop("text")
+    data["question"] = question
+    return {**{k: data[k] for k in BATCH_FIELDS}, **{k: v for k, v in data.items() if k not in BATCH_FIELDS}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    args = make_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    config = _config(args)
+    from rag.answer import AnswerEngine
+    from rag.index import build_index
+    from rag.sources import SourceError
+
+    if args.command == "ingest":
+        try:
+            report = build_index(config, rebuild=args.rebuild, show_progress=True)
+        except SourceError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        state = "built" if report.rebuilt else "up to date"
+        print(f"Index {report.build} {state}: {report.entries} entries, {report.views} passages, "
+              f"{report.seconds:.1f}s -> {report.path}")
+        return 0
+
+    if bool(args.question) == bool(args.batch):
+        print("error: give either a question or --batch FILE", file=sys.stderr)
+        return 2
+    engine = AnswerEngine(config)
+    if args.batch:
+        try:
+            lines = args.batch.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            print(f"error: cannot read {args.batch}: {exc.strerror}", file=sys.stderr)
+            return 2
+        bad = 0
+        for n, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                question = json.loads(line)["question"]
+                if not isinstance(question, str) or not question.strip():
+                    raise ValueError
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                print(f"error: line {n} skipped: not a JSON object with a non-empty 'question'", file=sys.stderr)
+                bad += 1
+                continue
+            print(json.dumps(_answer_record(question, engine.answer(question)), ensure_ascii=False), flush=True)
+        return 1 if bad else 0
+    answer = engine.answer(args.question)
+    if args.json:
+        print(json.dumps(_answer_record(args.question, answer), ensure_ascii=False, indent=2))
+    else:
+        print(answer.text)
+        for s in answer.sources:
+            print(f"  [source] {s.id} — {s.title} ({s.score:.2f})")
+        if answer.needs_escalation:
+            print(f"  [escalade] {', '.join(answer.escalation_reasons)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""Build and load the hybrid index (FAISS dense vectors + BM25) of the knowledge base.
+
+A build is written into `builds/<fingerprint>/` under a temporary name, renamed into place, then
+the `CURRENT` pointer is swapped atomically with `os.replace`: readers never see a half-written
+index and a crash mid-build leaves the previous index in service. The fingerprint covers the
+KB files, the analyzer and the embedding settings, so re-ingesting unchanged input is a no-op.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rag.embeddings import Embedder
+from rag.sources import Entry, iter_source_files, load_kb, split_text
+from rag.text import ANALYZER_VERSION, QueryCorrector, analyze
+from rag.vectorstore import STORES, VectorStore
+from settings import RagConfig
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass
+class BuildReport:
+    """What an ingest did."""
+
+    build: str
+    rebuilt: bool
+    entries: int
+    views: int
+    seconds: float
+    path: Path
+
+    def to_dict(self) -> dict:
+        """JSON-friendly form."""
+        return {**self.__dict__, "path": str(self.path)}
+
+
+def fingerprint(config: RagConfig) -> str:
+    """Hash of everything that changes the index: KB bytes, analyzer and embedding settings."""
+    h = hashlib.sha256()
+    h.update(
+        json.dumps(
+            [ANALYZER_VERSION, config.embedding_model, config.vector_store, config.chunk_size, config.chunk_overlap]
+        ).encode()
+    )
+    for path in iter_source_files(config.kb_dir):
+        h.update(str(path.relative_to(config.kb_dir)).encode())
+        h.update(hashlib.sha256(path.read_bytes()).digest())
+    return h.hexdigest()[:16]
+
+
+def make_views(entries: list[Entry], config: RagConfig) -> list[dict]:
+    """Texts that get a vector: each phrasing of a question, and the answer in overlapping chunks."""
+    views = []
+    for idx, entry in enumerate(entries):
+        for question in entry.questions:
+            views.append({"entry": idx, "kind": "q", "text": question})
+        for chunk in split_text(entry.answer, config.chunk_size, config.chunk_overlap):
+            views.append({"entry": idx, "kind": "a", "text": f"{entry.title}. {chunk}"})
+    return views
+
+
+def lexical_document(entry: Entry) -> list[str]:
+    """BM25 tokens of an entry: title, all phrasings, tags and answer."""
+    return analyze(" ".join([entry.title, *entry.questions, *entry.tags, entry.answer]))
+
+
+def current_build(index_dir: Path) -> Path | None:
+    """Directory of the build in service, or None when nothing was built yet."""
+    pointer = index_dir / "CURRENT"
+    if not pointer.exists():
+        return None
+    path = index_dir / "builds" / pointer.read_text().strip()
+    return path if (path / "manifest.json").exists() else None
+
+
+def build_index(
+    config: RagConfig,
+    embedder: Embedder | None = None,
+    rebuild: bool = False,
+    progress: Progress | None = None,
+    show_progress: bool = False,
+) -> BuildReport:
+    """Ingest the KB into a new index build unless the current one already matches it."""
+    import bm25s
+
+    start = time.perf_counter()
+    report = progress or (lambda _f, _d: None)
+    report(0.0, "Lecture de la base de connaissances")
+    key = fingerprint(config)
+    index_dir = config.index_dir
+    final = index_dir / "builds" / key
+    active = current_build(index_dir)
+    if not rebuild and active is not None and active.name == key:
+        manifest = json.loads((active / "manifest.json").read_text())
+        report(1.0, "Index déjà à jour")
+        return BuildReport(key, False, manifest["entries"], manifest["views"], time.perf_counter() - start, active)
+
+    entries = load_kb(config.kb_dir)
+    if not entries:
+        raise ValueError(f"No knowledge-base entry found under {config.kb_dir}")
+    views = make_views(entries, config)
+    embedder = embedder or Embedder(config.embedding_model)
+    report(0.1, f"Encodage de {len(views)} passages")
+    vectors = embedder.encode([v["text"] for v in views], show_progress=show_progress)
+    report(0.8, "Écriture de l'index")
+
+    (index_dir / "builds").mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=index_dir / "builds"))
+    try:
+        store: VectorStore = STORES[config.vector_store](vectors.shape[1])
+        store.add(vectors)
+        store.save(tmp)
+        bm25 = bm25s.BM25()
+        bm25.index([lexical_document(e) for e in entries], show_progress=False)
+        bm25.save(str(tmp / "bm25"), show_progress=False)
+        (tmp / "entries.json").write_text(json.dumps([e.to_dict() for e in entries], ensure_ascii=False))
+        (tmp / "views.json").write_text(json.dumps(views, ensure_ascii=False))
+        manifest = {
+            "build": key,
+            "entries": len(entries),
+            "views": len(views),
+            "dimension": int(vectors.shape[1]),
+            "embedding_model": config.embedding_model,
+            "vector_store": config.vector_store,
+            "analyzer": ANALYZER_VERSION,
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    pointer_tmp = index_dir / f".CURRENT.{os.getpid()}"
+    pointer_tmp.write_text(key)
+    os.replace(pointer_tmp, index_dir / "CURRENT")
+    for old in (index_dir / "builds").iterdir():
+        if old.name != key and not old.name.startswith("."):
+            shutil.rmtree(old, ignore_errors=True)
+    seconds = time.perf_counter() - start
+    log.info("Index %s built: %d entries, %d views in %.1fs", key, len(entries), len(views), seconds)
+    report(1.0, "Index prêt")
+    return BuildReport(key, True, len(entries), len(views), seconds, final)
+
+
+class KnowledgeIndex:
+    """A loaded index build: entries, dense store, BM25 and the query corrector."""
+
+    def __init__(self, path: Path, entries: list[Entry], views: list[dict], store: VectorStore, bm25) -> None:
+        self.path = path
+        self.entries = entries
+        self.views = views
+        self.store = store
+        self.bm25 = bm25
+        self.view_entry = np.array([v["entry"] for v in views], dtype=np.int64)
+        self.vocab = dict(bm25.vocab_dict)
+        self.corrector = QueryCorrector(self.vocab)
+
+    @classmethod
+    def load(cls, index_dir: Path, vector_store: str = "faiss") -> KnowledgeIndex:
+        """Load the build in service under index_dir."""
+        import bm25s
+
+        path = current_build(index_dir)
+        if path is None:
+            raise FileNotFoundError(f"No index under {index_dir}: run `python -m rag ingest` first")
+        manifest = json.loads((path / "manifest.json").read_text())
+        entries = [Entry(**e) for e in json.loads((path / "entries.json").read_text())]
+        views = json.loads((path / "views.json").read_text())
+        store = STORES[manifest.get("vector_store", vector_store)].load(path)
+        bm25 = bm25s.BM25.load(str(path / "bm25"))
+        return cls(path, entries, views, store, bm25)

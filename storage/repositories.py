@@ -1,0 +1,233 @@
+"""Repositories: the only code that reads and writes chat data, one short transaction per call.
+
+Every method opens its own session and returns ORM instances that stay usable after it closes
+(sessions do not expire on commit); nothing is lazy-loaded afterwards.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from storage.db import Database
+from storage.models import (
+    CHANNELS,
+    CONVERSATION_STATUSES,
+    MESSAGE_ROLES,
+    AppState,
+    Conversation,
+    Customer,
+    Feedback,
+    Message,
+    utcnow,
+)
+
+E164_RE = re.compile(r"^\+[1-9]\d{6,14}$")
+
+
+class NotFoundError(LookupError):
+    """Raised when a write targets a row that does not exist."""
+
+
+def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    """Refuse a value outside a column's allowed set before the database does."""
+    if value not in allowed:
+        raise ValueError(f"invalid {name} {value!r}, expected one of {allowed}")
+
+
+class CustomerRepository:
+    """Customers from the contact form, deduplicated by E.164 phone number."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def get_or_create(self, full_name: str, phone: str, email: str | None = None) -> Customer:
+        """Return the customer with this phone, creating it or refreshing its name and email."""
+        if not E164_RE.match(phone):
+            raise ValueError("phone must be normalised to E.164 (e.g. +33612345678)")
+        full_name = full_name.strip()
+        if not full_name:
+            raise ValueError("full_name is empty")
+        for attempt in range(2):
+            try:
+                with self.db.session() as session:
+                    customer = session.scalars(
+                        select(Customer).where(Customer.phone == phone)
+                    ).one_or_none()
+                    if customer is None:
+                        customer = Customer(full_name=full_name, phone=phone, email=email)
+                        session.add(customer)
+                    else:
+                        customer.full_name = full_name
+                        if email is not None:
+                            customer.email = email
+                    session.flush()
+                    return customer
+            except IntegrityError:
+                if attempt:  # a concurrent insert won twice in a row: give up loudly
+                    raise
+        raise AssertionError("unreachable")
+
+    def get(self, customer_id: int) -> Customer | None:
+        """Return a customer by id, or None."""
+        with self.db.session() as session:
+            return session.get(Customer, customer_id)
+
+
+class ConversationRepository:
+    """Chat threads; ids are random uuid4 hex so they can travel in URLs and session state."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def create(
+        self,
+        customer_id: int | None = None,
+        channel: str = "web",
+        context: dict[str, Any] | None = None,
+    ) -> Conversation:
+        """Start a conversation in ``bot`` status and return it."""
+        _check_choice("channel", channel, CHANNELS)
+        with self.db.session() as session:
+            conversation = Conversation(
+                customer_id=customer_id, channel=channel, status="bot", context=context
+            )
+            session.add(conversation)
+            session.flush()
+            return conversation
+
+    def get(self, conversation_id: str) -> Conversation | None:
+        """Return a conversation by id, or None."""
+        with self.db.session() as session:
+            return session.get(Conversation, conversation_id)
+
+    def set_status(self, conversation_id: str, status: str) -> Conversation:
+        """Change who handles the conversation (bot, escalated, agent, closed)."""
+        _check_choice("status", status, CONVERSATION_STATUSES)
+        with self.db.session() as session:
+            conversation = _get_conversation(session, conversation_id)
+            conversation.status = status
+            return conversation
+
+    def update_context(self, conversation_id: str, context: dict[str, Any]) -> Conversation:
+        """Merge ``context`` keys into the stored context (e.g. a Mastodon handle)."""
+        with self.db.session() as session:
+            conversation = _get_conversation(session, conversation_id)
+            # A new dict, so the JSON column is seen as changed.
+            conversation.context = {**(conversation.context or {}), **context}
+            return conversation
+
+
+class MessageRepository:
+    """Chat turns of a conversation, kept in order with their metadata."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def add(
+        self,
+        conversation_id: str,
+        role: str,
+        content: str,
+        meta: dict[str, Any] | None = None,
+    ) -> Message:
+        """Append a message and touch the conversation's ``updated_at``."""
+        _check_choice("role", role, MESSAGE_ROLES)
+        with self.db.session() as session:
+            conversation = _get_conversation(session, conversation_id)
+            message = Message(
+                conversation_id=conversation_id, role=role, content=content, meta=meta
+            )
+            session.add(message)
+            conversation.updated_at = utcnow()
+            session.flush()
+            return message
+
+    def list(self, conversation_id: str, limit: int | None = None) -> list[Message]:
+        """Return the conversation's messages oldest first; ``limit`` keeps the latest N."""
+        with self.db.session() as session:
+            stmt = select(Message).where(Message.conversation_id == conversation_id)
+            if limit is None:
+                return list(session.scalars(stmt.order_by(Message.created_at, Message.id)))
+            latest = session.scalars(
+                stmt.order_by(Message.created_at.desc(), Message.id.desc()).limit(limit)
+            )
+            return list(reversed(latest.all()))
+
+    def get(self, message_id: int) -> Message | None:
+        """Return a message by id, or None."""
+        with self.db.session() as session:
+            return session.get(Message, message_id)
+
+
+class FeedbackRepository:
+    """Thumbs up/down on assistant answers, one vote per message."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def record(
+        self,
+        message_id: int,
+        conversation_id: str,
+        rating: int,
+        comment: str | None = None,
+    ) -> Feedback:
+        """Store or replace the vote on an assistant message of this conversation.
+
+        The conversation check stops a client from rating messages of someone else's chat.
+        """
+        if isinstance(rating, bool) or rating not in (1, -1):
+            raise ValueError("rating must be +1 or -1")
+        for attempt in range(2):
+            try:
+                with self.db.session() as session:
+                    message = session.get(Message, message_id)
+                    if message is None or message.conversation_id != conversation_id:
+                        raise ValueError("message does not belong to this conversation")
+                    if message.role != "assistant":
+                        raise ValueError("only assistant messages can be rated")
+                    feedback = session.scalars(
+                        select(Feedback).where(Feedback.message_id == message_id)
+                    ).one_or_none()
+                    if feedback is None:
+                        feedback = Feedback(message_id=message_id, conversation_id=conversation_id)
+                        session.add(feedback)
+                    feedback.rating = rating
+                    feedback.comment = comment
+                    session.flush()
+                    return feedback
+            except IntegrityError:
+                if attempt:  # a concurrent first vote won the unique constraint twice
+                    raise
+        raise AssertionError("unreachable")
+
+
+class AppStateRepository:
+    """Tiny persistent key/value store (e.g. the last Mastodon status id seen)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """Return the JSON value stored under ``key``, or ``default``."""
+        with self.db.session() as session:
+            state = session.get(AppState, key)
+            return default if state is None else state.value
+
+    def set(self, key: str, value: Any) -> None:
+        """Store a JSON-serialisable value under ``key``, replacing any previous one."""
+        with self.db.session() as session:
+            session.merge(AppState(key=key, value=value, updated_at=utcnow()))
+
+
+def _get_conversation(session: Session, conversation_id: str) -> Conversation:
+    """Load a conversation inside ``session`` or raise NotFoundError."""
+    conversation = session.get(Conversation, conversation_id)
+    if conversation is None:
+        raise NotFoundError(f"conversation {conversation_id!r} not found")
+    return conversation

@@ -1,0 +1,31 @@
+"""Ticketing: priorities, SLA and status rules (domain) and the ticket service."""
+
+from tickets.domain import (
+    ALLOWED_TRANSITIONS,
+    PRIORITY_LABELS,
+    SLA_HOURS,
+    STATUS_LABELS,
+    InvalidTransition,
+    Priority,
+    TicketStatus,
+    can_transition,
+    check_transition,
+    is_breached,
+    sla_due,
+)
+from tickets.service import TicketService
+
+__all__ = [
+    "ALLOWED_TRANSITIONS",
+    "PRIORITY_LABELS",
+    "SLA_HOURS",
+    "STATUS_LABELS",
+    "InvalidTransition",
+    "Priority",
+    "TicketService",
+    "TicketStatus",
+    "can_transition",
+    "check_transition",
+    "is_breached",
+    "sla_due",
+]
