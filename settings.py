@@ -34,7 +34,7 @@ class RagConfig(BaseModel):
     lexical_weight: float = Field(0.45, ge=0, le=1, description="Weight of the BM25 score in fusion.")
     lexical_saturation: float = Field(6.0, gt=0, description="BM25 score giving a lexical confidence of 0.5.")
     min_confidence: float = Field(0.42, ge=0, le=1, description="Below this an in-scope question is escalated.")
-    out_of_scope_confidence: float = Field(0.5, ge=0, le=1, description="Below this, a question with no domain word is out of scope.")
+    out_of_scope_confidence: float = Field(0.55, ge=0, le=1, description="Below this, a question with no domain word is out of scope.")
     answer_mode: Literal["extractive", "generative", "hybrid"] = Field("extractive", description="How answers are written.")
     max_message_chars: int = Field(1000, ge=50, description="Longest customer message accepted.")
     repeat_limit: int = Field(3, ge=2, description="Same problem asked this many times escalates.")

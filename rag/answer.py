@@ -134,7 +134,7 @@ class AnswerEngine:
             text = GREETING_TEXT if analysis.small_talk == "greeting" else THANKS_TEXT
             return self._finish(Answer(text=text, intent="général", confidence=1.0, links=_links("général", [], False)), start)
 
-        retrieval: Retrieval = self.retriever.search(question)
+        retrieval: Retrieval = self.retriever.search(analysis.topic or question)
         top = retrieval.top
         confidence = round(top.score, 4) if top else 0.0
         reasons = list(analysis.escalation_reasons)

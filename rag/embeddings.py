@@ -34,7 +34,7 @@ def resolve_model_path(name: str) -> str:
 class Embedder:
     """Lazily loaded sentence-transformers model producing L2-normalised float32 vectors."""
 
-    def __init__(self, model: str = PACKAGED, device: str = "cpu", batch_size: int = 64) -> None:
+    def __init__(self, model: str = PACKAGED, device: str = "cpu", batch_size: int = 16) -> None:
         self.model_name = model
         self.device = device
         self.batch_size = batch_size

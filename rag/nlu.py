@@ -34,10 +34,12 @@ INTENT_RULES: dict[str, re.Pattern] = {
 }
 
 HUMAN_REQUEST = _re(
-    r"\b(?:parler|discuter|echanger|joindre|contacter|avoir|veux|voudrais|souhaite|besoin d'?\s?|mettre en relation avec|passer)\b"
-    r"[^.?!]{0,30}\b(?:conseill\w*|humain|agent|operat(?:eur|rice)|vraie? personne|quelqu'?\s?un|technicien)",
+    r"\b(?:parler|discuter|echanger|joindre|contacter|avoir|veux|voudrais|souhaite|besoin d'?\s?|pass(?:er|ez)(?:-| )?moi|"
+    r"mett(?:re|ez)(?:-| )?moi en (?:relation|contact)|en relation)\b"
+    r"[^.?!]{0,30}\b(?:conseill\w*|humain|agent|operat(?:eur|rice)|vraie? personne|quelqu'?\s?un|technicien|service client)",
+    r"\bmett(?:re|ez)(?:-| )?moi en (?:relation|contact)\b",
     r"\b(?:un|une) (?:vrai|vraie) (?:personne|humain)\b",
-    r"^\W*(?:un |une )?(?:conseill\w*|humain|agent)\W*(?:svp|stp|s'?il vous plait)?\W*$",
+    r"^\W*(?:un |une )?(?:conseill\w*|humain|agent)(?: humain)?\W*(?:svp|stp|s'?il vous plait|$)",
     r"\betre rappele",
     r"\bpas (?:a |avec )?un (?:robot|bot)\b",
 )
@@ -46,16 +48,16 @@ CANCEL_TERM = _re(r"\bresili", r"\bquitter free\b", r"\barreter (?:mon |ma |le |
 CANCEL_WANT = _re(r"\bje (?:veux|voudrais|souhaite|souhaiterais|vais|compte|desire)\b", r"\bj'?\s?(?:aimerais|ai decide)",
                   r"\bveux\b", r"\bdemande de resiliation\b", r"\bcomment (?:je )?(?:peux |puis-je )?resili",
                   r"\bresiliez", r"\bresilier mon", r"^\W*resili\w*\W*$")
-CANCEL_INFO = _re(r"\brio\b", r"\bsim\b", r"\bfrais\b", r"\bcout", r"\bcombien\b", r"\bportabilite\b", r"\bnumero\b",
-                  r"\bgarder\b", r"\bconserver\b")
-COMPLAINT = _re(r"\b(?:deposer|faire|porter|ouvrir|envoyer|formuler|lancer)\b[^.?!]{0,20}\b(?:reclamation|plainte)",
+COMPLAINT = _re(r"\b(?:depos\w*|fai\w*|port\w*|ouvr\w*|envo\w*|formul\w*|lanc\w*)\b[^.?!]{0,20}\b(?:reclamation|plainte)",
                 r"\bje (?:porte|vais porter) plainte", r"\blitige\b", r"\bmediateur\b", r"\breclamation officielle",
                 r"\bplainte\b")
 MONEY_DISPUTE = _re(r"\brembours", r"\bpreleve\w* (?:deux|2) fois", r"\bdouble prelevement", r"\btrop (?:paye|preleve|facture)",
-                    r"\bfactur\w* (?:deux|2) fois", r"\berreur de factur", r"\bje conteste\b", r"\bvol(?:e|er)? (?:mon|de l'?)\s?argent",
+                    r"\bfactur\w* (?:deux|2) fois", r"\berreur de factur", r"(?<!si )\bje conteste\b", r"\bvol(?:e|er)? (?:mon|de l'?)\s?argent",
                     r"\bdedommag", r"\bgeste commercial")
 URGENT_DOWN = _re(r"\bplus (?:aucun|rien)\b[^.?!]{0,25}\b(?:service|reseau|ligne|marche|fonctionne)",
                   r"\bappeler les urgences\b", r"\burgen(?:t|ce)\b", r"\bligne (?:coupee|bloquee|suspendue)")
+INSULTS = _re(r"\bescro", r"\bvoleurs?\b", r"\bincompeten", r"\bconnard", r"\bdebiles?\b", r"\bbande d", r"\bmerde",
+               r"\bputain", r"\bfoutez", r"\bnul(?:le|s)\b")
 NEGATIVE_WORDS = _re(
     r"\bnul(?:le|s)?\b", r"\bhonte", r"\bscandal", r"\barnaque", r"\bescro", r"\bvoleurs?\b", r"\binadmissible",
     r"\binacceptable", r"\bmarre\b", r"\bras le bol\b", r"\bcolere\b", r"\bfurieu", r"\benerve", r"\bdegoute",
@@ -71,7 +73,9 @@ DOMAIN = _re(
     r"\bprelev", r"\brib\b", r"\bconseill", r"\bticket", r"\breclamation", r"\brembours", r"\bligne\b", r"\bnumero\b",
     r"\boperateur", r"\bcouverture\b", r"\bdebit\b", r"\bgigas?\b", r"\bgo\b", r"\bactiv", r"\brecharge", r"\bcode\b",
     r"\bsignal\b", r"\bbarres?\b", r"\bcontrat\b", r"\betranger\b", r"\bespace abonne", r"\bservice client", r"\bcompte\b",
-    r"\bmessagerie\b", r"\brepondeur\b", r"\bwifi\b", r"\bmontant\b", r"\btarif", r"\bprix\b", r"\bpayer\b",
+    r"\bmessagerie\b", r"\brepondeur\b", r"\bwifi\b", r"\bmontant\b", r"\btarif", r"\bprix\b", r"\bpa[iy]e", r"\bfaq\b",
+    r"\bengag", r"\bpuce\b", r"\baucun service\b", r"\bmastodon\b", r"\bsurtax", r"\bcout", r"\bcher\b", r"\btel\b",
+    r"\bassistance\b", r"\bsav\b", r"\bhashtag", r"\bsatisfaction\b", r"\bdelai", r"\bmobile\.free\.fr",
 )
 COMPETITOR = _re(r"\borange\b", r"\bsfr\b", r"\bbouygues\b", r"\bsosh\b", r"\bb ?& ?you\b", r"\bred by sfr\b", r"\blebara\b",
                  r"\bsyma\b", r"\bprixtel\b", r"\bla poste mobile\b", r"\bcoriolis\b")
@@ -93,12 +97,28 @@ class Analysis:
     has_domain_term: bool = False
     competitor_offer: bool = False
     small_talk: str | None = None
+    topic: str = ""
+
+
+BILLING = _re(r"\bfactur", r"\bprelev", r"\brembours", r"\bmontant\b", r"\bpay", r"\beuros?\b", r"\d ?(?:€|e)\b")
+_NOISE = [HUMAN_REQUEST, COMPLAINT, INSULTS, NEGATIVE_WORDS,
+          _re(r"\bpas (?:a |avec )?un (?:robot|bot)\b", r"\b(?:svp|stp|s'?il vous plait|bonjour|bonsoir)\b", r"\bvous etes\b",
+              r"\bj'?en ai marre\b", r"\bc'?est pour\b", r"\bofficielle?\b", r"\bformelle?\b")]
+
+
+def topic_text(folded: str) -> str:
+    """The message without requests for a human, complaint phrasing and insults: what to search for."""
+    topic = folded
+    for pattern in _NOISE:
+        topic = pattern.sub(" ", topic)
+    topic = re.sub(r"\s+", " ", topic).strip(" ,.;:!?-")
+    return topic if len(re.findall(r"[a-z0-9]{3,}", topic)) >= 2 else folded
 
 
 def sentiment_score(text: str) -> float:
     """Negative-sentiment intensity in [0, 1]: angry words, "!!", shouting and angry emojis."""
     folded = fold(text)
-    score = 0.25 * len(NEGATIVE_WORDS.findall(folded))
+    score = 0.25 * len(NEGATIVE_WORDS.findall(folded)) + 0.15 * len(INSULTS.findall(folded))
     bangs = max((len(m) for m in re.findall(r"!{2,}", text)), default=0)
     score += 0.3 if bangs >= 3 else 0.2 if bangs == 2 else 0.0
     letters = [c for c in text if c.isalpha()]
@@ -123,7 +143,7 @@ def analyze_message(text: str, intense_threshold: float = 0.6) -> Analysis:
     reasons: list[str] = []
     if HUMAN_REQUEST.search(folded):
         reasons.append("demande explicite d'un conseiller")
-    if CANCEL_TERM.search(folded) and (CANCEL_WANT.search(folded) or not CANCEL_INFO.search(folded)):
+    if CANCEL_TERM.search(folded) and CANCEL_WANT.search(folded):
         reasons.append("demande de résiliation")
     if COMPLAINT.search(folded):
         reasons.append("réclamation formelle")
@@ -137,7 +157,12 @@ def analyze_message(text: str, intense_threshold: float = 0.6) -> Analysis:
         small_talk = "greeting"
     elif THANKS.match(folded) and not DOMAIN.search(folded):
         small_talk = "thanks"
+    topic = topic_text(folded)
+    if any(r in reasons for r in ("réclamation formelle", "remboursement ou litige financier", "mécontentement important")) \
+            and BILLING.search(folded):
+        topic = "contester une facture, contestation de facture"  # billing disputes follow that procedure
     return Analysis(
+        topic=topic,
         intent=rule_intent(folded) or "général",
         sentiment=sentiment,
         escalation_reasons=reasons,

@@ -15,7 +15,7 @@ from functools import lru_cache
 import Stemmer
 from bm25s.stopwords import STOPWORDS_FRENCH
 
-ANALYZER_VERSION = "3"
+ANALYZER_VERSION = "4"
 
 _EXTRA_STOPWORDS = {
     "bonjour", "bonsoir", "salut", "merci", "svp", "stp", "plait", "comment", "quoi", "quel",
@@ -40,6 +40,7 @@ _PHRASES = [
     (r"\bsuivi (?:de )?conso(?:mmation)?\b", "suiviconso"),
     (r"\bdomaine? outre[- ]mer\b", "dom"),
     (r"\bpas de (?:reseau|signal)\b", "reseau"),
+    (r"(\d+(?:[.,]\d+)?)\s?(?:€|e|eur|euros?)\b", r"\1 euro"),
 ]
 _PHRASES_RE = [(re.compile(p), r) for p, r in _PHRASES]
 
@@ -60,6 +61,7 @@ _SYNONYMS = {
     "grp_rembours": "rembourser remboursement rembourse remboursee",
     "grp_plainte": "reclamation plainte litige contester contestation",
     "grp_sim": "sim puce esim",
+    "grp_recharge": "recharge recharges recharger racheter rajouter acheter",
 }
 _SYNONYM_OF = {w: g for g, words in _SYNONYMS.items() for w in words.split()}
 

@@ -1,22 +1,17 @@
 """Alembic environment for MobiliaChat, driven programmatically by ``storage.db.Database``.
 
 ``Database.migrate()`` passes its open connection in ``config.attributes["connection"]``. Run
-standalone (``alembic`` CLI with ``script_location = storage/migrations``), the URL comes from
-``sqlalchemy.url`` or the ``DATABASE_URL`` environment variable.
+standalone (``alembic`` CLI from the repository root with ``script_location =
+storage/migrations`` and ``prepend_sys_path = .``), the URL comes from ``sqlalchemy.url`` or
+the ``DATABASE_URL`` environment variable.
 """
 
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
 
 from alembic import context
 from sqlalchemy.engine import Connection
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-if str(REPO_ROOT) not in sys.path:  # only needed when run by the alembic CLI
-    sys.path.insert(0, str(REPO_ROOT))
 
 from storage.db import Database
 from storage.models import Base

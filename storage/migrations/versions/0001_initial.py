@@ -67,8 +67,10 @@ def upgrade() -> None:
             name="fk_conversations_customer_id_customers",
             ondelete="SET NULL",
         ),
-        sa.CheckConstraint(_in("channel", CHANNELS), name="ck_conversations_channel"),
-        sa.CheckConstraint(_in("status", CONVERSATION_STATUSES), name="ck_conversations_status"),
+        sa.CheckConstraint(_in("channel", CHANNELS), name=op.f("ck_conversations_channel")),
+        sa.CheckConstraint(
+            _in("status", CONVERSATION_STATUSES), name=op.f("ck_conversations_status")
+        ),
     )
     op.create_index("ix_conversations_customer_id", "conversations", ["customer_id"])
 
@@ -87,7 +89,7 @@ def upgrade() -> None:
             name="fk_messages_conversation_id_conversations",
             ondelete="CASCADE",
         ),
-        sa.CheckConstraint(_in("role", MESSAGE_ROLES), name="ck_messages_role"),
+        sa.CheckConstraint(_in("role", MESSAGE_ROLES), name=op.f("ck_messages_role")),
     )
     op.create_index("ix_messages_conversation_id", "messages", ["conversation_id"])
     op.create_index("ix_messages_created_at", "messages", ["created_at"])
@@ -114,7 +116,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.UniqueConstraint("message_id", name="uq_feedback_message_id"),
-        sa.CheckConstraint("rating IN (1, -1)", name="ck_feedback_rating"),
+        sa.CheckConstraint("rating IN (1, -1)", name=op.f("ck_feedback_rating")),
     )
     op.create_index("ix_feedback_conversation_id", "feedback", ["conversation_id"])
 
@@ -147,9 +149,9 @@ def upgrade() -> None:
             name="fk_tickets_customer_id_customers",
             ondelete="SET NULL",
         ),
-        sa.CheckConstraint(_in("priority", TICKET_PRIORITIES), name="ck_tickets_priority"),
-        sa.CheckConstraint(_in("status", TICKET_STATUSES), name="ck_tickets_status"),
-        sa.CheckConstraint("csat IS NULL OR csat BETWEEN 1 AND 5", name="ck_tickets_csat"),
+        sa.CheckConstraint(_in("priority", TICKET_PRIORITIES), name=op.f("ck_tickets_priority")),
+        sa.CheckConstraint(_in("status", TICKET_STATUSES), name=op.f("ck_tickets_status")),
+        sa.CheckConstraint("csat IS NULL OR csat BETWEEN 1 AND 5", name=op.f("ck_tickets_csat")),
     )
     op.create_index("ix_tickets_status", "tickets", ["status"])
     op.create_index("ix_tickets_priority", "tickets", ["priority"])
@@ -181,7 +183,7 @@ def upgrade() -> None:
             name="fk_ticket_events_ticket_id_tickets",
             ondelete="CASCADE",
         ),
-        sa.CheckConstraint(_in("kind", TICKET_EVENT_KINDS), name="ck_ticket_events_kind"),
+        sa.CheckConstraint(_in("kind", TICKET_EVENT_KINDS), name=op.f("ck_ticket_events_kind")),
     )
     op.create_index("ix_ticket_events_ticket_id", "ticket_events", ["ticket_id"])
 
@@ -228,10 +230,11 @@ def upgrade() -> None:
         ),
         sa.UniqueConstraint("status_id", name="uq_mastodon_posts_status_id"),
         sa.CheckConstraint(
-            f"urgency IS NULL OR {_in('urgency', URGENCIES)}", name="ck_mastodon_posts_urgency"
+            f"urgency IS NULL OR {_in('urgency', URGENCIES)}",
+            name=op.f("ck_mastodon_posts_urgency"),
         ),
         sa.CheckConstraint(
-            _in("reply_status", REPLY_STATUSES), name="ck_mastodon_posts_reply_status"
+            _in("reply_status", REPLY_STATUSES), name=op.f("ck_mastodon_posts_reply_status")
         ),
     )
     op.create_index("ix_mastodon_posts_created_at", "mastodon_posts", ["created_at"])
@@ -246,7 +249,7 @@ def upgrade() -> None:
         sa.Column("created_at", _tz(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_staff_users"),
         sa.UniqueConstraint("username", name="uq_staff_users_username"),
-        sa.CheckConstraint(_in("role", STAFF_ROLES), name="ck_staff_users_role"),
+        sa.CheckConstraint(_in("role", STAFF_ROLES), name=op.f("ck_staff_users_role")),
     )
 
     op.create_table(

@@ -1,0 +1,220 @@
+"""Database handle and migrations on real SQLite files and in-memory SQLite."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, select, text
+from sqlalchemy.exc import IntegrityError
+
+from storage import Base, Customer, Database, Message
+from storage.db import MIGRATIONS_DIR
+
+TABLES = {
+    "customers",
+    "conversations",
+    "messages",
+    "feedback",
+    "tickets",
+    "ticket_events",
+    "contact_tokens",
+    "mastodon_posts",
+    "staff_users",
+    "app_state",
+}
+
+
+@pytest.fixture
+def file_db(tmp_path: Path) -> Iterator[Database]:
+    db = Database(f"sqlite:///{tmp_path / 'nested' / 'dir' / 'app.db'}")
+    yield db
+    db.dispose()
+
+
+def test_engine_is_created_lazily(tmp_path: Path) -> None:
+    path = tmp_path / "lazy" / "app.db"
+    db = Database(f"sqlite:///{path}")
+    assert not path.parent.exists()
+    db.migrate()
+    assert path.exists()
+    db.dispose()
+
+
+def test_migrate_is_idempotent_on_file_db(file_db: Database) -> None:
+    assert file_db.current_revision() is None
+    file_db.migrate()
+    file_db.migrate()
+    assert file_db.current_revision() == "0001"
+    assert set(inspect(file_db.engine).get_table_names()) >= TABLES
+
+
+def test_env_py_opens_its_own_connection_from_the_url(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", url)
+    command.upgrade(config, "head")
+    db = Database(url)
+    assert db.current_revision() == "0001"
+    db.dispose()
+
+
+BROKEN_MIGRATION = """
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.create_table("half_done", sa.Column("id", sa.Integer(), primary_key=True))
+    raise RuntimeError("migration failed halfway")
+
+
+def downgrade():
+    op.drop_table("half_done")
+"""
+
+
+def test_failed_migration_rolls_back_its_ddl(tmp_path: Path) -> None:
+    scripts = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS_DIR, scripts, ignore=shutil.ignore_patterns("__pycache__"))
+    (scripts / "versions" / "0002_broken.py").write_text(BROKEN_MIGRATION)
+    db = Database(f"sqlite:///{tmp_path / 'app.db'}")
+    config = Config()
+    config.set_main_option("script_location", str(scripts))
+
+    with db.engine.connect() as connection, pytest.raises(RuntimeError, match="halfway"):
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+    assert db.current_revision() == "0001"  # 0001 committed on its own
+    tables = set(inspect(db.engine).get_table_names())
+    assert "half_done" not in tables
+    assert tables >= TABLES
+    db.dispose()
+
+
+def test_sqlite_pragmas_on_every_connection(file_db: Database) -> None:
+    file_db.migrate()
+    with file_db.engine.connect() as connection:
+        pragma = connection.exec_driver_sql
+        assert pragma("PRAGMA journal_mode").scalar() == "wal"
+        assert pragma("PRAGMA foreign_keys").scalar() == 1
+        assert pragma("PRAGMA busy_timeout").scalar() == 5000
+        assert pragma("PRAGMA synchronous").scalar() == 1  # NORMAL
+
+
+def test_migration_matches_models(file_db: Database) -> None:
+    file_db.migrate()
+    with file_db.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+
+
+def _constraint_names(db: Database) -> dict[str, set[str]]:
+    """Collect the names of every check, unique, foreign-key constraint and index per table."""
+    inspector = inspect(db.engine)
+    names: dict[str, set[str]] = {}
+    for table in TABLES:
+        found = {c["name"] for c in inspector.get_check_constraints(table)}
+        found |= {c["name"] for c in inspector.get_unique_constraints(table)}
+        found |= {c["name"] for c in inspector.get_foreign_keys(table)}
+        found |= {i["name"] for i in inspector.get_indexes(table)}
+        names[table] = found
+    return names
+
+
+def test_migration_constraint_names_match_models(file_db: Database) -> None:
+    file_db.migrate()
+    reference = Database("sqlite://")
+    Base.metadata.create_all(reference.engine)
+    migrated = _constraint_names(file_db)
+    assert migrated == _constraint_names(reference)
+    assert "ck_conversations_channel" in migrated["conversations"]
+    reference.dispose()
+
+
+def test_downgrade_to_base_and_back(file_db: Database) -> None:
+    file_db.migrate()
+    file_db.downgrade("base")
+    assert file_db.current_revision() is None
+    assert not TABLES & set(inspect(file_db.engine).get_table_names())
+    file_db.migrate()
+    assert set(inspect(file_db.engine).get_table_names()) >= TABLES
+
+
+def test_in_memory_database_is_shared_by_sessions_and_threads() -> None:
+    db = Database("sqlite://")
+    db.migrate()
+    with db.session() as session:
+        session.add(Customer(full_name="Alice Martin", phone="+33612345678"))
+
+    found: list[str] = []
+
+    def read() -> None:
+        with db.session() as session:
+            found.extend(session.scalars(select(Customer.phone)))
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    thread.join()
+    assert found == ["+33612345678"]
+    db.dispose()
+
+
+def test_session_rolls_back_on_error() -> None:
+    db = Database("sqlite://")
+    db.migrate()
+    with pytest.raises(RuntimeError), db.session() as session:
+        session.add(Customer(full_name="Alice Martin", phone="+33612345678"))
+        session.flush()
+        raise RuntimeError("boom")
+    with db.session() as session:
+        assert session.scalars(select(Customer)).all() == []
+
+
+def test_foreign_keys_are_enforced(file_db: Database) -> None:
+    file_db.migrate()
+    with pytest.raises(IntegrityError), file_db.session() as session:
+        session.add(Message(conversation_id="0" * 32, role="user", content="Bonjour"))
+
+
+def test_check_constraints_are_enforced(file_db: Database) -> None:
+    file_db.migrate()
+    with pytest.raises(IntegrityError), file_db.session() as session:
+        session.execute(
+            text(
+                "INSERT INTO conversations (id, channel, status, created_at, updated_at) "
+                "VALUES ('a', 'fax', 'bot', '2025-01-01', '2025-01-01')"
+            )
+        )
+
+
+def test_naive_datetimes_are_refused() -> None:
+    db = Database("sqlite://")
+    db.migrate()
+    with pytest.raises(Exception, match="naive datetime"), db.session() as session:
+        session.add(
+            Customer(full_name="A B", phone="+33612345678", created_at=datetime(2025, 1, 1))
+        )
+
+
+def test_url_hides_password_and_connects_nowhere() -> None:
+    db = Database("postgresql+psycopg://mobilia:s3cret@db.example:5432/mobilia")
+    assert "s3cret" not in db.url
+    assert "s3cret" not in repr(db)
+    assert db.url == "postgresql+psycopg://mobilia:***@db.example:5432/mobilia"
+    assert db._engine is None

@@ -1,0 +1,201 @@
+"""Repositories on a migrated in-memory SQLite database."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC
+
+import pytest
+from sqlalchemy import func, select
+
+from storage import (
+    AppStateRepository,
+    ConversationRepository,
+    CustomerRepository,
+    Database,
+    Feedback,
+    FeedbackRepository,
+    MessageRepository,
+    NotFoundError,
+)
+
+
+@pytest.fixture
+def db() -> Iterator[Database]:
+    database = Database("sqlite://")
+    database.migrate()
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def conversation_id(db: Database) -> str:
+    return ConversationRepository(db).create().id
+
+
+# --- customers ---------------------------------------------------------------------------
+
+
+def test_customers_are_deduplicated_by_phone(db: Database) -> None:
+    repo = CustomerRepository(db)
+    first = repo.get_or_create("Alice Martin", "+33612345678", "alice@example.fr")
+    second = repo.get_or_create("Alice Martin-Durand", "+33612345678")
+    other = repo.get_or_create("Bruno Petit", "+33798765432")
+
+    assert second.id == first.id
+    assert other.id != first.id
+    stored = repo.get(first.id)
+    assert stored is not None
+    assert stored.full_name == "Alice Martin-Durand"  # name refreshed
+    assert stored.email == "alice@example.fr"  # kept when not given
+    assert repo.get_or_create("Alice M", "+33612345678", "a@example.fr").email == "a@example.fr"
+    assert stored.created_at.tzinfo is UTC
+
+
+@pytest.mark.parametrize("phone", ["0612345678", "+33 6 12 34 56 78", "", "+0612345678"])
+def test_customer_phone_must_be_e164(db: Database, phone: str) -> None:
+    with pytest.raises(ValueError):
+        CustomerRepository(db).get_or_create("Alice Martin", phone)
+
+
+def test_missing_customer_is_none(db: Database) -> None:
+    assert CustomerRepository(db).get(999) is None
+
+
+# --- conversations -----------------------------------------------------------------------
+
+
+def test_conversation_ids_are_random_32_hex(db: Database) -> None:
+    repo = ConversationRepository(db)
+    ids = {repo.create().id for _ in range(50)}
+    assert len(ids) == 50
+    assert all(re.fullmatch(r"[0-9a-f]{32}", cid) for cid in ids)
+
+
+def test_conversation_create_defaults_and_links_customer(db: Database) -> None:
+    customer = CustomerRepository(db).get_or_create("Alice Martin", "+33612345678")
+    conversation = ConversationRepository(db).create(
+        customer_id=customer.id, channel="mastodon", context={"handle": "@alice@mastodon.social"}
+    )
+    loaded = ConversationRepository(db).get(conversation.id)
+    assert loaded is not None
+    assert (loaded.customer_id, loaded.channel, loaded.status) == (customer.id, "mastodon", "bot")
+    assert loaded.context == {"handle": "@alice@mastodon.social"}
+
+
+def test_conversation_status_and_context(db: Database, conversation_id: str) -> None:
+    repo = ConversationRepository(db)
+    assert repo.set_status(conversation_id, "agent").status == "agent"
+    repo.update_context(conversation_id, {"handle": "@bob@piaille.fr"})
+    repo.update_context(conversation_id, {"post_url": "https://piaille.fr/@bob/1"})
+    loaded = repo.get(conversation_id)
+    assert loaded is not None
+    assert loaded.status == "agent"
+    assert loaded.context == {"handle": "@bob@piaille.fr", "post_url": "https://piaille.fr/@bob/1"}
+
+
+def test_conversation_bad_values_and_missing_ids(db: Database, conversation_id: str) -> None:
+    repo = ConversationRepository(db)
+    with pytest.raises(ValueError):
+        repo.create(channel="fax")
+    with pytest.raises(ValueError):
+        repo.set_status(conversation_id, "done")
+    with pytest.raises(NotFoundError):
+        repo.set_status("f" * 32, "closed")
+    assert repo.get("f" * 32) is None
+
+
+# --- messages ----------------------------------------------------------------------------
+
+
+def test_messages_are_listed_chronologically(db: Database, conversation_id: str) -> None:
+    repo = MessageRepository(db)
+    before = ConversationRepository(db).get(conversation_id)
+    assert before is not None
+    contents = ["Bonjour", "Bonjour, que puis-je faire ?", "Ma facture", "Voici..."]
+    roles = ["user", "assistant", "user", "assistant"]
+    for role, content in zip(roles, contents, strict=True):
+        repo.add(conversation_id, role, content, meta={"intent": "facturation"})
+
+    messages = repo.list(conversation_id)
+    assert [m.content for m in messages] == contents
+    assert [m.role for m in messages] == roles
+    assert messages[1].meta == {"intent": "facturation"}
+    assert [m.content for m in repo.list(conversation_id, limit=2)] == contents[2:]
+    after = ConversationRepository(db).get(conversation_id)
+    assert after is not None and after.updated_at >= before.updated_at
+
+
+def test_messages_of_other_conversations_are_not_listed(db: Database) -> None:
+    conversations = ConversationRepository(db)
+    messages = MessageRepository(db)
+    mine, theirs = conversations.create().id, conversations.create().id
+    messages.add(theirs, "user", "secret")
+    assert messages.list(mine) == []
+
+
+def test_message_validation(db: Database, conversation_id: str) -> None:
+    repo = MessageRepository(db)
+    with pytest.raises(ValueError):
+        repo.add(conversation_id, "robot", "Bonjour")
+    with pytest.raises(NotFoundError):
+        repo.add("0" * 32, "user", "Bonjour")
+    message = repo.add(conversation_id, "user", "Bonjour")
+    assert repo.get(message.id).content == "Bonjour"  # type: ignore[union-attr]
+    assert repo.get(12345) is None
+
+
+# --- feedback ----------------------------------------------------------------------------
+
+
+def test_feedback_upserts_on_message(db: Database, conversation_id: str) -> None:
+    answer = MessageRepository(db).add(conversation_id, "assistant", "Voici la réponse.")
+    repo = FeedbackRepository(db)
+    first = repo.record(answer.id, conversation_id, 1)
+    second = repo.record(answer.id, conversation_id, -1, comment="Pas clair")
+
+    assert second.id == first.id
+    assert (second.rating, second.comment) == (-1, "Pas clair")
+    with db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Feedback)) == 1
+
+
+def test_feedback_refuses_foreign_or_non_assistant_messages(
+    db: Database, conversation_id: str
+) -> None:
+    messages = MessageRepository(db)
+    question = messages.add(conversation_id, "user", "Ma question")
+    answer = messages.add(conversation_id, "assistant", "La réponse")
+    other_conversation = ConversationRepository(db).create().id
+    repo = FeedbackRepository(db)
+
+    with pytest.raises(ValueError, match="belong"):
+        repo.record(answer.id, other_conversation, 1)
+    with pytest.raises(ValueError, match="assistant"):
+        repo.record(question.id, conversation_id, 1)
+    with pytest.raises(ValueError, match="belong"):
+        repo.record(99999, conversation_id, 1)
+
+
+@pytest.mark.parametrize("rating", [0, 2, -2, True, 5])
+def test_feedback_rating_must_be_plus_or_minus_one(
+    db: Database, conversation_id: str, rating: int
+) -> None:
+    answer = MessageRepository(db).add(conversation_id, "assistant", "La réponse")
+    with pytest.raises(ValueError, match="rating"):
+        FeedbackRepository(db).record(answer.id, conversation_id, rating)
+
+
+# --- app state ---------------------------------------------------------------------------
+
+
+def test_app_state_get_and_set(db: Database) -> None:
+    repo = AppStateRepository(db)
+    assert repo.get("mastodon.last_id") is None
+    assert repo.get("mastodon.last_id", "0") == "0"
+    repo.set("mastodon.last_id", "1100")
+    repo.set("mastodon.last_id", "1200")
+    repo.set("stats", {"runs": [1, 2], "ok": True})
+    assert repo.get("mastodon.last_id") == "1200"
+    assert repo.get("stats") == {"runs": [1, 2], "ok": True}
