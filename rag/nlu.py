@@ -38,16 +38,18 @@ HUMAN_REQUEST = _re(
     r"mett(?:re|ez)(?:-| )?moi en (?:relation|contact)|en relation)\b"
     r"[^.?!]{0,30}\b(?:conseill\w*|humain|agent|operat(?:eur|rice)|vraie? personne|quelqu'?\s?un|technicien|service client)",
     r"\bmett(?:re|ez)(?:-| )?moi en (?:relation|contact)\b",
+    r"\bme pass(?:er|ez)\b[^.?!]{0,20}\b(?:conseill\w*|humain|agent|quelqu'?\s?un|responsable)",
+    r"\b(?:une personne|un humain|quelqu'?\s?un|un conseiller) (?:s'?en occupe|me rappelle|me reponde)",
     r"\b(?:un|une) (?:vrai|vraie) (?:personne|humain)\b",
     r"^\W*(?:un |une )?(?:conseill\w*|humain|agent)(?: humain)?\W*(?:svp|stp|s'?il vous plait|$)",
     r"\betre rappele",
     r"\bpas (?:a |avec )?un (?:robot|bot)\b",
 )
-CANCEL_TERM = _re(r"\bresili", r"\bquitter free\b", r"\barreter (?:mon |ma |le |la )?(?:forfait|abonnement|ligne)",
-                  r"\bmettre fin a (?:mon|ma)", r"\bfermer (?:ma|mon) (?:ligne|compte)")
+CANCEL_TERM = _re(r"\bresili", r"\bquitter free\b", r"\barret(?:er|ez) (?:mon |ma |le |la )?(?:forfait|abonnement|ligne)",
+                  r"\bmettre fin a (?:mon|ma)", r"\bferm(?:er|ez) (?:ma|mon|la|le) (?:ligne|compte|forfait|abonnement)")
 CANCEL_WANT = _re(r"\bje (?:veux|voudrais|souhaite|souhaiterais|vais|compte|desire)\b", r"\bj'?\s?(?:aimerais|ai decide)",
                   r"\bveux\b", r"\bdemande de resiliation\b", r"\bcomment (?:je )?(?:peux |puis-je )?resili",
-                  r"\bresiliez", r"\bresilier mon", r"^\W*resili\w*\W*$")
+                  r"\bresiliez", r"\bfermez\b", r"\barretez\b", r"\bresilier mon", r"^\W*resili\w*\W*$")
 COMPLAINT = _re(r"\b(?:depos\w*|fai\w*|port\w*|ouvr\w*|envo\w*|formul\w*|lanc\w*)\b[^.?!]{0,20}\b(?:reclamation|plainte)",
                 r"\bje (?:porte|vais porter) plainte", r"\blitige\b", r"\bmediateur\b", r"\breclamation officielle",
                 r"\bplainte\b")
@@ -57,7 +59,8 @@ MONEY_DISPUTE = _re(r"\brembours", r"\bpreleve\w* (?:deux|2) fois", r"\bdouble p
 URGENT_DOWN = _re(r"\bplus (?:aucun|rien)\b[^.?!]{0,25}\b(?:service|reseau|ligne|marche|fonctionne)",
                   r"\bappeler les urgences\b", r"\burgen(?:t|ce)\b", r"\bligne (?:coupee|bloquee|suspendue)")
 INSULTS = _re(r"\bescro", r"\bvoleurs?\b", r"\bincompeten", r"\bconnard", r"\bdebiles?\b", r"\bbande d", r"\bmerde",
-               r"\bputain", r"\bfoutez", r"\bnul(?:le|s)\b")
+               r"\bputain", r"\bfoutez", r"\bnul(?:le|s)\b", r"\bc'?est du vol\b", r"\bcharlots?\b", r"\bclowns?\b",
+               r"\bguignols?\b", r"\bservez a rien\b", r"\bbras casses\b")
 NEGATIVE_WORDS = _re(
     r"\bnul(?:le|s)?\b", r"\bhonte", r"\bscandal", r"\barnaque", r"\bescro", r"\bvoleurs?\b", r"\binadmissible",
     r"\binacceptable", r"\bmarre\b", r"\bras le bol\b", r"\bcolere\b", r"\bfurieu", r"\benerve", r"\bdegoute",
@@ -76,10 +79,14 @@ DOMAIN = _re(
     r"\bmessagerie\b", r"\brepondeur\b", r"\bwifi\b", r"\bmontant\b", r"\btarif", r"\bprix\b", r"\bpa[iy]e", r"\bfaq\b",
     r"\bengag", r"\bpuce\b", r"\baucun service\b", r"\bmastodon\b", r"\bsurtax", r"\bcout", r"\bcher\b", r"\btel\b",
     r"\bassistance\b", r"\bsav\b", r"\bhashtag", r"\bsatisfaction\b", r"\bdelai", r"\bmobile\.free\.fr",
+    r"\bsos\b", r"\bmmsc\b", r"\bmnc\b", r"\bmcc\b", r"\boffres?\b", r"\btextos?\b", r"\bsite\b", r"\bcontact\b",
+    r"\bespace (?:perso|client)", r"\biphone\b", r"\bandroid\b", r"\bsmartphone\b", r"\bappli", r"\bpoint d'?\s?acces\b",
+    r"\bmessages?\b", r"\bvocal\b", r"\bportabilite\b", r"\btransfert\b", r"\bengagement\b", r"\bclient\b",
 )
 COMPETITOR = _re(r"\borange\b", r"\bsfr\b", r"\bbouygues\b", r"\bsosh\b", r"\bb ?& ?you\b", r"\bred by sfr\b", r"\blebara\b",
                  r"\bsyma\b", r"\bprixtel\b", r"\bla poste mobile\b", r"\bcoriolis\b")
-COMPETITOR_OFFER = _re(r"\bprix\b", r"\btarif", r"\boffres?\b", r"\bforfaits?\b", r"\bpromo", r"\bmeilleur", r"\bcouverture\b", r"\bavis\b")
+COMPETITOR_OFFER = _re(r"\bprix\b", r"\btarif", r"\boffres?\b", r"\bforfaits?\b", r"\bpromo", r"\bmeilleur", r"\bcouverture\b",
+                       r"\bavis\b", r"\bcout", r"\bcombien\b", r"\bfibre\b", r"\bbox\b")
 PORTING = _re(r"\bportab", r"\brio\b", r"\bgarder\b", r"\bconserver\b", r"\bnumero\b", r"\bresili", r"\bquitter\b", r"\bpartir\b",
               r"\bchanger d'?\s?operateur\b", r"\bvenir\b", r"\barriver\b")
 GREETING = re.compile(r"^\W*(?:bonjour|bonsoir|salut|hello|coucou|bjr|slt)\W*(?:a vous|tout le monde)?\W*$")
@@ -100,7 +107,10 @@ class Analysis:
     topic: str = ""
 
 
-BILLING = _re(r"\bfactur", r"\bprelev", r"\brembours", r"\bmontant\b", r"\bpay", r"\beuros?\b", r"\d ?(?:€|e)\b")
+BILLING = _re(r"\bfactur", r"\bprelev", r"\brembours", r"\bmontant\b", r"\bpay", r"\beuros?\b", r"\d ?(?:€|eur\b|e\b)")
+REPEATED = _re(r"\b(?:3|4|5|troisieme|quatrieme|cinquieme|[345] ?eme|[345]e)\s?fois\b[^.!?]{0,60}\b(?:toujours|meme|rien|encore|pas)\b",
+               r"\b(?:3|4|5|trois|quatre|cinq) fois\b[^.!?]{0,40}\btoujours pas\b",
+               r"\btoujours pas\b[^.!?]{0,40}\b(?:3|4|5|trois|quatre|cinq) fois\b")
 _NOISE = [HUMAN_REQUEST, COMPLAINT, INSULTS, NEGATIVE_WORDS,
           _re(r"\bpas (?:a |avec )?un (?:robot|bot)\b", r"\b(?:svp|stp|s'?il vous plait|bonjour|bonsoir)\b", r"\bvous etes\b",
               r"\bj'?en ai marre\b", r"\bc'?est pour\b", r"\bofficielle?\b", r"\bformelle?\b")]
@@ -118,7 +128,7 @@ def topic_text(folded: str) -> str:
 def sentiment_score(text: str) -> float:
     """Negative-sentiment intensity in [0, 1]: angry words, "!!", shouting and angry emojis."""
     folded = fold(text)
-    score = 0.25 * len(NEGATIVE_WORDS.findall(folded)) + 0.15 * len(INSULTS.findall(folded))
+    score = 0.25 * len(NEGATIVE_WORDS.findall(folded)) + 0.3 * len(INSULTS.findall(folded))
     bangs = max((len(m) for m in re.findall(r"!{2,}", text)), default=0)
     score += 0.3 if bangs >= 3 else 0.2 if bangs == 2 else 0.0
     letters = [c for c in text if c.isalpha()]
@@ -149,6 +159,8 @@ def analyze_message(text: str, intense_threshold: float = 0.6) -> Analysis:
         reasons.append("réclamation formelle")
     if MONEY_DISPUTE.search(folded):
         reasons.append("remboursement ou litige financier")
+    if REPEATED.search(folded):
+        reasons.append("problème non résolu après plusieurs tentatives")
     if sentiment >= intense_threshold:
         reasons.append("mécontentement important")
     competitor_offer = bool(COMPETITOR.search(folded) and COMPETITOR_OFFER.search(folded) and not PORTING.search(folded))

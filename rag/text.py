@@ -15,7 +15,7 @@ from functools import lru_cache
 import Stemmer
 from bm25s.stopwords import STOPWORDS_FRENCH
 
-ANALYZER_VERSION = "4"
+ANALYZER_VERSION = "5"
 
 _EXTRA_STOPWORDS = {
     "bonjour", "bonsoir", "salut", "merci", "svp", "stp", "plait", "comment", "quoi", "quel",
@@ -36,6 +36,10 @@ _PHRASES = [
     (r"\bmode avion\b", "modeavion"),
     (r"\b(?:garder|conserver|porter|transferer) (?:mon |son |le |ma )?(?:numero|ligne|num)\b", "portabilite"),
     (r"\bchanger d'?\s?operateur\b", "portabilite"),
+    (r"\btransfert (?:de|du) (?:mon |ma )?(?:numero|ligne)\b", "portabilite"),
+    (r"\bmettre fin a\b", "resilier"),
+    (r"\bferm(?:er|ez) (?:ma|mon|la|le) (?:ligne|compte|forfait|abonnement)\b", "resilier forfait"),
+    (r"\bespace (?:perso|client|personnel)\b", "espaceabonne"),
     (r"\bhors forfait\b", "horsforfait"),
     (r"\bsuivi (?:de )?conso(?:mmation)?\b", "suiviconso"),
     (r"\bdomaine? outre[- ]mer\b", "dom"),
@@ -50,7 +54,7 @@ _SYNONYMS = {
     "grp_paiement": "rib iban prelevement prelevements cb moyenpaiement paiement payer carte",
     "grp_resil": "resilier resiliation resilie arreter quitter annuler partir",
     "grp_porta": "portabilite rio operateur",
-    "grp_roaming": "roaming itinerance etranger europe voyage vacances dom",
+    "grp_roaming": "roaming itinerance etranger europe voyage vacances dom sejour pays",
     "grp_reseau": "reseau signal barre barres couverture capte capter reception",
     "grp_lent": "lent lente lenteur debit rame ramer",
     "grp_humain": "conseiller conseillere humain agent quelqu personne",

@@ -1,0 +1,56 @@
+"""The app's service objects, built once from settings and passed explicitly to the UI tabs."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """Everything the UI callbacks (and the API) call into; no Gradio here."""
+
+    settings: Settings
+    db: object
+    engine: object
+    tickets: object
+    chat: object
+    ready: threading.Event = field(default_factory=threading.Event)
+    startup_error: str | None = None
+
+    def prepare(self) -> None:
+        """Apply migrations, then load (or build) the index and the embedding model."""
+        self.db.migrate()
+        try:
+            self.engine.warm_up()
+        except Exception as exc:  # surfaced in the UI status, the app keeps serving its pages
+            log.exception("Knowledge base failed to load")
+            self.startup_error = str(exc)
+        finally:
+            self.ready.set()
+
+    def prepare_in_background(self) -> threading.Thread:
+        """Run prepare() on a daemon thread so the web server starts at once."""
+        self.db.migrate()
+        thread = threading.Thread(target=self.prepare, name="warm-up", daemon=True)
+        thread.start()
+        return thread
+
+
+def build_services(settings: Settings) -> Services:
+    """Create the services; cheap (models and index load later, in prepare())."""
+    from rag.answer import AnswerEngine
+    from rag.chat import ChatService
+    from storage import Database
+    from tickets import TicketService
+
+    db = Database(settings.database_url)
+    engine = AnswerEngine(settings.rag)
+    tickets = TicketService(db)
+    chat = ChatService(db, engine, tickets, max_chars=settings.rag.max_message_chars)
+    return Services(settings=settings, db=db, engine=engine, tickets=tickets, chat=chat)

@@ -1,0 +1,105 @@
+"""Customer chat tab: contact form, multi-turn chat with sources, feedback and escalation."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from rag.chat import ChatSession, MessageError
+from rag.contact import ContactError, validate_contact
+from ui.chat_format import WELCOME, answer_markdown, customer_text, errors_markdown
+
+
+class ChatCallbacks:
+    """Thin Gradio callbacks over ChatService; per-user data lives in gr.State only."""
+
+    def __init__(self, services) -> None:
+        self.chat = services.chat
+        self.services = services
+
+    def start(self, name: str, phone: str, email: str):
+        """Validate the form; on success open a conversation and show the chat."""
+        try:
+            contact = validate_contact(name, phone, email)
+        except ContactError as exc:
+            return None, [], [], gr.update(value=errors_markdown(exc.errors), visible=True), gr.update(), gr.update()
+        session = self.chat.start(contact)
+        first = contact.full_name.split(" ")[0]
+        welcome = [{"role": "assistant", "content": f"{WELCOME}\n\nEnchanté, {customer_text(first)} !"}]
+        return session, welcome, [None], gr.update(value="", visible=False), gr.update(visible=False), gr.update(visible=True)
+
+    def send(self, text: str, session: ChatSession | None, history: list, ids: list):
+        """Post a message: echo it at once, then show the answer (streamed in two steps)."""
+        if session is None:
+            yield history, ids, text, "⚠️ Merci de remplir d'abord le formulaire de contact."
+            return
+        try:
+            clean = self.chat.clean_message(text)
+        except MessageError as exc:
+            yield history, ids, text, f"⚠️ {exc}"
+            return
+        history = [*history, {"role": "user", "content": customer_text(clean)},
+                   {"role": "assistant", "content": "…"}]
+        yield history, [*ids, None, None], "", ""
+        reply = self.chat.send(session, clean)
+        history = history[:-1]
+        ids = [*ids, None]
+        if reply.answer is not None:
+            history.append({"role": "assistant", "content": answer_markdown(reply.answer)})
+            ids.append(reply.assistant_message_id)
+        if reply.notice:
+            history.append({"role": "assistant", "content": reply.notice})
+            ids.append(None)
+        status = f"🎫 Ticket n° {reply.ticket.id} ouvert." if reply.ticket else ""
+        yield history, ids, "", status
+
+    def like(self, session: ChatSession | None, ids: list, data: gr.LikeData):
+        """Record 👍/👎 on a bot answer; a 👎 opens the optional comment box."""
+        index = data.index if isinstance(data.index, int) else data.index[0]
+        message_id = ids[index] if session and 0 <= index < len(ids) else None
+        if message_id is None:
+            return None, gr.update(visible=False), ""
+        self.chat.feedback(session, message_id, bool(data.liked))
+        if data.liked:
+            return None, gr.update(visible=False), "Merci pour votre retour !"
+        return message_id, gr.update(visible=True), "Merci. Dites-nous ce qui n'allait pas (facultatif)."
+
+    def comment(self, session: ChatSession | None, message_id: int | None, comment: str):
+        """Attach the optional comment to the 👎 vote."""
+        if session and message_id is not None and comment.strip():
+            self.chat.feedback(session, message_id, False, comment)
+        return None, gr.update(visible=False, value=""), "Merci, votre commentaire a été transmis."
+
+    def reset(self):
+        """New conversation: forget the session and show the form again."""
+        return None, [], [], gr.update(visible=True), gr.update(visible=False), ""
+
+
+def create_chat_tab(services) -> dict[str, gr.Component]:
+    """Build the customer tab inside the current Blocks context."""
+    cb = ChatCallbacks(services)
+    session, ids, disliked = gr.State(None), gr.State([]), gr.State(None)
+    with gr.Column(visible=True, elem_id="contact-form") as form:
+        gr.Markdown("### Avant de commencer\nCes informations permettent à un conseiller de vous recontacter si besoin.")
+        name = gr.Textbox(label="Nom complet", elem_id="contact-name", max_lines=1)
+        phone = gr.Textbox(label="Numéro de mobile", placeholder="06 12 34 56 78", elem_id="contact-phone", max_lines=1)
+        email = gr.Textbox(label="E-mail (facultatif)", elem_id="contact-email", max_lines=1)
+        form_errors = gr.Markdown(visible=False, elem_id="contact-errors")
+        start = gr.Button("Commencer la conversation", variant="primary", elem_id="contact-submit")
+    with gr.Column(visible=False, elem_id="chat-area") as chat_area:
+        chatbot = gr.Chatbot(label="Conversation", height=520, elem_id="chatbot", feedback_options=("Like", "Dislike"))
+        with gr.Row():
+            message = gr.Textbox(label="Votre message", placeholder="Écrivez votre question…", scale=5,
+                                 elem_id="chat-input", max_lines=6, info="1000 caractères maximum")
+            send = gr.Button("Envoyer", variant="primary", scale=1, elem_id="chat-send")
+        status = gr.Markdown(elem_id="chat-status")
+        comment = gr.Textbox(label="Votre commentaire", visible=False, elem_id="feedback-comment", max_lines=3)
+        comment_send = gr.Button("Envoyer le commentaire", size="sm", elem_id="feedback-send")
+        new = gr.Button("Nouvelle conversation", elem_id="chat-new")
+
+    start.click(cb.start, [name, phone, email], [session, chatbot, ids, form_errors, form, chat_area])
+    for trigger in (send.click, message.submit):
+        trigger(cb.send, [message, session, chatbot, ids], [chatbot, ids, message, status], api_name=False)
+    chatbot.like(cb.like, [session, ids], [disliked, comment, status])
+    comment_send.click(cb.comment, [session, disliked, comment], [disliked, comment, status])
+    new.click(cb.reset, None, [session, chatbot, ids, form, chat_area, status])
+    return {"chatbot": chatbot, "message": message, "send": send, "status": status, "form": form}
