@@ -36,6 +36,7 @@ GREETING_TEXT = (
     "factures, le réseau ou vos options, je vous réponds tout de suite."
 )
 THANKS_TEXT = "Avec plaisir ! Avez-vous une autre question ? Je reste à votre disposition."
+HANDOFF_TEXT = "Bien sûr : je transmets votre demande à un conseiller, qui reprendra cette conversation ici même."
 ESCALATION_TEXT = "Je transmets votre demande à un conseiller, qui reprendra cette conversation ici même."
 EMPATHY_TEXT = "Je suis désolé pour la gêne occasionnée et je comprends votre agacement."
 
@@ -161,7 +162,12 @@ class AnswerEngine:
         parts = []
         if "mécontentement important" in reasons:
             parts.append(EMPATHY_TEXT)
-        parts.append(top.entry.answer if grounded else LOW_CONFIDENCE_TEXT)
+        if grounded:
+            parts.append(top.entry.answer)
+        elif len(reasons) > 1:  # a human was asked for (or anger, a dispute...) but no topic was found
+            parts.append(HANDOFF_TEXT)
+        else:
+            parts.append(LOW_CONFIDENCE_TEXT)
         if reasons and grounded:
             parts.append(ESCALATION_TEXT)
         escalate = bool(reasons)

@@ -58,8 +58,9 @@ class ChatCallbacks:
         message_id = ids[index] if session and 0 <= index < len(ids) else None
         if message_id is None:
             return None, gr.update(visible=False), ""
-        self.chat.feedback(session, message_id, bool(data.liked))
-        if data.liked:
+        liked = data.liked is True or data.liked == "Like"
+        self.chat.feedback(session, message_id, liked)
+        if liked:
             return None, gr.update(visible=False), "Merci pour votre retour !"
         return message_id, gr.update(visible=True), "Merci. Dites-nous ce qui n'allait pas (facultatif)."
 
@@ -67,7 +68,7 @@ class ChatCallbacks:
         """Attach the optional comment to the 👎 vote."""
         if session and message_id is not None and comment.strip():
             self.chat.feedback(session, message_id, False, comment)
-        return None, gr.update(visible=False, value=""), "Merci, votre commentaire a été transmis."
+        return None, gr.update(visible=False), "", "Merci, votre commentaire a été transmis."
 
     def reset(self):
         """New conversation: forget the session and show the form again."""
@@ -92,14 +93,17 @@ def create_chat_tab(services) -> dict[str, gr.Component]:
                                  elem_id="chat-input", max_lines=6, info="1000 caractères maximum")
             send = gr.Button("Envoyer", variant="primary", scale=1, elem_id="chat-send")
         status = gr.Markdown(elem_id="chat-status")
-        comment = gr.Textbox(label="Votre commentaire", visible=False, elem_id="feedback-comment", max_lines=3)
-        comment_send = gr.Button("Envoyer le commentaire", size="sm", elem_id="feedback-send")
+        with gr.Row(visible=False, elem_id="feedback-box") as comment_box:
+            comment = gr.Textbox(label="Qu'est-ce qui n'allait pas ? (facultatif)", elem_id="feedback-comment",
+                                 max_lines=3, scale=5)
+            comment_send = gr.Button("Envoyer le commentaire", size="sm", elem_id="feedback-send", scale=1)
         new = gr.Button("Nouvelle conversation", elem_id="chat-new")
 
-    start.click(cb.start, [name, phone, email], [session, chatbot, ids, form_errors, form, chat_area])
-    for trigger in (send.click, message.submit):
-        trigger(cb.send, [message, session, chatbot, ids], [chatbot, ids, message, status], api_name=False)
-    chatbot.like(cb.like, [session, ids], [disliked, comment, status])
-    comment_send.click(cb.comment, [session, disliked, comment], [disliked, comment, status])
-    new.click(cb.reset, None, [session, chatbot, ids, form, chat_area, status])
+    start.click(cb.start, [name, phone, email], [session, chatbot, ids, form_errors, form, chat_area],
+                api_name="start_chat")
+    send.click(cb.send, [message, session, chatbot, ids], [chatbot, ids, message, status], api_name="send_message")
+    message.submit(cb.send, [message, session, chatbot, ids], [chatbot, ids, message, status], api_name=False)
+    chatbot.like(cb.like, [session, ids], [disliked, comment_box, status], api_name=False)
+    comment_send.click(cb.comment, [session, disliked, comment], [disliked, comment_box, comment, status], api_name=False)
+    new.click(cb.reset, None, [session, chatbot, ids, form, chat_area, status], api_name=False)
     return {"chatbot": chatbot, "message": message, "send": send, "status": status, "form": form}
