@@ -35,7 +35,9 @@ class RagConfig(BaseModel):
     lexical_saturation: float = Field(6.0, gt=0, description="BM25 score giving a lexical confidence of 0.5.")
     min_confidence: float = Field(0.42, ge=0, le=1, description="Below this an in-scope question is escalated.")
     out_of_scope_confidence: float = Field(0.55, ge=0, le=1, description="Below this, a question with no domain word is out of scope.")
-    answer_mode: Literal["extractive", "generative", "hybrid"] = Field("extractive", description="How answers are written.")
+    answer_mode: Literal["extractive"] = Field(
+        "extractive", description="How answers are written: the best KB entries, never invented facts."
+    )
     max_message_chars: int = Field(1000, ge=50, description="Longest customer message accepted.")
     repeat_limit: int = Field(3, ge=2, description="Same problem asked this many times escalates.")
 

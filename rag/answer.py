@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 
 from rag.embeddings import Embedder
 from rag.index import KnowledgeIndex, build_index
-from rag.nlu import TICKET_CATEGORIES, analyze_message, ticket_priority
+from rag.nlu import analyze_message, ticket_priority
 from rag.retriever import HybridRetriever, Retrieval
 from rag.sources import DEFAULT_LINKS
 from settings import RagConfig
@@ -139,10 +139,6 @@ class AnswerEngine:
         top = retrieval.top
         confidence = round(top.score, 4) if top else 0.0
         reasons = list(analysis.escalation_reasons)
-        intent = analysis.intent
-        if top and confidence >= self.config.min_confidence and intent in ("général", "assistance") and not reasons:
-            intent = top.entry.category if top.entry.category in TICKET_CATEGORIES + ("activation", "assistance") else intent
-
         out_of_scope = analysis.competitor_offer or (
             not analysis.has_domain_term and confidence < self.config.out_of_scope_confidence and not reasons
         )
@@ -152,9 +148,12 @@ class AnswerEngine:
             return self._finish(answer, start)
 
         grounded = top is not None and confidence >= self.config.min_confidence
-        if top and previous_top_entries is not None:
-            repeats = 1 + sum(1 for e in previous_top_entries if e == top.entry.id)
-            if grounded and repeats >= self.config.repeat_limit:
+        intent = analysis.intent
+        if grounded and intent in ("général", "assistance"):
+            intent = top.entry.category  # KB categories use the intent labels
+        if grounded and previous_top_entries is not None:
+            repeats = 1 + previous_top_entries.count(top.entry.id)
+            if repeats >= self.config.repeat_limit:
                 reasons.append("problème non résolu après plusieurs tentatives")
         if not grounded:
             reasons.append("confiance de recherche insuffisante")
@@ -171,11 +170,10 @@ class AnswerEngine:
         if reasons and grounded:
             parts.append(ESCALATION_TEXT)
         escalate = bool(reasons)
-        category = intent if intent in TICKET_CATEGORIES else (top.entry.category if grounded and top.entry.category in TICKET_CATEGORIES else "général")
         answer = Answer(
             text="\n\n".join(parts),
             sources=[Source(h.entry.id, h.entry.title, round(h.score, 4)) for h in retrieval.hits] if grounded else [],
-            intent=intent if not grounded or intent != "général" else category,
+            intent=intent,
             confidence=confidence,
             needs_escalation=escalate,
             escalation_reasons=reasons,

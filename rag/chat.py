@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from rag.answer import Answer, AnswerEngine
 from rag.contact import Contact
+from rag.nlu import TICKET_CATEGORIES
 from storage import ConversationRepository, CustomerRepository, Database, FeedbackRepository, MessageRepository
 from storage.models import Message, Ticket
 from tickets import PRIORITY_LABELS, SLA_HOURS, Priority, TicketService, TicketStatus
@@ -23,6 +24,8 @@ AGENT_HANDLES_TEXT = (
     "Un conseiller a pris en charge votre conversation : votre message lui est transmis et il vous "
     "répondra ici même."
 )
+# Qualification categories of the procedure; the other intents map onto them.
+_TICKET_CATEGORY_OF = {"activation": "technique", "assistance": "général"}
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
@@ -132,7 +135,7 @@ class ChatService:
         ticket = self.tickets.open_ticket(
             conversation_id=session.conversation_id,
             customer_id=session.customer_id,
-            category=answer.intent if answer.intent != "assistance" else "général",
+            category=answer.intent if answer.intent in TICKET_CATEGORIES else _TICKET_CATEGORY_OF.get(answer.intent, "général"),
             priority=answer.priority or "LOW",
             summary=summary,
         )

@@ -15,7 +15,7 @@ from functools import lru_cache
 import Stemmer
 from bm25s.stopwords import STOPWORDS_FRENCH
 
-ANALYZER_VERSION = "5"
+ANALYZER_VERSION = "6"
 
 _EXTRA_STOPWORDS = {
     "bonjour", "bonsoir", "salut", "merci", "svp", "stp", "plait", "comment", "quoi", "quel",
@@ -44,7 +44,8 @@ _PHRASES = [
     (r"\bsuivi (?:de )?conso(?:mmation)?\b", "suiviconso"),
     (r"\bdomaine? outre[- ]mer\b", "dom"),
     (r"\bpas de (?:reseau|signal)\b", "reseau"),
-    (r"(\d+(?:[.,]\d+)?)\s?(?:€|e|eur|euros?)\b", r"\1 euro"),
+    # No trailing \b: after "€" (a non-word character) it would need a following letter, so "2€" never matched.
+    (r"(\d+(?:[.,]\d+)?)\s?(?:€|e|eur|euros?)(?![a-z0-9])", r"\1 euro"),
 ]
 _PHRASES_RE = [(re.compile(p), r) for p, r in _PHRASES]
 

@@ -1,0 +1,84 @@
+"""Start-up benchmark: seconds from `python app.py` to the served page and to a first answer.
+
+    python -m bench.startup
+
+Runs the app on a free port with a temporary SQLite database and the default index (build it
+first with `python -m rag ingest`, as scripts/start.sh does). Prints one JSON object.
+Target (issue 2): ready < 20 s after set-up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """An unused TCP port on loopback."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, proc: subprocess.Popen, timeout: float) -> None:
+    """Poll url until it answers 200; fail if the process dies or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"app exited with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(url)
+
+
+def main() -> int:
+    """Run the benchmark and print JSON."""
+    from gradio_client import Client
+
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "MOBILIA_PORT": str(port), "DATABASE_URL": f"sqlite:///{tmp}/bench.db",
+               "MOBILIA_LOG_LEVEL": "WARNING"}
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            url = f"http://127.0.0.1:{port}/"
+            wait_http(url, proc, timeout=120)
+            page_s = time.perf_counter() - t0
+            client = Client(url, verbose=False)
+            client.predict("Jeanne Martin", "06 12 34 56 78", "", api_name="/start_chat")
+            chat = client.predict("Comment télécharger ma facture ?", api_name="/send_message")[0]
+            first_answer_s = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            client.predict("Quel est le code APN ?", api_name="/send_message")
+            warm_roundtrip_ms = (time.perf_counter() - t1) * 1000
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+    answered = any("Sources" in str(m.get("content", "")) for m in chat if isinstance(m, dict))
+    print(json.dumps({
+        "benchmark": "startup",
+        "page_ready_s": round(page_s, 2),
+        "first_answer_s": round(first_answer_s, 2),
+        "warm_roundtrip_ms": round(warm_roundtrip_ms, 1),
+        "first_answer_has_sources": answered,
+    }, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

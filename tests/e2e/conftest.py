@@ -1,0 +1,166 @@
+"""End-to-end fixtures: the real app (`python app.py`) on a free port, a SQLite DB and Chromium."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from settings import ROOT
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+STARTUP_TIMEOUT_S = 90
+
+
+@dataclass(frozen=True)
+class LiveApp:
+    """The running app: its base URL and the SQLAlchemy URL of its database."""
+
+    url: str
+    db_url: str
+    db_path: Path
+    log_path: Path
+
+    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        """Run a read-only query on the app's SQLite database (a fresh connection each time)."""
+        connection = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10)
+        try:
+            return connection.execute(sql, params).fetchall()
+        finally:
+            connection.close()
+
+    def count(self, table: str, where: str = "1=1", params: tuple = ()) -> int:
+        """Number of rows of `table` matching `where`."""
+        return self.query(f"SELECT COUNT(*) FROM {table} WHERE {where}", params)[0][0]
+
+    def log(self) -> str:
+        """The app's stdout and stderr so far."""
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_until_up(url: str, process: subprocess.Popen, log_path: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            log = log_path.read_text(encoding="utf-8", errors="replace")
+            pytest.fail(f"app.py exited with code {process.returncode} before serving:\n{log}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            pass
+        time.sleep(0.25)
+    log = log_path.read_text(encoding="utf-8", errors="replace")
+    pytest.fail(f"app.py did not answer HTTP 200 on {url} within {STARTUP_TIMEOUT_S} s:\n{log}")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def live_app(tmp_path_factory, shipped_config):
+    """Start `python app.py` once per session over a temp SQLite DB and the prebuilt shipped index."""
+    workdir = tmp_path_factory.mktemp("live_app")
+    db_path = workdir / "mobiliachat.db"
+    db_url = f"sqlite:///{db_path}"
+    log_path = workdir / "app.log"
+    port = _free_port()
+    env = {
+        **os.environ,
+        "MOBILIA_HOST": "127.0.0.1",
+        "MOBILIA_PORT": str(port),
+        "MOBILIA_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "DATABASE_URL": db_url,
+        "MOBILIA_RAG__INDEX_DIR": str(shipped_config.index_dir),
+        "MOBILIA_RAG__KB_DIR": str(shipped_config.kb_dir),
+        "MOBILIA_RAG__EMBEDDING_MODEL": shipped_config.embedding_model,
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("MOBILIA_DATABASE_URL", None)
+    url = f"http://127.0.0.1:{port}/"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "app.py"],
+            cwd=ROOT,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            _wait_until_up(url, process, log_path)
+            yield LiveApp(url=url, db_url=db_url, db_path=db_path, log_path=log_path)
+        finally:
+            _stop(process)
+
+
+@pytest.fixture(scope="session")
+def _playwright():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        yield playwright
+
+
+@pytest.fixture(scope="session")
+def browser(_playwright):
+    """Headless Debian Chromium driven by Playwright (no downloaded browser)."""
+    browser = _playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def dialogs() -> list[str]:
+    """Messages of every JS dialog (alert, confirm, prompt) the `page` opened."""
+    return []
+
+
+@pytest.fixture
+def page(browser, live_app, dialogs):
+    """A fresh browser context and page on the app; every JS dialog is recorded then dismissed."""
+    context = browser.new_context(locale="fr-FR", viewport={"width": 1280, "height": 1100})
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+
+    def on_dialog(dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+    page.goto(live_app.url)
+    yield page
+    context.close()

@@ -1,0 +1,217 @@
+"""Customer chat driven in Chromium against the real app (`python app.py`), checked in its SQLite DB."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+
+import pytest
+from playwright.sync_api import Locator, Page, expect
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
+ANSWER_TIMEOUT_MS = 60_000  # the first answer may wait for the background warm-up of the model
+BOT = "#chatbot [data-testid='bot']"
+USER = "#chatbot [data-testid='user']"
+MAIN_PHONE = "06 12 34 56 78"
+MAIN_PHONE_E164 = "+33612345678"
+ENTRY_ID = re.compile(r"`?\b[a-z]+-\d{3}\b`?")
+
+
+def wait_db(predicate: Callable[[], bool], timeout_s: float = 15, message: str = "DB condition") -> None:
+    """Poll the app's database until `predicate()` holds (the UI may update before the commit is read)."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {message}")
+        time.sleep(0.1)
+
+
+def fill_contact(page: Page, name: str, phone: str, email: str = "") -> None:
+    page.locator("#contact-name textarea, #contact-name input").first.fill(name)
+    page.locator("#contact-phone textarea, #contact-phone input").first.fill(phone)
+    page.locator("#contact-email textarea, #contact-email input").first.fill(email)
+    page.locator("#contact-submit").click()
+
+
+def open_chat(page: Page, name: str = "Jeanne Dupont", phone: str = MAIN_PHONE) -> None:
+    """Submit a valid contact form and wait for the chat with its welcome message."""
+    fill_contact(page, name, phone)
+    expect(page.locator("#chat-area")).to_be_visible()
+    expect(page.locator("#contact-form")).to_be_hidden()
+    expect(page.locator(BOT).first).to_contain_text(f"Enchanté, {name.split()[0]}")
+
+
+def send(page: Page, text: str) -> Locator:
+    """Send `text` and wait until the final answer replaced the "…" placeholder; return the new bot messages."""
+    before = page.locator(BOT).count()
+    page.locator("#chat-input textarea").fill(text)
+    page.locator("#chat-send").click()
+    page.wait_for_function(
+        """([selector, before]) => {
+            const bots = document.querySelectorAll(selector);
+            return bots.length > before && bots[bots.length - 1].innerText.trim() !== "…";
+        }""",
+        arg=[BOT, before],
+        timeout=ANSWER_TIMEOUT_MS,
+    )
+    expect(page.locator("#chat-input textarea")).to_have_value("")
+    return page.locator(BOT).nth(before)
+
+
+def latest_conversation(live_app, phone_e164: str) -> str:
+    rows = live_app.query(
+        "SELECT c.id FROM conversations c JOIN customers u ON u.id = c.customer_id "
+        "WHERE u.phone = ? ORDER BY c.created_at DESC, c.rowid DESC LIMIT 1",
+        (phone_e164,),
+    )
+    assert rows, f"no conversation stored for {phone_e164}"
+    return rows[0][0]
+
+
+def dislike_button(message: Locator) -> Locator:
+    """The 👎 button shown under one bot message."""
+    return message.locator(
+        "xpath=ancestor::div[contains(@class, 'message-row')]"
+        "/following-sibling::div[contains(@class, 'message-buttons')][1]//button[@aria-label='Dislike']"
+    )
+
+
+def test_invalid_phone_is_refused_in_french_and_nothing_is_stored(page: Page, live_app) -> None:
+    customers, conversations = live_app.count("customers"), live_app.count("conversations")
+
+    fill_contact(page, "Paul Refusé", "0612")
+
+    errors = page.locator("#contact-errors")
+    expect(errors).to_be_visible()
+    expect(errors).to_contain_text("Numéro incomplet : 10 chiffres sont attendus")
+    expect(page.locator("#contact-form")).to_be_visible()
+    expect(page.locator("#chat-area")).to_be_hidden()
+    assert live_app.count("customers", "full_name = ?", ("Paul Refusé",)) == 0
+    assert live_app.count("customers") == customers
+    assert live_app.count("conversations") == conversations
+    if customers == 0:  # first test of the session (the normal order): the database is still empty
+        assert live_app.query("SELECT COUNT(*) FROM customers") == [(0,)]
+
+
+def test_valid_form_opens_chat_and_answer_cites_sources(page: Page, live_app) -> None:
+    open_chat(page)
+    stored = live_app.query("SELECT full_name, phone FROM customers WHERE phone = ?", (MAIN_PHONE_E164,))
+    assert stored == [("Jeanne Dupont", MAIN_PHONE_E164)]
+
+    answer = send(page, "Comment télécharger ma facture ?")
+
+    expect(page.locator(USER).last).to_have_text("Comment télécharger ma facture ?")
+    expect(answer).to_contain_text("facture")
+    sources = answer.locator("p", has_text="Sources")
+    expect(sources).to_have_count(1)
+    sources_text = sources.inner_text()
+    cited = ENTRY_ID.findall(sources_text)
+    assert cited, sources_text
+    conversation = latest_conversation(live_app, MAIN_PHONE_E164)
+    roles = live_app.query("SELECT role FROM messages WHERE conversation_id = ? ORDER BY id", (conversation,))
+    assert roles == [("user",), ("assistant",)]
+    top_entry = live_app.query(
+        "SELECT json_extract(meta, '$.top_entry') FROM messages WHERE conversation_id = ? AND role = 'assistant'",
+        (conversation,),
+    )[0][0]
+    assert top_entry in sources_text
+
+
+def test_script_is_shown_as_text_and_escalation_opens_one_ticket(page: Page, live_app, dialogs, tmp_path) -> None:
+    text = "<script>alert(1)</script> Je veux parler à un conseiller"
+    open_chat(page)
+    conversation = latest_conversation(live_app, MAIN_PHONE_E164)
+
+    send(page, text)
+
+    expect(page.locator(USER).last).to_have_text(text)
+    assert page.locator("#chatbot script").count() == 0
+    notice = page.locator(BOT, has_text="ticket n°").last
+    expect(notice).to_be_visible()
+    ticket_no = int(re.search(r"ticket n° (\d+)", notice.inner_text()).group(1))
+    expect(page.locator("#chat-status")).to_contain_text(f"Ticket n° {ticket_no} ouvert")
+    tickets = live_app.query(
+        "SELECT t.id, u.phone FROM tickets t JOIN customers u ON u.id = t.customer_id WHERE t.conversation_id = ?",
+        (conversation,),
+    )
+    assert tickets == [(ticket_no, MAIN_PHONE_E164)]
+    stored = live_app.query(
+        "SELECT content FROM messages WHERE conversation_id = ? AND role = 'user'", (conversation,)
+    )
+    assert stored == [(text,)]
+    assert dialogs == []
+    page.screenshot(path=str(tmp_path / "escalation.png"), full_page=True)
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("", "Votre message est vide : écrivez votre question avant d'envoyer."),
+        ("x" * 1001, "Votre message est trop long (1001 caractères, maximum 1000)."),
+    ],
+    ids=["empty", "1001-chars"],
+)
+def test_invalid_message_shows_french_error_and_stores_nothing(page: Page, live_app, text: str, error: str) -> None:
+    open_chat(page)
+    conversation = latest_conversation(live_app, MAIN_PHONE_E164)
+    bots, users = page.locator(BOT).count(), page.locator(USER).count()
+
+    page.locator("#chat-input textarea").fill(text)
+    page.locator("#chat-send").click()
+
+    expect(page.locator("#chat-status")).to_contain_text(error)
+    expect(page.locator(BOT)).to_have_count(bots)
+    expect(page.locator(USER)).to_have_count(users)
+    assert live_app.count("messages", "conversation_id = ?", (conversation,)) == 0
+    # The refused text stays in the box so the customer can fix it.
+    expect(page.locator("#chat-input textarea")).to_have_value(text)
+
+
+def test_dislike_stores_feedback_and_reveals_comment_box(page: Page, live_app) -> None:
+    open_chat(page)
+    conversation = latest_conversation(live_app, MAIN_PHONE_E164)
+    answer = send(page, "Comment télécharger ma facture ?")
+    message_id = live_app.query(
+        "SELECT id FROM messages WHERE conversation_id = ? AND role = 'assistant'", (conversation,)
+    )[0][0]
+    expect(page.locator("#feedback-box")).to_be_hidden()
+
+    dislike_button(answer).click()
+
+    expect(page.locator("#feedback-box")).to_be_visible()
+    expect(page.locator("#chat-status")).to_contain_text("Dites-nous ce qui n'allait pas")
+    wait_db(lambda: live_app.count("feedback", "message_id = ?", (message_id,)) == 1, message="the 👎 row")
+    assert live_app.query(
+        "SELECT message_id, conversation_id, rating, comment FROM feedback WHERE message_id = ?", (message_id,)
+    ) == [(message_id, conversation, -1, None)]
+
+    page.locator("#feedback-comment textarea").fill("La réponse ne parle pas de mon cas.")
+    page.locator("#feedback-send").click()
+
+    expect(page.locator("#feedback-box")).to_be_hidden()
+    expect(page.locator("#chat-status")).to_contain_text("votre commentaire a été transmis")
+    wait_db(
+        lambda: live_app.query("SELECT comment FROM feedback WHERE message_id = ?", (message_id,))
+        == [("La réponse ne parle pas de mon cas.",)],
+        message="the feedback comment",
+    )
+    assert live_app.count("feedback", "message_id = ?", (message_id,)) == 1
+
+
+def test_new_conversation_shows_the_form_again(page: Page, live_app, tmp_path) -> None:
+    open_chat(page, name="Luc Martin", phone="07 98 76 54 32")
+    send(page, "Comment télécharger ma facture ?")
+    page.screenshot(path=str(tmp_path / "final_chat.png"), full_page=True)
+    assert (tmp_path / "final_chat.png").stat().st_size > 0
+
+    page.locator("#chat-new").click()
+
+    expect(page.locator("#contact-form")).to_be_visible()
+    expect(page.locator("#chat-area")).to_be_hidden()
+    expect(page.locator("#contact-submit")).to_be_visible()
+    # A new form submission starts a second, separate conversation for the same customer.
+    open_chat(page, name="Luc Martin", phone="07 98 76 54 32")
+    expect(page.locator(USER)).to_have_count(0)
+    assert live_app.count("conversations c JOIN customers u ON u.id = c.customer_id", "u.phone = '+33798765432'") == 2
