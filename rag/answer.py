@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 
 from rag.embeddings import Embedder
 from rag.index import KnowledgeIndex, build_index
-from rag.nlu import analyze_message, ticket_priority
+from rag.nlu import analyze_message, is_follow_up, ticket_priority
 from rag.retriever import HybridRetriever, Retrieval
 from rag.sources import DEFAULT_LINKS
 from settings import RagConfig
@@ -126,8 +126,14 @@ class AnswerEngine:
         with self._lock:
             self._retriever = None
 
-    def answer(self, question: str, previous_top_entries: list[str] | None = None) -> Answer:
-        """Answer one customer message; previous_top_entries are the top KB ids of earlier turns."""
+    def answer(
+        self, question: str, previous_top_entries: list[str] | None = None, previous_question: str | None = None
+    ) -> Answer:
+        """Answer one customer message.
+
+        previous_top_entries are the top KB ids of earlier turns (repeated-problem rule);
+        previous_question lets an elliptical follow-up ("et pour le forfait 2€ ?") be understood.
+        """
         start = time.perf_counter()
         question = question.strip()
         analysis = analyze_message(question)
@@ -135,7 +141,14 @@ class AnswerEngine:
             text = GREETING_TEXT if analysis.small_talk == "greeting" else THANKS_TEXT
             return self._finish(Answer(text=text, intent="général", confidence=1.0, links=_links("général", [], False)), start)
 
-        retrieval: Retrieval = self.retriever.search(analysis.topic or question)
+        topic = analysis.topic or question
+        retrieval: Retrieval = self.retriever.search(topic)
+        if previous_question and is_follow_up(question):
+            # The new message counts twice so it steers; the previous one supplies the subject.
+            combined = self.retriever.search(f"{topic} {topic} {previous_question}")
+            standalone = {h.entry.id for h in self.retriever.search(topic, k=10).hits}
+            if combined.top and combined.top.entry.id in standalone:
+                retrieval = combined
         top = retrieval.top
         confidence = round(top.score, 4) if top else 0.0
         reasons = list(analysis.escalation_reasons)

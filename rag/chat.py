@@ -106,16 +106,14 @@ class ChatService:
         text = self.clean_message(text)
         self._check(session)
         conversation = self.conversations.get(session.conversation_id)
-        previous = [
-            m.meta.get("top_entry")
-            for m in self.messages.list(session.conversation_id)
-            if m.role == "assistant" and m.meta and m.meta.get("top_entry")
-        ]
+        earlier = self.messages.list(session.conversation_id)
+        previous = [m.meta["top_entry"] for m in earlier if m.role == "assistant" and m.meta and m.meta.get("top_entry")]
+        last_question = next((m.content for m in reversed(earlier) if m.role == "user"), None)
         user_msg = self.messages.add(session.conversation_id, "user", text)
         if conversation.status == "agent":
             return ChatReply(user_msg.id, None, None, notice=AGENT_HANDLES_TEXT)
 
-        answer = self.engine.answer(text, previous_top_entries=previous)
+        answer = self.engine.answer(text, previous_top_entries=previous, previous_question=last_question)
         meta = answer.to_dict()
         meta.pop("text")
         assistant_msg = self.messages.add(session.conversation_id, "assistant", answer.text, meta=meta)

@@ -42,6 +42,13 @@ def normalize_mobile(raw: str) -> str:
     except phonenumbers.NumberParseException as exc:
         raise ValueError("Numéro de mobile invalide (ex. : 06 12 34 56 78 ou +33 6 12 34 56 78).") from exc
     national = str(number.national_number)
+    if number.country_code == 33 and national[:1] in ("6", "7") and len(national) != 9:
+        # "06 12 34 56 7" is a French mobile with a digit missing, not a foreign number
+        raise ValueError(
+            "Numéro incomplet : 10 chiffres sont attendus (ex. : 06 12 34 56 78)."
+            if len(national) < 9
+            else "Numéro trop long : 10 chiffres sont attendus (ex. : 06 12 34 56 78)."
+        )
     if number.country_code != 33 or len(national) != 9 or national[0] not in "67":
         raise ValueError("Merci d'indiquer un numéro de mobile français commençant par 06 ou 07.")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

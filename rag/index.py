@@ -1,6 +1,6 @@
 """Build and load the hybrid index (FAISS dense vectors + BM25) of the knowledge base.
 
-A build is written into `builds/<fingerprint>/` under a temporary name, renamed into place, then
+A build is written into `builds/<fingerprint>-<time>-<id>/` under a temporary name, renamed into place, then
 the `CURRENT` pointer is swapped atomically with `os.replace`: readers never see a half-written
 index and a crash mid-build leaves the previous index in service. The fingerprint covers the
 KB files, the analyzer and the embedding settings, so re-ingesting unchanged input is a no-op.
@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,12 +103,12 @@ def build_index(
     report(0.0, "Lecture de la base de connaissances")
     key = fingerprint(config)
     index_dir = config.index_dir
-    final = index_dir / "builds" / key
     active = current_build(index_dir)
-    if not rebuild and active is not None and active.name == key:
+    if not rebuild and active is not None:
         manifest = json.loads((active / "manifest.json").read_text())
-        report(1.0, "Index déjà à jour")
-        return BuildReport(key, False, manifest["entries"], manifest["views"], time.perf_counter() - start, active)
+        if manifest.get("fingerprint") == key:
+            report(1.0, "Index déjà à jour")
+            return BuildReport(active.name, False, manifest["entries"], manifest["views"], time.perf_counter() - start, active)
 
     entries = load_kb(config.kb_dir)
     if not entries:
@@ -118,8 +119,12 @@ def build_index(
     vectors = embedder.encode([v["text"] for v in views], show_progress=show_progress)
     report(0.8, "Écriture de l'index")
 
-    (index_dir / "builds").mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=index_dir / "builds"))
+    builds = index_dir / "builds"
+    builds.mkdir(parents=True, exist_ok=True)
+    # Every build gets its own folder, so the one in service is never touched while replaced.
+    name = f"{key}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:6]}"
+    final = builds / name
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=builds))
     try:
         store: VectorStore = STORES[config.vector_store](vectors.shape[1])
         store.add(vectors)
@@ -130,7 +135,8 @@ def build_index(
         (tmp / "entries.json").write_text(json.dumps([e.to_dict() for e in entries], ensure_ascii=False))
         (tmp / "views.json").write_text(json.dumps(views, ensure_ascii=False))
         manifest = {
-            "build": key,
+            "build": name,
+            "fingerprint": key,
             "entries": len(entries),
             "views": len(views),
             "dimension": int(vectors.shape[1]),
@@ -140,22 +146,29 @@ def build_index(
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        if final.exists():
-            shutil.rmtree(final)
         os.replace(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     pointer_tmp = index_dir / f".CURRENT.{os.getpid()}"
-    pointer_tmp.write_text(key)
+    pointer_tmp.write_text(name)
     os.replace(pointer_tmp, index_dir / "CURRENT")
-    for old in (index_dir / "builds").iterdir():
-        if old.name != key and not old.name.startswith("."):
-            shutil.rmtree(old, ignore_errors=True)
+    _remove_old_builds(builds, keep=name)
     seconds = time.perf_counter() - start
-    log.info("Index %s built: %d entries, %d views in %.1fs", key, len(entries), len(views), seconds)
+    log.info("Index %s built: %d entries, %d views in %.1fs", name, len(entries), len(views), seconds)
     report(1.0, "Index prêt")
-    return BuildReport(key, True, len(entries), len(views), seconds, final)
+    return BuildReport(name, True, len(entries), len(views), seconds, final)
+
+
+def _remove_old_builds(builds: Path, keep: str, stale_after_s: float = 3600) -> None:
+    """Delete replaced builds, and temp folders of builds that died more than an hour ago."""
+    now = time.time()
+    for path in builds.iterdir():
+        if path.name == keep:
+            continue
+        if path.name.startswith(".") and now - path.stat().st_mtime < stale_after_s:
+            continue  # possibly a build in progress in another process
+        shutil.rmtree(path, ignore_errors=True)
 
 
 class KnowledgeIndex:

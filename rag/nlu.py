@@ -125,6 +125,15 @@ def topic_text(folded: str) -> str:
     return topic if len(re.findall(r"[a-z0-9]{3,}", topic)) >= 2 else folded
 
 
+FOLLOW_UP = re.compile(r"^\W*(?:et|mais|aussi|pareil|meme chose|dans ce cas|sinon|ok et|d'accord et)\b")
+
+
+def is_follow_up(text: str) -> bool:
+    """An elliptical message that only makes sense with the previous question ("et en 5G ?")."""
+    folded = fold(text)
+    return bool(FOLLOW_UP.match(folded)) or len(re.findall(r"[a-z0-9]{3,}", folded)) <= 3
+
+
 def sentiment_score(text: str) -> float:
     """Negative-sentiment intensity in [0, 1]: angry words, "!!", shouting and angry emojis."""
     folded = fold(text)

@@ -58,15 +58,17 @@ def load_faq_json(path: Path, root: Path) -> list[Entry]:
         raise SourceError(f"{path}: a JSON array of FAQ entries is expected")
     entries = []
     for n, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise SourceError(f"{path}: entry {n} is not a JSON object")
         missing = [k for k in ("question", "answer") if not str(item.get(k, "")).strip()]
         if missing:
             raise SourceError(f"{path}: entry {n} lacks {', '.join(missing)}")
-        question = item["question"].strip()
+        question = str(item["question"]).strip()
         entries.append(
             Entry(
                 id=str(item.get("id") or f"{path.stem}-{n + 1:03d}"),
                 title=item.get("title") or question,
-                answer=item["answer"].strip(),
+                answer=str(item["answer"]).strip(),
                 category=item.get("category", "général"),
                 questions=[question, *[v for v in item.get("variants", []) if v.strip()]],
                 tags=list(item.get("tags", [])),
@@ -227,6 +229,8 @@ def split_text(text: str, size: int, overlap: int) -> list[str]:
                 if len(" ".join([prev, *kept])) > overlap:
                     break
                 kept.insert(0, prev)
+            while kept and len(" ".join([*kept, sentence])) > size:  # overlap + sentence must still fit
+                kept.pop(0)
             current = kept
         current.append(sentence)
     if current:

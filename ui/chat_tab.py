@@ -71,8 +71,8 @@ class ChatCallbacks:
         return None, gr.update(visible=False), "", "Merci, votre commentaire a été transmis."
 
     def reset(self):
-        """New conversation: forget the session and show the form again."""
-        return None, [], [], gr.update(visible=True), gr.update(visible=False), ""
+        """New conversation: forget the session (and any pending 👎 comment) and show the form again."""
+        return None, [], [], gr.update(visible=True), gr.update(visible=False), "", None, gr.update(visible=False), ""
 
 
 def create_chat_tab(services) -> dict[str, gr.Component]:
@@ -105,5 +105,6 @@ def create_chat_tab(services) -> dict[str, gr.Component]:
     message.submit(cb.send, [message, session, chatbot, ids], [chatbot, ids, message, status], api_name=False)
     chatbot.like(cb.like, [session, ids], [disliked, comment_box, status], api_name=False)
     comment_send.click(cb.comment, [session, disliked, comment], [disliked, comment_box, comment, status], api_name=False)
-    new.click(cb.reset, None, [session, chatbot, ids, form, chat_area, status], api_name=False)
+    new.click(cb.reset, None, [session, chatbot, ids, form, chat_area, status, disliked, comment_box, comment],
+              api_name=False)
     return {"chatbot": chatbot, "message": message, "send": send, "status": status, "form": form}

@@ -16,6 +16,7 @@ BOT = "#chatbot [data-testid='bot']"
 USER = "#chatbot [data-testid='user']"
 MAIN_PHONE = "06 12 34 56 78"
 MAIN_PHONE_E164 = "+33612345678"
+DISLIKE = "button[aria-label=\"Je n'aime pas\"], button[aria-label='Dislike']"
 ENTRY_ID = re.compile(r"`?\b[a-z]+-\d{3}\b`?")
 
 
@@ -71,11 +72,11 @@ def latest_conversation(live_app, phone_e164: str) -> str:
 
 
 def dislike_button(message: Locator) -> Locator:
-    """The 👎 button shown under one bot message."""
-    return message.locator(
-        "xpath=ancestor::div[contains(@class, 'message-row')]"
-        "/following-sibling::div[contains(@class, 'message-buttons')][1]//button[@aria-label='Dislike']"
+    """The 👎 button shown under one bot message (its label follows the browser locale)."""
+    buttons = message.locator(
+        "xpath=ancestor::div[contains(@class, 'message-row')]/following-sibling::div[contains(@class, 'message-buttons')][1]"
     )
+    return buttons.locator(DISLIKE)
 
 
 def test_invalid_phone_is_refused_in_french_and_nothing_is_stored(page: Page, live_app) -> None:
@@ -215,3 +216,18 @@ def test_new_conversation_shows_the_form_again(page: Page, live_app, tmp_path) -
     open_chat(page, name="Luc Martin", phone="07 98 76 54 32")
     expect(page.locator(USER)).to_have_count(0)
     assert live_app.count("conversations c JOIN customers u ON u.id = c.customer_id", "u.phone = '+33798765432'") == 2
+
+
+def test_new_conversation_drops_a_pending_dislike_comment(page: Page, live_app) -> None:
+    """A 👎 comment box left open must not follow the customer into the next conversation."""
+    open_chat(page, name="Inès Petit", phone="07 11 22 33 44")
+    answer = send(page, "Comment télécharger ma facture ?")
+    dislike_button(answer).click()
+    expect(page.locator("#feedback-box")).to_be_visible()
+
+    page.locator("#chat-new").click()
+    expect(page.locator("#contact-form")).to_be_visible()
+    open_chat(page, name="Inès Petit", phone="07 11 22 33 44")
+
+    expect(page.locator("#feedback-box")).to_be_hidden()
+    expect(page.locator("#chat-status")).not_to_contain_text("Dites-nous")
