@@ -20,6 +20,7 @@ class Services:
     engine: object
     tickets: object
     chat: object
+    staff: object
     ready: threading.Event = field(default_factory=threading.Event)
     startup_error: str | None = None
 
@@ -48,9 +49,10 @@ def build_services(settings: Settings) -> Services:
     from rag.chat import ChatService
     from storage import Database
     from tickets import TicketService
+    from tickets.users import StaffService
 
     db = Database(settings.database_url)
     engine = AnswerEngine(settings.rag)
     tickets = TicketService(db)
     chat = ChatService(db, engine, tickets, max_chars=settings.rag.max_message_chars)
-    return Services(settings=settings, db=db, engine=engine, tickets=tickets, chat=chat)
+    return Services(settings=settings, db=db, engine=engine, tickets=tickets, chat=chat, staff=StaffService(db))

@@ -5,13 +5,27 @@ from __future__ import annotations
 import gradio as gr
 
 from ui.chat_tab import create_chat_tab
+from ui.staff_tab import create_staff_tab
+
+# Staff tabs: (label, area used for the role check, builder(services, staff_state) -> dict).
+# Each stays hidden until a user whose role may use that area logs in; callbacks re-check.
+STAFF_TABS: list[tuple[str, str, object]] = []
 
 
 def build_app(services) -> gr.Blocks:
     """The whole MobiliaChat Blocks app."""
     with gr.Blocks(title="MobiliaChat — Assistance Free Mobile") as app:
         gr.Markdown("# MobiliaChat\nL'assistant du service client Free Mobile, disponible 24 h/24.")
+        staff = gr.State(None)
         with gr.Tabs():
             with gr.Tab("💬 Assistance", id="chat"):
                 create_chat_tab(services)
+            staff_tab = gr.Tab("🔐 Espace conseillers", id="staff")
+            areas = []
+            for label, area, builder in STAFF_TABS:
+                with gr.Tab(label, id=area, visible=False) as tab:
+                    builder(services, staff)
+                areas.append((area, tab))
+            with staff_tab:
+                create_staff_tab(services, staff, areas)
     return app

@@ -138,9 +138,7 @@ def test_script_is_shown_as_text_and_escalation_opens_one_ticket(page: Page, liv
         (conversation,),
     )
     assert tickets == [(ticket_no, MAIN_PHONE_E164)]
-    stored = live_app.query(
-        "SELECT content FROM messages WHERE conversation_id = ? AND role = 'user'", (conversation,)
-    )
+    stored = live_app.query("SELECT content FROM messages WHERE conversation_id = ? AND role = 'user'", (conversation,))
     assert stored == [(text,)]
     assert dialogs == []
     page.screenshot(path=str(tmp_path / "escalation.png"), full_page=True)
@@ -194,8 +192,10 @@ def test_dislike_stores_feedback_and_reveals_comment_box(page: Page, live_app) -
     expect(page.locator("#feedback-box")).to_be_hidden()
     expect(page.locator("#chat-status")).to_contain_text("votre commentaire a été transmis")
     wait_db(
-        lambda: live_app.query("SELECT comment FROM feedback WHERE message_id = ?", (message_id,))
-        == [("La réponse ne parle pas de mon cas.",)],
+        lambda: (
+            live_app.query("SELECT comment FROM feedback WHERE message_id = ?", (message_id,))
+            == [("La réponse ne parle pas de mon cas.",)]
+        ),
         message="the feedback comment",
     )
     assert live_app.count("feedback", "message_id = ?", (message_id,)) == 1

@@ -76,10 +76,13 @@ def test_start_then_send_in_one_client_session_answers_with_sources(client: Clie
     chat, _, _ = client.predict("Merci !", chat, api_name="/send_message")
     assert len(chat) == 5
     assert live_app.count("conversations c JOIN customers u ON u.id = c.customer_id", "u.phone = '+33655443322'") == 1
-    assert live_app.count(
-        "messages m JOIN conversations c ON c.id = m.conversation_id JOIN customers u ON u.id = c.customer_id",
-        "u.phone = '+33655443322'",
-    ) == 4
+    assert (
+        live_app.count(
+            "messages m JOIN conversations c ON c.id = m.conversation_id JOIN customers u ON u.id = c.customer_id",
+            "u.phone = '+33655443322'",
+        )
+        == 4
+    )
 
 
 def test_invalid_phone_via_api_returns_french_error_and_stores_nothing(client: Client, live_app) -> None:

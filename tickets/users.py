@@ -1,0 +1,181 @@
+"""Staff accounts (agent, trainer, admin): argon2 password hashes and server-side role checks.
+
+    python -m tickets.users create --username alice --role agent     # password from stdin or a prompt
+    python -m tickets.users list
+    python -m tickets.users deactivate --username alice
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import re
+import sys
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+
+from storage import Database
+from storage.models import StaffUser
+
+ROLES = ("agent", "trainer", "admin")
+# Which roles may use each staff area; admin may use all of them.
+AREA_ROLES = {
+    "tickets": ("agent", "admin"),
+    "social": ("agent", "admin"),
+    "analytics": ("agent", "trainer", "admin"),
+    "training": ("trainer", "admin"),
+    "evaluation": ("trainer", "admin"),
+    "admin": ("admin",),
+}
+MIN_PASSWORD_LENGTH = 10
+_USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
+_hasher = PasswordHasher()
+_DUMMY_HASH = _hasher.hash("timing-equaliser-not-a-password")
+
+
+class AccessDenied(PermissionError):
+    """A staff action refused server-side; the message is French, for the UI."""
+
+
+@dataclass(frozen=True)
+class StaffPrincipal:
+    """Who is logged in; kept in server-side gr.State (or a verified token), never trusted from the client."""
+
+    user_id: int
+    username: str
+    role: str
+
+    def can(self, area: str) -> bool:
+        """True when this role may use the given staff area."""
+        return self.role in AREA_ROLES.get(area, ())
+
+
+def require(principal: StaffPrincipal | None, area: str) -> StaffPrincipal:
+    """Return the principal if it may use `area`, else raise AccessDenied (checked in every callback)."""
+    if principal is None:
+        raise AccessDenied("Connectez-vous avec un compte conseiller pour accéder à cet espace.")
+    if not principal.can(area):
+        raise AccessDenied("Votre rôle ne donne pas accès à cet espace.")
+    return principal
+
+
+class StaffService:
+    """Create, authenticate and manage staff accounts."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def create_user(self, username: str, password: str, role: str) -> StaffPrincipal:
+        """Create an active account; raises ValueError on a bad name, weak password, unknown role or duplicate."""
+        username = username.strip().lower()
+        if not _USERNAME_RE.match(username):
+            raise ValueError("username: 2-63 characters, lowercase letters, digits, '.', '_' or '-'")
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        if len(password) < MIN_PASSWORD_LENGTH:
+            raise ValueError(f"password must have at least {MIN_PASSWORD_LENGTH} characters")
+        with self.db.session() as s:
+            if s.scalar(select(StaffUser.id).where(StaffUser.username == username)) is not None:
+                raise ValueError(f"user {username!r} already exists")
+            user = StaffUser(username=username, password_hash=_hasher.hash(password), role=role, active=True)
+            s.add(user)
+            s.flush()
+            return StaffPrincipal(user.id, user.username, user.role)
+
+    def authenticate(self, username: str, password: str) -> StaffPrincipal | None:
+        """The principal for valid credentials of an active account, else None (same cost either way)."""
+        with self.db.session() as s:
+            user = s.scalar(select(StaffUser).where(StaffUser.username == (username or "").strip().lower()))
+            stored = user.password_hash if user is not None and user.active else _DUMMY_HASH
+            try:
+                _hasher.verify(stored, password or "")
+            except (VerificationError, InvalidHashError):
+                return None
+            if user is None or not user.active:
+                return None
+            if _hasher.check_needs_rehash(user.password_hash):
+                user.password_hash = _hasher.hash(password)
+            return StaffPrincipal(user.id, user.username, user.role)
+
+    def current(self, principal: StaffPrincipal | None) -> StaffPrincipal | None:
+        """Re-read the account so a deactivated user or a changed role takes effect at once."""
+        if principal is None:
+            return None
+        with self.db.session() as s:
+            user = s.get(StaffUser, principal.user_id)
+            if user is None or not user.active:
+                return None
+            return StaffPrincipal(user.id, user.username, user.role)
+
+    def list_users(self) -> list[StaffPrincipal]:
+        """All active accounts, by username."""
+        with self.db.session() as s:
+            rows = s.scalars(select(StaffUser).where(StaffUser.active.is_(True)).order_by(StaffUser.username))
+            return [StaffPrincipal(u.id, u.username, u.role) for u in rows]
+
+    def deactivate(self, username: str) -> bool:
+        """Disable an account (kept for the audit trail); False if it does not exist."""
+        with self.db.session() as s:
+            user = s.scalar(select(StaffUser).where(StaffUser.username == username.strip().lower()))
+            if user is None:
+                return False
+            user.active = False
+            return True
+
+
+def make_parser() -> argparse.ArgumentParser:
+    """Argument parser of `python -m tickets.users`."""
+    parser = argparse.ArgumentParser(prog="python -m tickets.users", description="Manage staff accounts")
+    parser.add_argument("--db", help="database URL (default: settings / DATABASE_URL)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    create = sub.add_parser("create", help="create an account (password read from stdin or a prompt)")
+    create.add_argument("--username", required=True)
+    create.add_argument("--role", required=True, choices=ROLES)
+    sub.add_parser("list", help="list active accounts")
+    deactivate = sub.add_parser("deactivate", help="disable an account")
+    deactivate.add_argument("--username", required=True)
+    return parser
+
+
+def _read_password() -> str:
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("Password: ")
+    if first != getpass.getpass("Repeat password: "):
+        raise ValueError("passwords do not match")
+    return first
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    args = make_parser().parse_args(argv)
+    from settings import get_settings
+
+    db = Database(args.db or get_settings().database_url)
+    db.migrate()
+    service = StaffService(db)
+    try:
+        if args.command == "create":
+            user = service.create_user(args.username, _read_password(), args.role)
+            print(f"created {user.username} ({user.role})")
+        elif args.command == "list":
+            for user in service.list_users():
+                print(f"{user.username}\t{user.role}")
+        elif not service.deactivate(args.username):
+            print(f"error: no user {args.username!r}", file=sys.stderr)
+            return 1
+        else:
+            print(f"deactivated {args.username}")
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        db.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
