@@ -47,8 +47,10 @@ class ChatCallbacks:
             history.append({"role": "assistant", "content": answer_markdown(reply.answer)})
             ids.append(reply.assistant_message_id)
         if reply.notice:
+            # Gradio groups consecutive bot messages into one bubble: a vote on the notice counts
+            # for the answer it follows.
             history.append({"role": "assistant", "content": reply.notice})
-            ids.append(None)
+            ids.append(reply.assistant_message_id)
         status = f"🎫 Ticket n° {reply.ticket.id} ouvert." if reply.ticket else ""
         yield history, ids, "", status
 
