@@ -114,6 +114,7 @@ class AnswerEngine:
                         log.info("No index yet: building it from %s", self.config.kb_dir)
                         build_index(self.config, self.embedder)
                         index = KnowledgeIndex.load(self.config.index_dir, self.config.vector_store)
+                    _ = self.embedder.model  # load the weights now, not inside the first answer
                     self._retriever = HybridRetriever(index, self.embedder, self.config)
         return self._retriever
 
@@ -134,6 +135,7 @@ class AnswerEngine:
         previous_top_entries are the top KB ids of earlier turns (repeated-problem rule);
         previous_question lets an elliptical follow-up ("et pour le forfait 2€ ?") be understood.
         """
+        retriever = self.retriever  # first call loads model and index: not part of the answer latency
         start = time.perf_counter()
         question = question.strip()
         analysis = analyze_message(question)
@@ -142,11 +144,11 @@ class AnswerEngine:
             return self._finish(Answer(text=text, intent="général", confidence=1.0, links=_links("général", [], False)), start)
 
         topic = analysis.topic or question
-        retrieval: Retrieval = self.retriever.search(topic)
+        retrieval: Retrieval = retriever.search(topic)
         if previous_question and is_follow_up(question):
             # The new message counts twice so it steers; the previous one supplies the subject.
-            combined = self.retriever.search(f"{topic} {topic} {previous_question}")
-            standalone = {h.entry.id for h in self.retriever.search(topic, k=10).hits}
+            combined = retriever.search(f"{topic} {topic} {previous_question}")
+            standalone = {h.entry.id for h in retriever.search(topic, k=10).hits}
             if combined.top and combined.top.entry.id in standalone:
                 retrieval = combined
         top = retrieval.top
