@@ -20,7 +20,16 @@ def main() -> None:
     services = build_services(settings)
     services.prepare_in_background()
     app = build_app(services)
-    app.queue(default_concurrency_limit=8).launch(server_name=settings.host, server_port=settings.port, show_error=False)
+    monitor = services.social_monitor  # None unless Mastodon URL and token are configured
+    if monitor is not None:
+        monitor.start()
+    try:
+        app.queue(default_concurrency_limit=8).launch(
+            server_name=settings.host, server_port=settings.port, show_error=False
+        )
+    finally:
+        if monitor is not None:
+            monitor.stop()
 
 
 if __name__ == "__main__":

@@ -21,6 +21,9 @@ class Services:
     tickets: object
     chat: object
     staff: object
+    analytics: object = None
+    social: object = None
+    social_monitor: object = None  # SocialMonitor when Mastodon is configured; app.py starts it
     ready: threading.Event = field(default_factory=threading.Event)
     startup_error: str | None = None
 
@@ -47,12 +50,18 @@ def build_services(settings: Settings) -> Services:
     """Create the services; cheap (models and index load later, in prepare())."""
     from rag.answer import AnswerEngine
     from rag.chat import ChatService
+    from social.monitor import SocialMonitor
+    from social.service import SocialService
     from storage import Database
     from tickets import TicketService
+    from tickets.analytics import AnalyticsService
     from tickets.users import StaffService
 
     db = Database(settings.database_url)
     engine = AnswerEngine(settings.rag)
     tickets = TicketService(db)
     chat = ChatService(db, engine, tickets, max_chars=settings.rag.max_message_chars)
-    return Services(settings=settings, db=db, engine=engine, tickets=tickets, chat=chat, staff=StaffService(db))
+    social = SocialService(settings.mastodon, db, tickets, public_url=settings.public_url)
+    monitor = SocialMonitor(settings.mastodon, db, service=social) if settings.mastodon.enabled else None
+    return Services(settings=settings, db=db, engine=engine, tickets=tickets, chat=chat, staff=StaffService(db),
+                    analytics=AnalyticsService(db), social=social, social_monitor=monitor)

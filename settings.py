@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import AliasChoices, BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from social.config import MastodonSettings
+
 ROOT = Path(__file__).resolve().parent
 
 
@@ -67,6 +69,7 @@ class Settings(BaseSettings):
     public_url: str = Field("http://127.0.0.1:7860", description="Public base URL used in links sent to customers.")
     log_level: str = Field("INFO", description="Python logging level.")
     rag: RagConfig = Field(default_factory=RagConfig)
+    mastodon: MastodonSettings = Field(default_factory=MastodonSettings, description="Social monitor (social/).")
 
 
 def get_settings(**overrides) -> Settings:

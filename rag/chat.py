@@ -147,6 +147,29 @@ class ChatService:
         self._check(session)
         return self.messages.list(session.conversation_id)
 
+    def new_messages(self, session: ChatSession, after_id: int = 0) -> list[Message]:
+        """What the agent side wrote to the session's own conversation after message ``after_id``.
+
+        Agent replies and the notices left by the ticket desk (taken, resolved, released), oldest
+        first; the customer's own turns and the bot's answers are already on their screen.
+        """
+        self._check(session)
+        latest = self.messages.list_after(session.conversation_id, after_id, roles=("agent", "system"))
+        return [m for m in latest if m.role == "agent" or (m.meta or {}).get("notice")]
+
+    def ticket_to_rate(self, session: ChatSession) -> Ticket | None:
+        """The conversation's resolved ticket still waiting for a satisfaction score, if any."""
+        self._check(session)
+        ticket = self.tickets.for_conversation(session.conversation_id)
+        if ticket is None or ticket.customer_id != session.customer_id or ticket.csat is not None:
+            return None
+        return ticket if ticket.resolved_at is not None and ticket.status in ("RESOLVED", "CLOSED") else None
+
+    def rate_ticket(self, session: ChatSession, ticket_id: int, score: int) -> Ticket:
+        """Store a 1-5 satisfaction score on one of the session customer's resolved tickets (RatingError else)."""
+        self._check(session)
+        return self.tickets.rate(ticket_id, session.customer_id, score)
+
     def feedback(self, session: ChatSession, message_id: int, liked: bool, comment: str | None = None) -> None:
         """Record a thumbs up/down (and optional comment) on one of the session's bot answers."""
         self._check(session)

@@ -37,7 +37,9 @@ TICKET_PRIORITIES = ("LOW", "MEDIUM", "HIGH", "URGENT")
 TICKET_STATUSES = ("OPEN", "IN_PROGRESS", "RESOLVED", "CLOSED")
 TICKET_EVENT_KINDS = ("created", "status", "assigned", "note", "reply")
 URGENCIES = ("LOW", "MEDIUM", "HIGH")
-REPLY_STATUSES = ("none", "pending", "sent", "skipped")
+# Reply state machine: none | pending (awaits an agent) -> queued (approved) -> sending (claimed by one
+# sender) -> sent; pending -> skipped; sending -> failed | queued (retry). See social/store.py.
+REPLY_STATUSES = ("none", "pending", "queued", "sending", "sent", "skipped", "failed")
 STAFF_ROLES = ("agent", "trainer", "admin")
 
 # Deterministic constraint names, so migrations (and SQLite batch mode) can refer to them.
@@ -124,6 +126,7 @@ class Conversation(Base):
     __table_args__ = (
         CheckConstraint(_in("channel", CHANNELS), name="channel"),
         CheckConstraint(_in("status", CONVERSATION_STATUSES), name="status"),
+        Index("ix_conversations_created_at_id", "created_at", "id"),  # analytics, covering
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_conversation_id)
@@ -143,7 +146,10 @@ class Message(Base):
     """One chat turn; ``meta`` keeps sources, intent, confidence and latency for analytics."""
 
     __tablename__ = "messages"
-    __table_args__ = (CheckConstraint(_in("role", MESSAGE_ROLES), name="role"),)
+    __table_args__ = (
+        CheckConstraint(_in("role", MESSAGE_ROLES), name="role"),
+        Index("ix_messages_role_created_at", "role", "created_at"),  # analytics
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     conversation_id: Mapped[str] = mapped_column(
@@ -162,6 +168,7 @@ class Feedback(Base):
     __table_args__ = (
         UniqueConstraint("message_id"),
         CheckConstraint("rating IN (1, -1)", name="rating"),
+        Index("ix_feedback_conversation_id_rating", "conversation_id", "rating"),  # analytics
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -258,6 +265,10 @@ class MastodonPost(Base):
         UniqueConstraint("status_id"),
         CheckConstraint(f"urgency IS NULL OR {_in('urgency', URGENCIES)}", name="urgency"),
         CheckConstraint(_in("reply_status", REPLY_STATUSES), name="reply_status"),
+        # DB-level guards against a double reply: "sent" needs our reply's id, and one reply
+        # status cannot be recorded for two posts.
+        CheckConstraint("reply_status != 'sent' OR reply_status_id IS NOT NULL", name="sent_has_reply_id"),
+        UniqueConstraint("reply_status_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -271,9 +282,11 @@ class MastodonPost(Base):
     complaint_score: Mapped[float] = mapped_column(Float, default=0.0)
     urgency: Mapped[str | None] = mapped_column(String(8))
     reason: Mapped[str] = mapped_column(Text, default="")
-    reply_status: Mapped[str] = mapped_column(String(16), default="none")
+    reply_status: Mapped[str] = mapped_column(String(16), default="none", index=True)
     reply_text: Mapped[str | None] = mapped_column(Text)
     reply_status_id: Mapped[str | None] = mapped_column(String(64))
+    reply_error: Mapped[str | None] = mapped_column(Text)
+    reply_updated_at: Mapped[datetime | None]
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
 
 

@@ -158,6 +158,14 @@ class MessageRepository:
             )
             return list(reversed(latest.all()))
 
+    def list_after(self, conversation_id: str, after_id: int, roles: tuple[str, ...] | None = None) -> list[Message]:
+        """Return the conversation's messages with an id above ``after_id`` (optionally of ``roles``), by id."""
+        with self.db.session() as session:
+            stmt = select(Message).where(Message.conversation_id == conversation_id, Message.id > after_id)
+            if roles is not None:
+                stmt = stmt.where(Message.role.in_(roles))
+            return list(session.scalars(stmt.order_by(Message.id)))
+
     def get(self, message_id: int) -> Message | None:
         """Return a message by id, or None."""
         with self.db.session() as session:

@@ -13,15 +13,22 @@ from tickets.domain import (
     is_breached,
     sla_due,
 )
-from tickets.service import TicketService
+from tickets.queue import UNASSIGNED, QueueFilters, QueuePage, QueueRow, TicketDetail
+from tickets.service import RatingError, TicketService
 
 __all__ = [
     "ALLOWED_TRANSITIONS",
     "PRIORITY_LABELS",
     "SLA_HOURS",
     "STATUS_LABELS",
+    "UNASSIGNED",
     "InvalidTransition",
     "Priority",
+    "QueueFilters",
+    "QueuePage",
+    "QueueRow",
+    "RatingError",
+    "TicketDetail",
     "TicketService",
     "TicketStatus",
     "can_transition",

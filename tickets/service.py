@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime
 
@@ -10,15 +11,35 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from storage.db import Database
-from storage.models import Conversation, Ticket, TicketEvent, utcnow
+from storage.models import Conversation, Message, Ticket, TicketEvent, utcnow
 from storage.repositories import NotFoundError
+from tickets import queue
 from tickets.domain import (
+    FINISHED_STATUSES,
     PRIORITY_LABELS,
+    InvalidTransition,
     Priority,
     TicketStatus,
     check_transition,
     sla_due,
 )
+from tickets.queue import QueueFilters, QueuePage, TicketDetail
+
+# Qualification categories of the procedure (KB "Qualification et urgence").
+QUALIFICATION_CATEGORIES = ("facturation", "technique", "forfait", "résiliation", "réclamation", "général")
+MAX_REPLY_CHARS = 4000
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Notices left in the customer's chat (system messages with meta["notice"]).
+TAKEN_NOTICE = "👤 Un conseiller a pris en charge votre demande (ticket n° {id}) et vous répond ici même."
+RESOLVED_NOTICE = (
+    "✅ Votre demande (ticket n° {id}) a été résolue par votre conseiller. Merci de noter notre service "
+    "de 1 à 5 ci-dessous. L'assistant reste disponible pour toute autre question."
+)
+RELEASED_NOTICE = "🤖 Le conseiller a terminé son intervention : l'assistant automatique reprend la conversation."
+
+
+class RatingError(ValueError):
+    """A satisfaction rating that cannot be accepted; the message is French, for the customer."""
 
 
 class TicketService:
@@ -51,9 +72,7 @@ class TicketService:
         for attempt in range(2):
             try:
                 with self.db.session() as session:
-                    ticket = self._open_in(
-                        session, conversation_id, customer_id, category, priority, summary, actor
-                    )
+                    ticket = self._open_in(session, conversation_id, customer_id, category, priority, summary, actor)
                     session.flush()
                     return _with_events(session, ticket.id)
             except IntegrityError:
@@ -120,9 +139,7 @@ class TicketService:
         return ticket
 
     @staticmethod
-    def _raise_priority(
-        session: Session, ticket: Ticket, priority: Priority, actor: str, now: datetime
-    ) -> None:
+    def _raise_priority(session: Session, ticket: Ticket, priority: Priority, actor: str, now: datetime) -> None:
         """Raise a live ticket's priority; its deadline never moves later than before."""
         current = Priority(ticket.priority)
         if priority.rank <= current.rank:
@@ -172,16 +189,7 @@ class TicketService:
         """Move a ticket to ``new_status`` if allowed (else InvalidTransition) and log it."""
         with self.db.session() as session:
             ticket = _load_for_update(session, ticket_id)
-            current = TicketStatus(ticket.status)
-            target = check_transition(current, new_status)
-            now = self.clock()
-            ticket.status = target.value
-            ticket.updated_at = now
-            if target is TicketStatus.RESOLVED:
-                ticket.resolved_at = now
-            elif target is not TicketStatus.CLOSED:
-                ticket.resolved_at = None  # reopened: no longer resolved
-            _add_event(session, ticket, "status", actor, f"{current} → {target}", now)
+            _move(session, ticket, new_status, actor, self.clock())
             session.flush()
             return _with_events(session, ticket.id)
 
@@ -207,6 +215,158 @@ class TicketService:
             now = self.clock()
             ticket.updated_at = now
             return _add_event(session, ticket, "note", actor, body, now)
+
+    # --- agent console -------------------------------------------------------------------
+
+    def list_queue(self, filters: QueueFilters) -> QueuePage:
+        """One page of the agent queue (filters, sort and paging done in SQL)."""
+        with self.db.session() as session:
+            return queue.list_queue(session, filters, self.clock())
+
+    def detail(self, ticket_id: int) -> TicketDetail | None:
+        """The ticket with its events, customer and full conversation, or None."""
+        with self.db.session() as session:
+            return queue.ticket_detail(session, ticket_id, self.clock())
+
+    def categories(self) -> list[str]:
+        """Categories for the queue filter: the procedure's ones plus any used by tickets."""
+        with self.db.session() as session:
+            return queue.categories(session, QUALIFICATION_CATEGORIES)
+
+    def take(self, ticket_id: int, agent: str) -> Ticket:
+        """ "Prendre en charge": assign to ``agent``, move to IN_PROGRESS, stop the bot, tell the customer."""
+        with self.db.session() as session:
+            ticket = _load_for_update(session, ticket_id)
+            now = self.clock()
+            if TicketStatus(ticket.status) is TicketStatus.CLOSED:
+                raise InvalidTransition(ticket.status, TicketStatus.IN_PROGRESS)
+            if ticket.assignee != agent:
+                ticket.assignee = agent
+                _add_event(session, ticket, "assigned", agent, f"Assigné à {agent}.", now)
+            if TicketStatus(ticket.status) is not TicketStatus.IN_PROGRESS:
+                _move(session, ticket, TicketStatus.IN_PROGRESS, agent, now)
+            if _set_conversation_status(session, ticket, "agent"):
+                _notify(session, ticket, "taken", TAKEN_NOTICE.format(id=ticket.id))
+            ticket.updated_at = now
+            session.flush()
+            return _with_events(session, ticket.id)
+
+    def reply_to_customer(self, ticket_id: int, agent: str, text: str) -> Message:
+        """Post an agent message in the customer's chat; the bot stops answering that conversation.
+
+        Records a "reply" event, assigns an unassigned ticket to ``agent`` and moves an OPEN
+        ticket to IN_PROGRESS. Raises ValueError (French message) for an empty or too long
+        reply, a closed ticket or a ticket without conversation.
+        """
+        text = _CONTROL_CHARS.sub("", text or "").strip()
+        if not text:
+            raise ValueError("La réponse est vide.")
+        if len(text) > MAX_REPLY_CHARS:
+            raise ValueError(f"La réponse est trop longue ({len(text)} caractères, maximum {MAX_REPLY_CHARS}).")
+        with self.db.session() as session:
+            ticket = _load_for_update(session, ticket_id)
+            if ticket.conversation_id is None:
+                raise ValueError("Ce ticket n'est lié à aucune conversation : impossible de répondre dans le chat.")
+            if TicketStatus(ticket.status) is TicketStatus.CLOSED:
+                raise ValueError("Ce ticket est fermé : rouvrez-en un nouveau pour répondre.")
+            now = self.clock()
+            message = Message(
+                conversation_id=ticket.conversation_id,
+                role="agent",
+                content=text,
+                meta={"ticket_id": ticket.id, "agent": agent},
+            )
+            session.add(message)
+            _set_conversation_status(session, ticket, "agent")
+            if ticket.assignee is None:
+                ticket.assignee = agent
+                _add_event(session, ticket, "assigned", agent, f"Assigné à {agent}.", now)
+            if TicketStatus(ticket.status) is TicketStatus.OPEN:
+                _move(session, ticket, TicketStatus.IN_PROGRESS, agent, now)
+            _add_event(session, ticket, "reply", agent, text, now)
+            ticket.updated_at = now
+            session.flush()
+            return message
+
+    def release(self, ticket_id: int, agent: str) -> Ticket:
+        """ "Rendre la main au bot": the assistant answers the conversation again."""
+        with self.db.session() as session:
+            ticket = _load_for_update(session, ticket_id)
+            if ticket.conversation_id is None:
+                raise ValueError("Ce ticket n'est lié à aucune conversation.")
+            now = self.clock()
+            if _set_conversation_status(session, ticket, "bot"):
+                _notify(session, ticket, "released", RELEASED_NOTICE)
+            _add_event(session, ticket, "note", agent, "Conversation rendue à l'assistant automatique.", now)
+            ticket.updated_at = now
+            session.flush()
+            return _with_events(session, ticket.id)
+
+    def set_status(self, ticket_id: int, new_status: TicketStatus | str, agent: str) -> Ticket:
+        """Agent status change: like ``transition``, and a resolved ticket goes back to the bot.
+
+        The customer is told when their request is resolved (and is then offered a rating).
+        """
+        with self.db.session() as session:
+            ticket = _load_for_update(session, ticket_id)
+            target = _move(session, ticket, new_status, agent, self.clock())
+            if target in (TicketStatus.RESOLVED, TicketStatus.CLOSED):
+                _set_conversation_status(session, ticket, "bot")
+            if target is TicketStatus.RESOLVED:
+                _notify(session, ticket, "resolved", RESOLVED_NOTICE.format(id=ticket.id))
+            session.flush()
+            return _with_events(session, ticket.id)
+
+    def rate(self, ticket_id: int, customer_id: int, score: int) -> Ticket:
+        """Store the customer's 1-5 satisfaction score: own ticket only, once, after resolution."""
+        if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 5:
+            raise RatingError("La note doit être un nombre entier de 1 à 5.")
+        with self.db.session() as session:
+            ticket = session.scalars(select(Ticket).where(Ticket.id == ticket_id).with_for_update()).first()
+            if ticket is None or ticket.customer_id != customer_id:
+                raise RatingError("Ce ticket n'est pas le vôtre.")
+            if ticket.resolved_at is None or TicketStatus(ticket.status) not in FINISHED_STATUSES:
+                raise RatingError("Vous pourrez noter notre service une fois votre demande résolue.")
+            if ticket.csat is not None:
+                raise RatingError("Vous avez déjà noté cette demande, merci !")
+            now = self.clock()
+            ticket.csat = score
+            ticket.updated_at = now
+            _add_event(session, ticket, "note", "client", f"Satisfaction client : {score}/5.", now)
+            session.flush()
+            return _with_events(session, ticket.id)
+
+
+def _move(session: Session, ticket: Ticket, new_status: TicketStatus | str, actor: str, now: datetime) -> TicketStatus:
+    """Change the status if allowed (else InvalidTransition), keep resolved_at right, log it."""
+    current = TicketStatus(ticket.status)
+    target = check_transition(current, new_status)
+    ticket.status = target.value
+    ticket.updated_at = now
+    if target is TicketStatus.RESOLVED:
+        ticket.resolved_at = now
+    elif target is not TicketStatus.CLOSED:
+        ticket.resolved_at = None  # reopened: no longer resolved
+    _add_event(session, ticket, "status", actor, f"{current} → {target}", now)
+    return target
+
+
+def _set_conversation_status(session: Session, ticket: Ticket, status: str) -> bool:
+    """Set who answers the ticket's conversation; True when it changed."""
+    if ticket.conversation_id is None:
+        return False
+    conversation = session.get(Conversation, ticket.conversation_id)
+    if conversation is None or conversation.status == status:
+        return False
+    conversation.status = status
+    return True
+
+
+def _notify(session: Session, ticket: Ticket, notice: str, text: str) -> None:
+    """Leave a system notice in the customer's chat (shown by their chat's refresh)."""
+    if ticket.conversation_id is not None:
+        meta = {"ticket_id": ticket.id, "notice": notice}
+        session.add(Message(conversation_id=ticket.conversation_id, role="system", content=text, meta=meta))
 
 
 def _select_with_events() -> Select[Ticket]:

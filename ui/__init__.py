@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import gradio as gr
 
+from ui.analytics_tab import create_analytics_tab
 from ui.chat_tab import create_chat_tab
+from ui.social_tab import create_social_tab
 from ui.staff_tab import create_staff_tab
+from ui.tickets_tab import create_tickets_tab
 
 # Staff tabs: (label, area used for the role check, builder(services, staff_state) -> dict).
 # Each stays hidden until a user whose role may use that area logs in; callbacks re-check.
-STAFF_TABS: list[tuple[str, str, object]] = []
+STAFF_TABS: list[tuple[str, str, object]] = [
+    ("🎫 Tickets", "tickets", create_tickets_tab),
+    ("📣 Réseaux sociaux", "social", create_social_tab),
+    ("📊 Analytique", "analytics", create_analytics_tab),
+]
 
 
 def build_app(services) -> gr.Blocks:

@@ -33,3 +33,10 @@ def answer_markdown(answer: Answer) -> str:
 def errors_markdown(errors: dict[str, str]) -> str:
     """Form errors as a French bullet list."""
     return "\n".join(f"- ⚠️ {message}" for message in errors.values())
+
+
+def pushed_markdown(role: str, content: str) -> str:
+    """An agent reply ("Conseiller" prefix) or a ticket notice pushed into the customer's chat, as text."""
+    if role == "agent":
+        return f"**👤 Conseiller** : {html.escape(content)}"
+    return f"*{html.escape(content)}*"

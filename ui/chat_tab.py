@@ -7,6 +7,7 @@ import gradio as gr
 from rag.chat import ChatSession, MessageError
 from rag.contact import ContactError, validate_contact
 from ui.chat_format import WELCOME, answer_markdown, customer_text, errors_markdown
+from ui.chat_live import create_live_updates
 
 
 class ChatCallbacks:
@@ -16,13 +17,18 @@ class ChatCallbacks:
         self.chat = services.chat
         self.services = services
 
-    def start(self, name: str, phone: str, email: str):
+    def start(self, name: str, phone: str, email: str, link: tuple[str, dict] | None = None):
         """Validate the form; on success open a conversation and show the chat."""
         try:
             contact = validate_contact(name, phone, email)
         except ContactError as exc:
             return None, [], [], gr.update(value=errors_markdown(exc.errors), visible=True), gr.update(), gr.update()
-        session = self.chat.start(contact)
+        if link:  # arrived from a Mastodon reply: attach the post context to the conversation
+            token, context = link
+            session = self.chat.start(contact, context=context, channel="mastodon")
+            self.services.social.tokens.mark_used(token, session.conversation_id)
+        else:
+            session = self.chat.start(contact)
         first = contact.full_name.split(" ")[0]
         welcome = [{"role": "assistant", "content": f"{WELCOME}\n\nEnchanté, {customer_text(first)} !"}]
         return session, welcome, [None], gr.update(value="", visible=False), gr.update(visible=False), gr.update(visible=True)
@@ -72,6 +78,22 @@ class ChatCallbacks:
             self.chat.feedback(session, message_id, False, comment)
         return None, gr.update(visible=False), "", "Merci, votre commentaire a été transmis."
 
+    def restore(self, request: gr.Request):
+        """On page load, resolve `?token=…` from a Mastodon reply into the post context."""
+        token = (request.query_params.get("token") or "").strip() if request else ""
+        social = getattr(self.services, "social", None)
+        if not token or social is None:
+            return None, gr.update(visible=False)
+        context = social.tokens.resolve(token)
+        if context is None:
+            return None, gr.update(visible=True, value=(
+                "⚠️ Ce lien de contact n'est plus valable (il expire après 24 h) ou est incorrect. "
+                "Remplissez le formulaire ci-dessous pour démarrer une conversation."))
+        quote = customer_text(context.get("complaint", ""))[:280]
+        return (token, context), gr.update(visible=True, value=(
+            f"📣 Suite à votre message sur Mastodon ({customer_text(context.get('handle', ''))}) : « {quote} »\n\n"
+            "Renseignez vos coordonnées : votre message sera joint à la conversation."))
+
     def reset(self):
         """New conversation: forget the session (and any pending 👎 comment) and show the form again."""
         return None, [], [], gr.update(visible=True), gr.update(visible=False), "", None, gr.update(visible=False), ""
@@ -81,8 +103,10 @@ def create_chat_tab(services) -> dict[str, gr.Component]:
     """Build the customer tab inside the current Blocks context."""
     cb = ChatCallbacks(services)
     session, ids, disliked = gr.State(None), gr.State([]), gr.State(None)
+    link = gr.State(None)  # (token, Mastodon context) when opened from a reply's link
     with gr.Column(visible=True, elem_id="contact-form") as form:
         gr.Markdown("### Avant de commencer\nCes informations permettent à un conseiller de vous recontacter si besoin.")
+        social_note = gr.Markdown(visible=False, elem_id="contact-social-note")
         name = gr.Textbox(label="Nom complet", elem_id="contact-name", max_lines=1)
         phone = gr.Textbox(label="Numéro de mobile", placeholder="06 12 34 56 78", elem_id="contact-phone", max_lines=1)
         email = gr.Textbox(label="E-mail (facultatif)", elem_id="contact-email", max_lines=1)
@@ -95,13 +119,15 @@ def create_chat_tab(services) -> dict[str, gr.Component]:
                                  elem_id="chat-input", max_lines=6, info="1000 caractères maximum")
             send = gr.Button("Envoyer", variant="primary", scale=1, elem_id="chat-send")
         status = gr.Markdown(elem_id="chat-status")
+        live = create_live_updates(services, session, chatbot, ids, status)
         with gr.Row(visible=False, elem_id="feedback-box") as comment_box:
             comment = gr.Textbox(label="Qu'est-ce qui n'allait pas ? (facultatif)", elem_id="feedback-comment",
                                  max_lines=3, scale=5)
             comment_send = gr.Button("Envoyer le commentaire", size="sm", elem_id="feedback-send", scale=1)
         new = gr.Button("Nouvelle conversation", elem_id="chat-new")
 
-    start.click(cb.start, [name, phone, email], [session, chatbot, ids, form_errors, form, chat_area],
+    gr.on(None, cb.restore, None, [link, social_note], api_name=False)  # triggers=None: runs on page load
+    start.click(cb.start, [name, phone, email, link], [session, chatbot, ids, form_errors, form, chat_area],
                 api_name="start_chat")
     send.click(cb.send, [message, session, chatbot, ids], [chatbot, ids, message, status], api_name="send_message")
     message.submit(cb.send, [message, session, chatbot, ids], [chatbot, ids, message, status], api_name=False)
@@ -109,4 +135,4 @@ def create_chat_tab(services) -> dict[str, gr.Component]:
     comment_send.click(cb.comment, [session, disliked, comment], [disliked, comment_box, comment, status], api_name=False)
     new.click(cb.reset, None, [session, chatbot, ids, form, chat_area, status, disliked, comment_box, comment],
               api_name=False)
-    return {"chatbot": chatbot, "message": message, "send": send, "status": status, "form": form}
+    return {"chatbot": chatbot, "message": message, "send": send, "status": status, "form": form, **live}

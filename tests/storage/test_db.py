@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from storage import Base, Customer, Database, Message
 from storage.db import MIGRATIONS_DIR
 
+HEAD = "0003"  # latest revision in storage/migrations/versions
 TABLES = {
     "customers",
     "conversations",
@@ -53,7 +54,7 @@ def test_migrate_is_idempotent_on_file_db(file_db: Database) -> None:
     assert file_db.current_revision() is None
     file_db.migrate()
     file_db.migrate()
-    assert file_db.current_revision() == "0001"
+    assert file_db.current_revision() == HEAD
     assert set(inspect(file_db.engine).get_table_names()) >= TABLES
 
 
@@ -64,16 +65,16 @@ def test_env_py_opens_its_own_connection_from_the_url(tmp_path: Path) -> None:
     config.set_main_option("sqlalchemy.url", url)
     command.upgrade(config, "head")
     db = Database(url)
-    assert db.current_revision() == "0001"
+    assert db.current_revision() == HEAD
     db.dispose()
 
 
-BROKEN_MIGRATION = """
+BROKEN_MIGRATION = f"""
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "9999"
+down_revision = "{HEAD}"
 branch_labels = None
 depends_on = None
 
@@ -91,7 +92,7 @@ def downgrade():
 def test_failed_migration_rolls_back_its_ddl(tmp_path: Path) -> None:
     scripts = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS_DIR, scripts, ignore=shutil.ignore_patterns("__pycache__"))
-    (scripts / "versions" / "0002_broken.py").write_text(BROKEN_MIGRATION)
+    (scripts / "versions" / "9999_broken.py").write_text(BROKEN_MIGRATION)
     db = Database(f"sqlite:///{tmp_path / 'app.db'}")
     config = Config()
     config.set_main_option("script_location", str(scripts))
@@ -100,7 +101,7 @@ def test_failed_migration_rolls_back_its_ddl(tmp_path: Path) -> None:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 
-    assert db.current_revision() == "0001"  # 0001 committed on its own
+    assert db.current_revision() == HEAD  # earlier revisions committed on their own
     tables = set(inspect(db.engine).get_table_names())
     assert "half_done" not in tables
     assert tables >= TABLES
