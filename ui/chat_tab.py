@@ -95,8 +95,9 @@ class ChatCallbacks:
             "Renseignez vos coordonnées : votre message sera joint à la conversation."))
 
     def reset(self):
-        """New conversation: forget the session (and any pending 👎 comment) and show the form again."""
-        return None, [], [], gr.update(visible=True), gr.update(visible=False), "", None, gr.update(visible=False), ""
+        """New conversation: forget the session, any pending 👎 comment and the Mastodon link context."""
+        return (None, [], [], gr.update(visible=True), gr.update(visible=False), "", None, gr.update(visible=False), "",
+                None, gr.update(visible=False, value=""))
 
 
 def create_chat_tab(services) -> dict[str, gr.Component]:
@@ -133,6 +134,7 @@ def create_chat_tab(services) -> dict[str, gr.Component]:
     message.submit(cb.send, [message, session, chatbot, ids], [chatbot, ids, message, status], api_name=False)
     chatbot.like(cb.like, [session, ids], [disliked, comment_box, status], api_name=False)
     comment_send.click(cb.comment, [session, disliked, comment], [disliked, comment_box, comment, status], api_name=False)
-    new.click(cb.reset, None, [session, chatbot, ids, form, chat_area, status, disliked, comment_box, comment],
+    new.click(cb.reset, None,
+              [session, chatbot, ids, form, chat_area, status, disliked, comment_box, comment, link, social_note],
               api_name=False)
     return {"chatbot": chatbot, "message": message, "send": send, "status": status, "form": form, **live}
