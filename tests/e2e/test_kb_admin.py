@@ -1,0 +1,52 @@
+"""Admin knowledge-base tab in Chromium: only an admin sees it; an update reports the index state."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from settings import ROOT
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+PASSWORD = "kb-admin-password-1"
+
+
+def create_user(db_url: str, username: str, role: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "tickets.users", "--db", db_url, "create", "--username", username, "--role", role],
+        input=PASSWORD + "\n",
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def login(page: Page, username: str) -> None:
+    page.get_by_role("tab", name="🔐 Espace conseillers").click()
+    page.locator("#staff-username input").fill(username)
+    page.locator("#staff-password input").fill(PASSWORD)
+    page.locator("#staff-login-btn").click()
+    expect(page.locator("#staff-who")).to_contain_text(username)
+
+
+def test_only_admins_see_the_kb_tab_and_can_update_the_index(live_app, browser, page: Page) -> None:
+    create_user(live_app.db_url, "kb.agent", "agent")
+    create_user(live_app.db_url, "kb.admin", "admin")
+
+    login(page, "kb.agent")
+    expect(page.get_by_role("tab", name="🎫 Tickets")).to_be_visible()
+    expect(page.get_by_role("tab", name="📚 Base de connaissances")).to_have_count(0)
+    page.locator("#staff-logout").click()
+
+    login(page, "kb.admin")
+    page.get_by_role("tab", name="📚 Base de connaissances").click()
+    expect(page.locator("#kb-summary")).to_contain_text("Index en service")
+    expect(page.locator("#kb-summary")).to_contain_text("entrées")
+    page.locator("#kb-rebuild").click()
+    expect(page.locator("#kb-result")).to_contain_text("Index déjà à jour", timeout=60_000)
