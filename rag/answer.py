@@ -9,10 +9,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
 from rag.embeddings import Embedder
 from rag.index import KnowledgeIndex, build_index
+from rag.llm.manager import ModelManager
 from rag.nlu import analyze_message, is_follow_up, ticket_priority
 from rag.retriever import HybridRetriever, Retrieval
 from rag.sources import DEFAULT_LINKS
@@ -96,9 +98,10 @@ def _links(intent: str, entry_links: list[str], escalate: bool) -> list[dict]:
 class AnswerEngine:
     """Loads the index once (thread-safe) and answers questions; stateless between calls."""
 
-    def __init__(self, config: RagConfig, embedder: Embedder | None = None) -> None:
+    def __init__(self, config: RagConfig, embedder: Embedder | None = None, llm: ModelManager | None = None) -> None:
         self.config = config
         self.embedder = embedder or Embedder(config.embedding_model)
+        self.llm = llm if llm is not None else ModelManager(config.llm)  # loads nothing until start()
         self._retriever: HybridRetriever | None = None
         self._lock = threading.Lock()
 
@@ -128,20 +131,59 @@ class AnswerEngine:
             self._retriever = None
 
     def answer(
-        self, question: str, previous_top_entries: list[str] | None = None, previous_question: str | None = None
+        self,
+        question: str,
+        previous_top_entries: list[str] | None = None,
+        previous_question: str | None = None,
+        history: list[tuple[str, str]] | None = None,
+        mode: str | None = None,
+        timeout: float | None = None,
     ) -> Answer:
-        """Answer one customer message.
+        """Answer one customer message in the configured mode (or `mode`); see stream_answer()."""
+        final = None
+        for final in self.stream_answer(question, previous_top_entries, previous_question, history, mode, timeout):
+            pass
+        return final
+
+    def stream_answer(
+        self,
+        question: str,
+        previous_top_entries: list[str] | None = None,
+        previous_question: str | None = None,
+        history: list[tuple[str, str]] | None = None,
+        mode: str | None = None,
+        timeout: float | None = None,
+    ) -> Iterator[str | Answer]:
+        """Yield the growing answer text (generative modes), then the final `Answer` (always last).
 
         previous_top_entries are the top KB ids of earlier turns (repeated-problem rule);
-        previous_question lets an elliptical follow-up ("et pour le forfait 2€ ?") be understood.
+        previous_question lets an elliptical follow-up ("et pour le forfait 2€ ?") be understood;
+        history holds the last (question, answer) pairs for the generative prompt. The escalation,
+        scope and confidence rules run first in every mode: only the wording of a grounded answer
+        is generated, and any failure falls back to the extractive text with the reason recorded.
         """
+        start = time.perf_counter()
+        answer, entries, empathy = self._extractive(question, previous_top_entries, previous_question)
+        mode = mode or self.config.answer_mode
+        if mode == "extractive" or not entries:
+            yield answer  # rules (small talk, out of scope, low confidence) answered already
+            return
+        from rag.generative import generate_answer
+
+        yield from generate_answer(self, answer, entries, empathy, question, history, mode, timeout, start)
+
+    def _extractive(
+        self, question: str, previous_top_entries: list[str] | None, previous_question: str | None
+    ) -> tuple[Answer, list, bool]:
+        """The rule-checked extractive answer, the KB entries it is grounded on ([] if none) and the empathy flag."""
         retriever = self.retriever  # first call loads model and index: not part of the answer latency
         start = time.perf_counter()
         question = question.strip()
         analysis = analyze_message(question)
         if analysis.small_talk and not analysis.escalation_reasons:
             text = GREETING_TEXT if analysis.small_talk == "greeting" else THANKS_TEXT
-            return self._finish(Answer(text=text, intent="général", confidence=1.0, links=_links("général", [], False)), start)
+            answer = Answer(text=text, intent="général", confidence=1.0, links=_links("général", [], False))
+            return self._finish(answer, start), [], False
 
         topic = analysis.topic or question
         retrieval: Retrieval = retriever.search(topic)
@@ -160,7 +202,7 @@ class AnswerEngine:
         if out_of_scope:
             answer = Answer(text=OUT_OF_SCOPE_TEXT, intent="général", confidence=confidence, out_of_scope=True,
                             sentiment=analysis.sentiment, links=_links("général", [], False))
-            return self._finish(answer, start)
+            return self._finish(answer, start), [], False
 
         grounded = top is not None and confidence >= self.config.min_confidence
         intent = analysis.intent
@@ -197,7 +239,8 @@ class AnswerEngine:
             links=_links(intent, top.entry.links if grounded else [], escalate),
             top_entry=top.entry.id if top else None,
         )
-        return self._finish(answer, start)
+        entries = [h.entry for h in retrieval.hits[: self.config.llm.context_entries]] if grounded else []
+        return self._finish(answer, start), entries, "mécontentement important" in reasons
 
     @staticmethod
     def _finish(answer: Answer, start: float) -> Answer:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from rag.answer import Answer, AnswerEngine
@@ -51,6 +52,19 @@ class ChatReply:
     ticket: Ticket | None = None
     notice: str | None = None
     notice_message_id: int | None = None
+
+
+def _recent_turns(messages: list[Message], turns: int) -> list[tuple[str, str]]:
+    """The last `turns` (customer question, bot answer) pairs of a conversation, oldest first."""
+    pairs: list[tuple[str, str]] = []
+    question = None
+    for m in messages:
+        if m.role == "user":
+            question = m.content
+        elif m.role == "assistant" and question is not None:
+            pairs.append((question, m.content))
+            question = None
+    return pairs[-turns:] if turns else []
 
 
 def escalation_notice(ticket: Ticket) -> str:
@@ -103,6 +117,13 @@ class ChatService:
 
     def send(self, session: ChatSession, text: str) -> ChatReply:
         """Store the customer message, answer it (unless an agent holds the conversation), escalate if needed."""
+        reply = None
+        for reply in self.send_stream(session, text):  # noqa: B007 (the last item is the reply)
+            pass
+        return reply
+
+    def send_stream(self, session: ChatSession, text: str) -> Iterator[str | ChatReply]:
+        """Like send(), but yield the growing answer text first; the last item is the stored ChatReply."""
         text = self.clean_message(text)
         self._check(session)
         conversation = self.conversations.get(session.conversation_id)
@@ -111,9 +132,16 @@ class ChatService:
         last_question = next((m.content for m in reversed(earlier) if m.role == "user"), None)
         user_msg = self.messages.add(session.conversation_id, "user", text)
         if conversation.status == "agent":
-            return ChatReply(user_msg.id, None, None, notice=AGENT_HANDLES_TEXT)
+            yield ChatReply(user_msg.id, None, None, notice=AGENT_HANDLES_TEXT)
+            return
 
-        answer = self.engine.answer(text, previous_top_entries=previous, previous_question=last_question)
+        answer = None
+        for item in self.engine.stream_answer(text, previous_top_entries=previous, previous_question=last_question,
+                                              history=_recent_turns(earlier, self.engine.config.llm.history_turns)):
+            if isinstance(item, str):
+                yield item
+            else:
+                answer = item
         meta = answer.to_dict()
         meta.pop("text")
         assistant_msg = self.messages.add(session.conversation_id, "assistant", answer.text, meta=meta)
@@ -124,7 +152,7 @@ class ChatService:
             reply.notice_message_id = self.messages.add(
                 session.conversation_id, "system", reply.notice, meta={"ticket_id": reply.ticket.id}
             ).id
-        return reply
+        yield reply
 
     def _escalate(self, session: ChatSession, answer: Answer, text: str) -> Ticket:
         reasons = ", ".join(answer.escalation_reasons)

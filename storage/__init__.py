@@ -13,6 +13,7 @@ from storage.models import (
     StaffUser,
     Ticket,
     TicketEvent,
+    WebhookDelivery,
     new_conversation_id,
     utcnow,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "StaffUser",
     "Ticket",
     "TicketEvent",
+    "WebhookDelivery",
     "new_conversation_id",
     "utcnow",
 ]

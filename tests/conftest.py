@@ -41,15 +41,113 @@ def engine(shipped_config, embedder):
     return AnswerEngine(shipped_config, embedder)
 
 
+# Real PostgreSQL for the tests marked `all_backends` (scripts/test.sh starts one with
+# scripts/postgres.sh and exports this); unset, their PostgreSQL variants are skipped.
+POSTGRES_URL = os.environ.get("MOBILIA_TEST_POSTGRES_URL", "")
+BACKENDS = ("sqlite", "postgresql")
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line(
+        "markers", "all_backends: run the test's `db` / `empty_db_url` on SQLite and on PostgreSQL"
+    )
+
+
+def pytest_generate_tests(metafunc) -> None:
+    """Run the tests marked `all_backends` once per database backend."""
+    if "db_backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("all_backends"):
+        metafunc.parametrize("db_backend", BACKENDS)
+
+
 @pytest.fixture
-def db(tmp_path: Path):
-    """A migrated SQLite database in a temp file."""
+def db_backend() -> str:
+    """The backend of `db` / `empty_db_url`: SQLite unless the test is marked `all_backends`."""
+    return "sqlite"
+
+
+class PostgresServer:
+    """The test PostgreSQL server: one throw-away database per test, dropped afterwards."""
+
+    def __init__(self, url: str) -> None:
+        from sqlalchemy import create_engine
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.pool import NullPool
+
+        self.url = make_url(url)
+        self.admin = create_engine(self.url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+        self.template: str | None = None
+
+    def create(self, template: str = "template0") -> str:
+        """Create an empty (or templated) database and return its URL."""
+        import uuid
+
+        name = f"mobilia_test_{uuid.uuid4().hex[:12]}"
+        with self.admin.connect() as connection:
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{template}" ENCODING \'UTF8\'')
+        return self.url.set(database=name).render_as_string(hide_password=False)
+
+    def migrated(self) -> str:
+        """Return a fresh database at the head revision (cloned from a template migrated once)."""
+        from storage import Database
+
+        if self.template is None:
+            template_url = self.create()
+            database = Database(template_url)
+            database.migrate()
+            database.dispose()
+            self.template = template_url.rsplit("/", 1)[1]
+        return self.create(self.template)
+
+    def drop(self, url: str) -> None:
+        name = url.rsplit("/", 1)[1]
+        with self.admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def close(self) -> None:
+        if self.template:
+            self.drop(f"x/{self.template}")
+        self.admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """The PostgreSQL server of MOBILIA_TEST_POSTGRES_URL (session-wide), or a skip."""
+    if not POSTGRES_URL:
+        pytest.skip("PostgreSQL not configured: run `bash scripts/postgres.sh` and export MOBILIA_TEST_POSTGRES_URL")
+    server = PostgresServer(POSTGRES_URL)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def empty_db_url(request, db_backend: str, tmp_path: Path):
+    """URL of an empty (unmigrated) database of the test's backend, removed afterwards."""
+    if db_backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    server = request.getfixturevalue("postgres_server")
+    url = server.create()
+    yield url
+    server.drop(url)
+
+
+@pytest.fixture
+def db(request, db_backend: str, tmp_path: Path):
+    """A migrated database: a SQLite temp file, or a fresh PostgreSQL database (all_backends tests)."""
     from storage import Database
 
-    database = Database(f"sqlite:///{tmp_path / 'test.db'}")
-    database.migrate()
+    if db_backend == "sqlite":
+        database = Database(f"sqlite:///{tmp_path / 'test.db'}")
+        database.migrate()
+        yield database
+        database.dispose()
+        return
+    server = request.getfixturevalue("postgres_server")
+    url = server.migrated()
+    database = Database(url)
     yield database
     database.dispose()
+    server.drop(url)
 
 
 @pytest.fixture

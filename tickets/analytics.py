@@ -1,8 +1,8 @@
 """Support analytics over a date range: KPIs with deltas vs the previous period, daily series, CSV export.
 
 Everything is computed by SQL aggregates (GROUP BY / COUNT / SUM) through SQLAlchemy Core, on
-SQLite and PostgreSQL alike; only the bot latencies of the range are fetched, as one numeric
-column, to take percentiles. Days and hours are UTC buckets. Ticket metrics use the tickets
+SQLite and PostgreSQL alike; only the bot latencies of the range are fetched, to take percentiles,
+packed by the database as one string per (day, intent) group. Days and hours are UTC buckets. Ticket metrics use the tickets
 *created* in the range (a cohort), conversation metrics the conversations created in it.
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Integer, and_, case, cast, exists, extract, func, literal_column, select
+from sqlalchemy import Integer, Text, and_, case, cast, exists, extract, func, literal_column, select
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -62,6 +62,13 @@ def json_field(column: ColumnElement, key: str, dialect: str) -> ColumnElement:
     if dialect == "postgresql":
         return column.op("->>")(literal_column(f"'{key}'"))
     return func.json_extract(column, literal_column(f"'$.{key}'"))
+
+
+def _join_values(column: ColumnElement, dialect: str) -> ColumnElement[str]:
+    """Comma-joined non-null values of a group (group_concat on SQLite, string_agg on PostgreSQL)."""
+    if dialect == "postgresql":
+        return func.string_agg(cast(column, Text), literal_column("','"))
+    return func.group_concat(column, literal_column("','"))
 
 
 @dataclass(frozen=True)
@@ -188,8 +195,7 @@ class AnalyticsService:
         timings: dict[str, float] = {}
         now = self.clock()
         tasks = {
-            "latency": lambda q: q.latencies(period),
-            "intents": lambda q: q.intents(period),
+            "answers": lambda q: q.answers(period),
             "conversations": lambda q: q.conversations_daily(period),
             "rest": lambda q: (
                 q.sla_daily(period),
@@ -201,7 +207,7 @@ class AnalyticsService:
             ),
         }
         out = self._run(tasks, now, timings)
-        latency, intents, conv = out["latency"], out["intents"], out["conversations"]
+        (latency, intents), conv = out["answers"], out["conversations"]
         sla, csat, complaints, status, hourly, previous = out["rest"]
         kpis = _kpis(conv, latency, sla, csat, complaints, int(status["count"].sum()))
         days = period.days()
@@ -393,18 +399,40 @@ class _Queries:
         )
         return self._frame("conversations", stmt, ["day", "conversations", "escalated", "auto_resolved"])
 
-    def latencies(self, period: Period) -> pd.DataFrame:
+    def answers(self, period: Period) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Bot answers in one pass: (every latency with its day, answers per intent).
+
+        One GROUP BY (day, intent) gives the intent counts and, for the percentiles, the latencies
+        themselves packed per group (group_concat / string_agg): no Python object per message.
+        """
         m = MESSAGES.c
-        stmt = select(day_bucket(m.created_at, self.dialect), json_field(m.meta, "latency_ms", self.dialect)).where(
-            m.role == "assistant", m.created_at >= period.start, m.created_at < period.end
-        )
-        with self._timed("latency"):
-            rows = self.conn.execute(stmt).all()
-            days, values = zip(*rows, strict=True) if rows else ((), ())  # columns without per-row Python work
-            frame = pd.DataFrame(
-                {"day": days, "latency_ms": pd.to_numeric(pd.Series(values, dtype=object), errors="coerce")}
+        inner = (
+            select(
+                day_bucket(m.created_at, self.dialect).label("day"),
+                func.coalesce(json_field(m.meta, "intent", self.dialect), literal_column("'inconnu'")).label("intent"),
+                json_field(m.meta, "latency_ms", self.dialect).label("latency"),
             )
-        return frame.dropna(subset=["latency_ms"])
+            .where(m.role == "assistant", m.created_at >= period.start, m.created_at < period.end)
+            .subquery()
+        )
+        stmt = select(inner.c.day, inner.c.intent, func.count(), _join_values(inner.c.latency, self.dialect)).group_by(
+            inner.c.day, inner.c.intent
+        )
+        with self._timed("answers"):
+            groups = self.conn.execute(stmt).all()
+        intents = pd.DataFrame(groups, columns=["day", "intent", "count", "latencies"])[["intent", "count"]]
+        intents = intents.groupby("intent", as_index=False)["count"].sum()
+        intents = intents.sort_values(["count", "intent"], ascending=[False, True], ignore_index=True)
+        packed = [(day, np.array(text.split(","), dtype=float)) for day, _, _, text in groups if text]
+        if not packed:
+            return pd.DataFrame({"day": pd.Series(dtype=object), "latency_ms": pd.Series(dtype=float)}), intents
+        latency = pd.DataFrame(
+            {
+                "day": np.repeat([day for day, _ in packed], [len(values) for _, values in packed]),
+                "latency_ms": np.concatenate([values for _, values in packed]),
+            }
+        )
+        return latency, intents
 
     def _ticket_range(self, period: Period):
         return and_(TICKETS.c.created_at >= period.start, TICKETS.c.created_at < period.end)
@@ -459,21 +487,6 @@ class _Queries:
         stmt = select(inner.c.day, func.count()).group_by(inner.c.day).order_by(inner.c.day)
         return self._frame("complaints", stmt, ["day", "complaints"])
 
-    def intents(self, period: Period) -> pd.DataFrame:
-        m = MESSAGES.c
-        intent = func.coalesce(json_field(m.meta, "intent", self.dialect), literal_column("'inconnu'"))
-        inner = (
-            select(intent.label("intent"))
-            .where(m.role == "assistant", m.created_at >= period.start, m.created_at < period.end)
-            .subquery()
-        )
-        stmt = (
-            select(inner.c.intent, func.count().label("n"))
-            .group_by(inner.c.intent)
-            .order_by(func.count().desc(), inner.c.intent)
-        )
-        return self._frame("intents", stmt, ["intent", "count"])
-
     def hourly(self, period: Period) -> pd.DataFrame:
         m = MESSAGES.c
         inner = (
@@ -490,7 +503,7 @@ class _Queries:
         status = self.ticket_status(period)
         return _kpis(
             self.conversations_daily(period),
-            self.latencies(period),
+            self.answers(period)[0],
             self.sla_daily(period),
             self.csat(period),
             self.complaints_daily(period),

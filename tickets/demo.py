@@ -18,8 +18,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, literal, select
 from sqlalchemy.engine import make_url
 
 from storage.db import Database
@@ -213,11 +214,10 @@ def _max_id(conn, table) -> int:
 
 def is_empty(db: Database) -> bool:
     """True when none of the history tables has a row."""
-    tables = (Customer, Conversation, Message, Ticket, MastodonPost)
     with db.engine.connect() as conn:
         return all(
-            conn.execute(select(m.__table__.c[next(iter(m.__table__.primary_key)).name]).limit(1)).first() is None
-            for m in tables
+            conn.execute(select(literal(1)).select_from(model.__table__).limit(1)).first() is None
+            for model in (Customer, Conversation, Message, Ticket, MastodonPost)
         )
 
 
@@ -225,8 +225,6 @@ def _same_database(a: str, b: str) -> bool:
     """Compare two URLs, resolving SQLite file paths."""
     ua, ub = make_url(a), make_url(b)
     if ua.get_backend_name() == ub.get_backend_name() == "sqlite" and ua.database and ub.database:
-        from pathlib import Path
-
         return Path(ua.database).expanduser().resolve() == Path(ub.database).expanduser().resolve()
     return ua.render_as_string(hide_password=False) == ub.render_as_string(hide_password=False)
 

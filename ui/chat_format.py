@@ -19,8 +19,8 @@ def customer_text(text: str) -> str:
 
 
 def answer_markdown(answer: Answer) -> str:
-    """Answer text followed by its sources and suggested links."""
-    parts = [answer.text]
+    """Answer text followed by its sources and suggested links (generated text is shown as text)."""
+    parts = [html.escape(answer.text) if answer.mode_used == "generative" else answer.text]
     if answer.sources:
         cited = " · ".join(f"{html.escape(s.title)} (`{s.id}`, {s.score:.2f})" for s in answer.sources)
         parts.append(f"**Sources** : {cited}")

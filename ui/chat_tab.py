@@ -46,7 +46,13 @@ class ChatCallbacks:
         history = [*history, {"role": "user", "content": customer_text(clean)},
                    {"role": "assistant", "content": "…"}]
         yield history, [*ids, None, None], "", ""
-        reply = self.chat.send(session, clean)
+        reply = None
+        for item in self.chat.send_stream(session, clean):
+            if isinstance(item, str):  # generative modes: the answer grows token by token
+                history[-1] = {"role": "assistant", "content": customer_text(item)}
+                yield history, [*ids, None, None], "", ""
+            else:
+                reply = item
         history = history[:-1]
         ids = [*ids, None]
         if reply.answer is not None:
@@ -78,6 +84,11 @@ class ChatCallbacks:
             self.chat.feedback(session, message_id, False, comment)
         return None, gr.update(visible=False), "", "Merci, votre commentaire a été transmis."
 
+    def model_status(self):
+        """Generative model state for the indicator; the timer stops once the state is final."""
+        llm = self.services.engine.llm
+        return llm.status_text(), gr.Timer(active=llm.state in ("off", "loading"))
+
     def restore(self, request: gr.Request):
         """On page load, resolve `?token=…` from a Mastodon reply into the post context."""
         token = (request.query_params.get("token") or "").strip() if request else ""
@@ -100,6 +111,17 @@ class ChatCallbacks:
                 None, gr.update(visible=False, value=""))
 
 
+def _create_model_status(cb: ChatCallbacks, services) -> gr.Markdown:
+    """"Modèle génératif : chargement… / prêt / indisponible" line, shown only in generative modes."""
+    generative = services.settings.rag.answer_mode != "extractive"
+    indicator = gr.Markdown(cb.services.engine.llm.status_text() if generative else "", visible=generative,
+                            elem_id="model-status")
+    if generative:
+        timer = gr.Timer(2)
+        timer.tick(cb.model_status, None, [indicator, timer], api_name=False, show_progress="hidden")
+    return indicator
+
+
 def create_chat_tab(services) -> dict[str, gr.Component]:
     """Build the customer tab inside the current Blocks context."""
     cb = ChatCallbacks(services)
@@ -120,6 +142,7 @@ def create_chat_tab(services) -> dict[str, gr.Component]:
                                  elem_id="chat-input", max_lines=6, info="1000 caractères maximum")
             send = gr.Button("Envoyer", variant="primary", scale=1, elem_id="chat-send")
         status = gr.Markdown(elem_id="chat-status")
+        model_status = _create_model_status(cb, services)
         live = create_live_updates(services, session, chatbot, ids, status)
         with gr.Row(visible=False, elem_id="feedback-box") as comment_box:
             comment = gr.Textbox(label="Qu'est-ce qui n'allait pas ? (facultatif)", elem_id="feedback-comment",
@@ -137,4 +160,5 @@ def create_chat_tab(services) -> dict[str, gr.Component]:
     new.click(cb.reset, None,
               [session, chatbot, ids, form, chat_area, status, disliked, comment_box, comment, link, social_note],
               api_name=False)
-    return {"chatbot": chatbot, "message": message, "send": send, "status": status, "form": form, **live}
+    return {"chatbot": chatbot, "message": message, "send": send, "status": status, "form": form,
+            "model_status": model_status, **live}

@@ -1,11 +1,14 @@
-"""Database handle and migrations on real SQLite files and in-memory SQLite."""
+"""Database handle and migrations on SQLite files, in-memory SQLite and a real PostgreSQL.
+
+Tests taking `empty_db` / `empty_db_url` run on both backends (tests/conftest.py).
+"""
 
 from __future__ import annotations
 
 import shutil
 import threading
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -19,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from storage import Base, Customer, Database, Message
 from storage.db import MIGRATIONS_DIR
 
-HEAD = "0003"  # latest revision in storage/migrations/versions
+HEAD = "0004"  # latest revision in storage/migrations/versions
 TABLES = {
     "customers",
     "conversations",
@@ -34,9 +37,20 @@ TABLES = {
 }
 
 
+pytestmark = pytest.mark.all_backends
+
+
 @pytest.fixture
 def file_db(tmp_path: Path) -> Iterator[Database]:
     db = Database(f"sqlite:///{tmp_path / 'nested' / 'dir' / 'app.db'}")
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def empty_db(empty_db_url: str) -> Iterator[Database]:
+    """An unmigrated database of each backend."""
+    db = Database(empty_db_url)
     yield db
     db.dispose()
 
@@ -50,16 +64,16 @@ def test_engine_is_created_lazily(tmp_path: Path) -> None:
     db.dispose()
 
 
-def test_migrate_is_idempotent_on_file_db(file_db: Database) -> None:
-    assert file_db.current_revision() is None
-    file_db.migrate()
-    file_db.migrate()
-    assert file_db.current_revision() == HEAD
-    assert set(inspect(file_db.engine).get_table_names()) >= TABLES
+def test_migrate_is_idempotent(empty_db: Database) -> None:
+    assert empty_db.current_revision() is None
+    empty_db.migrate()
+    empty_db.migrate()
+    assert empty_db.current_revision() == HEAD
+    assert set(inspect(empty_db.engine).get_table_names()) >= TABLES
 
 
-def test_env_py_opens_its_own_connection_from_the_url(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'cli.db'}"
+def test_env_py_opens_its_own_connection_from_the_url(empty_db_url: str) -> None:
+    url = empty_db_url
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("sqlalchemy.url", url)
@@ -89,11 +103,11 @@ def downgrade():
 """
 
 
-def test_failed_migration_rolls_back_its_ddl(tmp_path: Path) -> None:
+def test_failed_migration_rolls_back_its_ddl(tmp_path: Path, empty_db_url: str) -> None:
     scripts = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS_DIR, scripts, ignore=shutil.ignore_patterns("__pycache__"))
     (scripts / "versions" / "9999_broken.py").write_text(BROKEN_MIGRATION)
-    db = Database(f"sqlite:///{tmp_path / 'app.db'}")
+    db = Database(empty_db_url)
     config = Config()
     config.set_main_option("script_location", str(scripts))
 
@@ -118,9 +132,9 @@ def test_sqlite_pragmas_on_every_connection(file_db: Database) -> None:
         assert pragma("PRAGMA synchronous").scalar() == 1  # NORMAL
 
 
-def test_migration_matches_models(file_db: Database) -> None:
-    file_db.migrate()
-    with file_db.engine.connect() as connection:
+def test_migration_matches_models(empty_db: Database) -> None:
+    empty_db.migrate()
+    with empty_db.engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         assert compare_metadata(context, Base.metadata) == []
 
@@ -138,23 +152,30 @@ def _constraint_names(db: Database) -> dict[str, set[str]]:
     return names
 
 
-def test_migration_constraint_names_match_models(file_db: Database) -> None:
-    file_db.migrate()
-    reference = Database("sqlite://")
-    Base.metadata.create_all(reference.engine)
-    migrated = _constraint_names(file_db)
-    assert migrated == _constraint_names(reference)
-    assert "ck_conversations_channel" in migrated["conversations"]
-    reference.dispose()
+def test_migration_constraint_names_match_models(request, db_backend: str, empty_db: Database) -> None:
+    empty_db.migrate()
+    server = request.getfixturevalue("postgres_server") if db_backend == "postgresql" else None
+    reference_url = server.create() if server else "sqlite://"
+    reference = Database(reference_url)
+    try:
+        Base.metadata.create_all(reference.engine)
+        migrated = _constraint_names(empty_db)
+        assert migrated == _constraint_names(reference)
+        assert "ck_conversations_channel" in migrated["conversations"]
+        assert "uq_tickets_live_conversation" in migrated["tickets"]
+    finally:
+        reference.dispose()
+        if server:
+            server.drop(reference_url)
 
 
-def test_downgrade_to_base_and_back(file_db: Database) -> None:
-    file_db.migrate()
-    file_db.downgrade("base")
-    assert file_db.current_revision() is None
-    assert not TABLES & set(inspect(file_db.engine).get_table_names())
-    file_db.migrate()
-    assert set(inspect(file_db.engine).get_table_names()) >= TABLES
+def test_downgrade_to_base_and_back(empty_db: Database) -> None:
+    empty_db.migrate()
+    empty_db.downgrade("base")
+    assert empty_db.current_revision() is None
+    assert not TABLES & set(inspect(empty_db.engine).get_table_names())
+    empty_db.migrate()
+    assert set(inspect(empty_db.engine).get_table_names()) >= TABLES
 
 
 def test_in_memory_database_is_shared_by_sessions_and_threads() -> None:
@@ -187,15 +208,15 @@ def test_session_rolls_back_on_error() -> None:
         assert session.scalars(select(Customer)).all() == []
 
 
-def test_foreign_keys_are_enforced(file_db: Database) -> None:
-    file_db.migrate()
-    with pytest.raises(IntegrityError), file_db.session() as session:
+def test_foreign_keys_are_enforced(empty_db: Database) -> None:
+    empty_db.migrate()
+    with pytest.raises(IntegrityError), empty_db.session() as session:
         session.add(Message(conversation_id="0" * 32, role="user", content="Bonjour"))
 
 
-def test_check_constraints_are_enforced(file_db: Database) -> None:
-    file_db.migrate()
-    with pytest.raises(IntegrityError), file_db.session() as session:
+def test_check_constraints_are_enforced(empty_db: Database) -> None:
+    empty_db.migrate()
+    with pytest.raises(IntegrityError), empty_db.session() as session:
         session.execute(
             text(
                 "INSERT INTO conversations (id, channel, status, created_at, updated_at) "
@@ -219,3 +240,60 @@ def test_url_hides_password_and_connects_nowhere() -> None:
     assert "s3cret" not in repr(db)
     assert db.url == "postgresql+psycopg://mobilia:***@db.example:5432/mobilia"
     assert db._engine is None
+
+
+def test_live_ticket_partial_unique_index(db: Database) -> None:
+    """At most one live ticket per conversation; closed ones do not count (partial unique index)."""
+    now = "2025-01-01 00:00:00+00"
+    insert = (
+        "INSERT INTO tickets (conversation_id, category, priority, status, summary, created_at, updated_at, "
+        "sla_due_at) VALUES ('c', 'x', 'LOW', :status, 's', :now, :now, :now)"
+    )
+    with db.session() as session:
+        session.execute(
+            text("INSERT INTO conversations (id, channel, status, created_at, updated_at) VALUES ('c', 'web', 'bot', :now, :now)"),
+            {"now": now},
+        )
+        session.execute(text(insert), {"status": "CLOSED", "now": now})
+        session.execute(text(insert), {"status": "CLOSED", "now": now})
+        session.execute(text(insert), {"status": "OPEN", "now": now})
+    with pytest.raises(IntegrityError), db.session() as session:
+        session.execute(text(insert), {"status": "IN_PROGRESS", "now": now})
+
+
+def test_json_and_aware_timestamps_round_trip(db: Database) -> None:
+    from storage import AppStateRepository, ConversationRepository
+
+    conversation = ConversationRepository(db).create()
+    ConversationRepository(db).update_context(conversation.id, {"intent": "facturation", "n": [1, 2], "é": None})
+    AppStateRepository(db).set("k", {"nested": {"ok": True}, "list": ["a"]})
+    stored = ConversationRepository(db).get(conversation.id)
+    assert stored is not None and stored.context == {"intent": "facturation", "n": [1, 2], "é": None}
+    assert AppStateRepository(db).get("k") == {"nested": {"ok": True}, "list": ["a"]}
+    assert stored.created_at.tzinfo is UTC and stored.created_at.utcoffset().total_seconds() == 0
+
+
+def test_postgresql_column_types(request, db_backend: str, db: Database) -> None:
+    if db_backend != "postgresql":
+        pytest.skip("PostgreSQL types only")
+    with db.engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT table_name, column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = current_schema() AND column_name LIKE '%\\_at'"
+            )
+        ).all()
+        assert rows and {r.data_type for r in rows} == {"timestamp with time zone"}
+        kinds = dict(
+            connection.execute(
+                text(
+                    "SELECT table_name || '.' || column_name, data_type FROM information_schema.columns "
+                    "WHERE table_schema = current_schema() AND column_name IN ('context', 'meta', 'value')"
+                )
+            ).all()
+        )
+        assert set(kinds.values()) == {"json"}
+        predicate = connection.execute(
+            text("SELECT indexdef FROM pg_indexes WHERE indexname = 'uq_tickets_live_conversation'")
+        ).scalar_one()
+        assert "UNIQUE" in predicate and "WHERE" in predicate and "CLOSED" in predicate

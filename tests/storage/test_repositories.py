@@ -1,9 +1,8 @@
-"""Repositories on a migrated in-memory SQLite database."""
+"""Repositories on a migrated database: a SQLite file and a real PostgreSQL (tests/conftest.py `db`)."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import UTC
 
 import pytest
@@ -20,13 +19,7 @@ from storage import (
     NotFoundError,
 )
 
-
-@pytest.fixture
-def db() -> Iterator[Database]:
-    database = Database("sqlite://")
-    database.migrate()
-    yield database
-    database.dispose()
+pytestmark = pytest.mark.all_backends
 
 
 @pytest.fixture

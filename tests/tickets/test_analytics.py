@@ -154,7 +154,7 @@ def test_series_of_the_period(service):
     assert r.complaints_daily.values.tolist() == [["2026-03-10", 1], ["2026-03-11", 2]]
     latency = r.latency_daily.set_index("day")
     assert latency.loc["2026-03-10", "p50_ms"] == pytest.approx(150)  # 100, 200
-    assert set(r.timings) >= {"conversations", "latency", "sla", "csat", "intents", "hourly", "complaints"}
+    assert set(r.timings) >= {"conversations", "answers", "sla", "csat", "hourly", "complaints"}
 
 
 def test_deltas_vs_previous_period(service):

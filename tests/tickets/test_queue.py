@@ -15,6 +15,8 @@ from tickets.canned import CANNED_REPLIES, canned_reply
 
 T0 = datetime(2025, 3, 10, 9, 0, tzinfo=UTC)
 
+pytestmark = pytest.mark.all_backends
+
 
 class Clock:
     def __init__(self, now: datetime) -> None:

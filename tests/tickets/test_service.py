@@ -1,4 +1,4 @@
-"""TicketService and ticket rules on a migrated in-memory SQLite database, with a fixed clock."""
+"""TicketService and ticket rules on a migrated SQLite and PostgreSQL database, with a fixed clock."""
 
 from __future__ import annotations
 
@@ -30,6 +30,8 @@ from tickets import (
 
 T0 = datetime(2025, 3, 10, 9, 0, tzinfo=UTC)  # a Monday, 09:00 UTC
 
+pytestmark = pytest.mark.all_backends
+
 
 class Clock:
     """A settable clock passed to the service instead of the wall clock."""
@@ -42,14 +44,6 @@ class Clock:
 
     def advance(self, **delta: float) -> None:
         self.now += timedelta(**delta)
-
-
-@pytest.fixture
-def db() -> Iterator[Database]:
-    database = Database("sqlite://")
-    database.migrate()
-    yield database
-    database.dispose()
 
 
 @pytest.fixture

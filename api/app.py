@@ -1,0 +1,175 @@
+"""FastAPI factory of the `/api/v1` HTTP API: wiring, error handlers, limits and auth dependencies."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError, TimeoutError as PoolTimeout
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from api.config import load_secret_key
+from api.ratelimit import RateLimited, RateLimits
+from api.security import ConversationKeys, InvalidToken, TokenCodec
+from api.webhooks import WebhookDispatcher
+from tickets.users import AccessDenied, StaffPrincipal, require
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+PREFIX = "/api/v1"
+_FRENCH_ERRORS = {
+    "missing": "champ obligatoire",
+    "string_too_long": "texte trop long",
+    "string_too_short": "texte vide ou trop court",
+    "string_pattern_mismatch": "format invalide",
+    "string_type": "texte attendu",
+    "json_invalid": "JSON invalide",
+    "model_attributes_type": "objet JSON attendu",
+    "dict_type": "objet JSON attendu",
+    "extra_forbidden": "champ inconnu",
+    "literal_error": "valeur non autorisée",
+    "int_parsing": "nombre entier attendu",
+    "bool_parsing": "booléen attendu",
+}
+DB_ERRORS = (OperationalError, PoolTimeout)
+
+
+class DatabaseUnavailable(Exception):
+    """The database stayed locked or unreachable after the retries."""
+
+
+class ApiContext:
+    """What the route handlers share: services, codecs, limits, webhooks and the DB retry policy."""
+
+    def __init__(self, services: Any, secret: str) -> None:
+        self.services = services
+        self.settings = services.settings
+        api = self.settings.api
+        self.tokens = TokenCodec(secret, api.token_ttl_minutes * 60)
+        self.keys = ConversationKeys(secret)
+        self.limits = RateLimits(
+            {"ip": api.rate_limit_ip, "conversation": api.rate_limit_conversation, "login": api.rate_limit_login}
+        )
+        self.webhooks = WebhookDispatcher(services.db, api)
+
+    def db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run an idempotent DB call, retrying briefly while the DB is locked/unavailable (503 after)."""
+        retrying = Retrying(
+            stop=stop_after_attempt(self.settings.api.db_retry_attempts),
+            wait=wait_exponential(multiplier=0.05, max=0.5),
+            retry=retry_if_exception_type(DB_ERRORS),
+            reraise=True,
+        )
+        try:
+            return retrying(fn, *args, **kwargs)
+        except DB_ERRORS as exc:
+            log.warning("database unavailable: %s", type(exc).__name__)
+            raise DatabaseUnavailable from exc
+
+    def client_ip(self, request: Request) -> str:
+        return request.client.host if request.client else "unknown"
+
+    def limit_ip(self, request: Request) -> None:
+        """Dependency: per-IP limit of every /api/v1 call."""
+        self.limits.hit("ip", self.client_ip(request))
+
+    def staff(self, area: str) -> Callable[[Request], StaffPrincipal]:
+        """Dependency factory: the bearer token's principal, re-read from the DB, allowed in ``area``."""
+
+        def dependency(request: Request) -> StaffPrincipal:
+            scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise _unauthorized("Authentification requise : envoyez un jeton « Authorization: Bearer ».")
+            try:
+                claimed = self.tokens.verify(token.strip())
+            except InvalidToken:
+                raise _unauthorized("Jeton invalide ou expiré : reconnectez-vous.") from None
+            principal = self.db(self.services.staff.current, claimed)
+            if principal is None:
+                raise _unauthorized("Compte inconnu ou désactivé.")
+            try:
+                return require(principal, area)
+            except AccessDenied as exc:
+                raise HTTPException(403, str(exc)) from None
+
+        return dependency
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(401, detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+def _validation_detail(exc: RequestValidationError) -> list[dict]:
+    out = []
+    for error in exc.errors():
+        loc = [str(part) for part in error.get("loc", ()) if part != "body"]
+        msg = _FRENCH_ERRORS.get(error.get("type", ""), "valeur invalide")
+        ctx = error.get("ctx") or {}
+        if error.get("type") == "string_too_long" and "max_length" in ctx:
+            msg = f"texte trop long (maximum {ctx['max_length']} caractères)"
+        out.append({"loc": loc, "msg": msg, "type": error.get("type")})
+    return out
+
+
+def _install_handlers(app: FastAPI, context: ApiContext) -> None:
+    retry_after = str(context.settings.api.retry_after_s)
+
+    @app.exception_handler(RateLimited)
+    async def _rate_limited(_request: Request, exc: RateLimited) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, 429, headers={"Retry-After": str(exc.retry_after)})
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = _validation_detail(exc)
+        fields = ", ".join(".".join(e["loc"]) + " : " + e["msg"] for e in errors[:5])
+        return JSONResponse({"detail": f"Requête invalide ({fields}).", "errors": errors}, 422)
+
+    async def _unavailable(_request: Request, _exc: Exception) -> JSONResponse:
+        detail = "Service momentanément indisponible : réessayez dans quelques secondes."
+        return JSONResponse({"detail": detail}, 503, headers={"Retry-After": retry_after})
+
+    for kind in (DatabaseUnavailable, *DB_ERRORS, DBAPIError):
+        app.add_exception_handler(kind, _unavailable)
+
+    max_body = context.settings.api.max_body_bytes
+
+    @app.middleware("http")
+    async def _body_limit(request: Request, call_next):
+        if request.url.path.startswith("/api/"):
+            length = request.headers.get("content-length")
+            if length is not None and (not length.isdigit() or int(length) > max_body):
+                return JSONResponse({"detail": "Requête trop volumineuse."}, 413)
+        return await call_next(request)
+
+
+def create_api(services: Any, *, secret_key: str | None = None) -> FastAPI:
+    """The FastAPI app (`/api/v1`, `/docs`); the Gradio UI is mounted on it by ``app.py``."""
+    from api.routes import chat_router, ops_router, staff_router
+
+    settings = services.settings
+    secret = secret_key or load_secret_key(settings.secret_key)
+    context = ApiContext(services, secret)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        yield
+        context.webhooks.stop()
+
+    app = FastAPI(
+        title="MobiliaChat API",
+        version="1.0.0",
+        description="Chat client, tickets, analytics et contexte Mastodon de MobiliaChat.",
+        lifespan=lifespan,
+    )
+    app.state.api = context
+    _install_handlers(app, context)
+    limited = [Depends(context.limit_ip)]
+    app.include_router(ops_router(context), prefix=PREFIX)
+    app.include_router(chat_router(context), prefix=PREFIX, dependencies=limited)
+    app.include_router(staff_router(context), prefix=PREFIX, dependencies=limited)
+    return app

@@ -1,0 +1,154 @@
+"""Customer chat endpoints: send a message (opening the conversation first) and read its history.
+
+No ``from __future__ import annotations`` here: the request model is built at run time from the
+settings (longest message) and FastAPI must see the class itself.
+"""
+
+import logging
+
+from fastapi import APIRouter, Header, HTTPException, Path
+from fastapi.responses import JSONResponse
+
+from api.schemas import ChatMessageResponse, ConversationMessages, ErrorOut, MessageOut, chat_request_model
+from rag.chat import ChatSession, MessageError
+from rag.contact import ContactError, validate_contact
+from storage.models import utcnow
+
+log = logging.getLogger(__name__)
+NOT_FOUND = "Conversation introuvable ou clé d'accès invalide."
+ERRORS = {401: {"model": ErrorOut}, 404: {"model": ErrorOut}, 422: {"model": ErrorOut}, 429: {"model": ErrorOut},
+          503: {"model": ErrorOut}}
+
+
+def chat_router(ctx) -> APIRouter:
+    """Routes of the customer chat over ``ctx.services.chat``."""
+    router = APIRouter(tags=["chat"])
+    chat = ctx.services.chat
+    ChatMessageRequest = chat_request_model(ctx.settings.rag.max_message_chars)  # noqa: N806
+
+    def session_for(conversation_id: str, key: str | None, authorization: str | None) -> ChatSession:
+        """The session of a conversation whose access key was presented (header or bearer)."""
+        if not key and authorization and authorization.lower().startswith("bearer "):
+            key = authorization[7:].strip()
+        if not key:
+            raise HTTPException(401, "Clé de conversation manquante (en-tête X-Conversation-Key).")
+        if not ctx.keys.check(conversation_id, key):
+            raise HTTPException(404, NOT_FOUND)
+        conversation = ctx.db(chat.conversations.get, conversation_id)
+        if conversation is None:
+            raise HTTPException(404, NOT_FOUND)
+        return ChatSession(conversation.customer_id, conversation.id)
+
+    def open_conversation(body) -> ChatSession:
+        if body.user_info is None:
+            raise HTTPException(
+                422, "Pour démarrer une conversation, indiquez vos coordonnées (user_info : full_name, phone)."
+            )
+        info = body.user_info
+        try:
+            contact = validate_contact(info.full_name, info.phone, info.email)
+        except ContactError as exc:
+            raise _ContactInvalid(exc.errors) from None
+        context, channel = None, "api"
+        if body.context_token:
+            social = ctx.services.social
+            context = ctx.db(social.tokens.resolve, body.context_token) if social is not None else None
+            if context is None:
+                raise HTTPException(422, "Ce lien de contact n'est plus valable (il expire après 24 h) ou est incorrect.")
+            channel = "mastodon"
+        session = ctx.db(chat.start, contact, context=context, channel=channel)
+        if context is not None:
+            ctx.db(ctx.services.social.tokens.mark_used, body.context_token, session.conversation_id)
+        return session
+
+    @router.post("/chat/message", response_model=ChatMessageResponse, responses=ERRORS)
+    def post_message(
+        body: ChatMessageRequest,
+        x_conversation_key: str | None = Header(None, max_length=128),
+        authorization: str | None = Header(None, max_length=4096),
+    ):
+        """Send a customer message; the first one (no conversation_id) opens a conversation and returns its key."""
+        try:
+            text = chat.clean_message(body.message)
+        except MessageError as exc:
+            raise HTTPException(422, str(exc)) from None
+        new_key = None
+        if body.conversation_id is None:
+            try:
+                session = open_conversation(body)
+            except _ContactInvalid as exc:
+                return JSONResponse(
+                    {"detail": "Coordonnées invalides : " + " ".join(exc.errors.values()), "errors": exc.errors}, 422
+                )
+            new_key = ctx.keys.key_for(session.conversation_id)
+        else:
+            session = session_for(body.conversation_id, x_conversation_key, authorization)
+        ctx.limits.hit("conversation", session.conversation_id)
+        started = utcnow()
+        try:
+            reply = chat.send(session, text)  # not retried: it stores the message (see ApiContext.db)
+        except PermissionError:
+            raise HTTPException(404, NOT_FOUND) from None
+        answer = reply.answer
+        if reply.ticket is not None:
+            _emit_escalation(ctx, session, reply.ticket, started)
+        return ChatMessageResponse(
+            conversation_id=session.conversation_id,
+            conversation_key=new_key,
+            message=text,
+            response=answer.text if answer else None,
+            needs_escalation=bool(answer and answer.needs_escalation),
+            ticket_id=reply.ticket.id if reply.ticket else None,
+            notice=reply.notice,
+            sources=[{"id": s.id, "title": s.title, "score": s.score} for s in (answer.sources if answer else [])],
+            suggested_links=list(answer.links) if answer else [],
+        )
+
+    @router.get("/chat/conversation/{conversation_id}/messages", response_model=ConversationMessages, responses=ERRORS)
+    def get_messages(
+        conversation_id: str = Path(..., pattern=r"^[0-9a-f]{32}$"),
+        x_conversation_key: str | None = Header(None, max_length=128),
+        authorization: str | None = Header(None, max_length=4096),
+    ):
+        """Messages of the conversation (needs its access key), oldest first."""
+        session = session_for(conversation_id, x_conversation_key, authorization)
+        messages = ctx.db(chat.history, session)
+        conversation = ctx.db(chat.conversations.get, conversation_id)
+        return ConversationMessages(
+            conversation_id=conversation_id,
+            status=conversation.status,
+            messages=[MessageOut(id=m.id, role=m.role, content=m.content, created_at=m.created_at) for m in messages],
+        )
+
+    return router
+
+
+class _ContactInvalid(Exception):
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("invalid contact")
+        self.errors = errors
+
+
+def _emit_escalation(ctx, session: ChatSession, ticket, started) -> None:
+    """conversation.escalated, plus ticket.created when this message opened the ticket; never fails the reply."""
+    data = {"conversation_id": session.conversation_id, "ticket": _ticket_data(ticket)}
+    try:
+        if ticket.created_at >= started:
+            ctx.webhooks.emit("ticket.created", {"ticket": _ticket_data(ticket)})
+        ctx.webhooks.emit("conversation.escalated", data)
+    except Exception:
+        log.exception("could not queue the escalation webhooks of %s", session.conversation_id)
+
+
+def _ticket_data(ticket) -> dict:
+    """What a webhook tells about a ticket (no customer personal data)."""
+    return {
+        "id": ticket.id,
+        "conversation_id": ticket.conversation_id,
+        "category": ticket.category,
+        "priority": ticket.priority,
+        "status": ticket.status,
+        "assignee": ticket.assignee,
+        "created_at": ticket.created_at.isoformat(),
+        "updated_at": ticket.updated_at.isoformat(),
+    }

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# A throw-away local PostgreSQL for tests and local use (Debian's `postgresql` package).
+# Idempotent: installs the package when missing, creates a cluster in .pg/ (gitignored), listens
+# on 127.0.0.1 only, creates the database and its user, and prints the DATABASE_URL on stdout.
+#
+#   bash scripts/postgres.sh            # install if needed, start, print the URL
+#   bash scripts/postgres.sh url        # print the URL only
+#   bash scripts/postgres.sh stop       # stop the cluster (data stays in .pg/)
+#   bash scripts/postgres.sh destroy    # stop and delete the cluster
+#
+# Settings (env): MOBILIA_PG_PORT (55432), MOBILIA_PG_DIR (.pg), MOBILIA_PG_DB / _USER /
+# _PASSWORD (mobilia). This cluster is for tests and local use only: never expose it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+port=${MOBILIA_PG_PORT:-55432}
+db_name=${MOBILIA_PG_DB:-mobilia}
+db_user=${MOBILIA_PG_USER:-mobilia}
+db_password=${MOBILIA_PG_PASSWORD:-mobilia}
+pg_dir=${MOBILIA_PG_DIR:-$PWD/.pg}
+action=${1:-start}
+
+log() { echo "postgres.sh: $*" >&2; }
+
+url() { echo "postgresql+psycopg://${db_user}:${db_password}@127.0.0.1:${port}/${db_name}"; }
+
+find_bindir() {
+  # Highest installed major version of Debian's server binaries.
+  local dir
+  dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+  [ -n "$dir" ] && [ -x "$dir/initdb" ] && echo "$dir"
+}
+
+install_postgres() {
+  local sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  log "installing Debian's postgresql package"
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_cmd[@]}" apt-get update -q >&2
+  "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends postgresql >&2
+}
+
+# postgres refuses to run as root: as root, the cluster belongs to the `postgres` system user.
+as_owner() {
+  if [ "$(id -u)" -eq 0 ]; then
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+case "$action" in
+  url) url; exit 0 ;;
+  start | stop | destroy) ;;
+  *) echo "usage: bash scripts/postgres.sh [start|url|stop|destroy]" >&2; exit 2 ;;
+esac
+
+bindir=$(find_bindir || true)
+if [ -z "$bindir" ]; then
+  [ "$action" = start ] || exit 0
+  install_postgres
+  bindir=$(find_bindir) || { log "no /usr/lib/postgresql/*/bin/initdb after install"; exit 1; }
+fi
+
+data="$pg_dir/data"
+if [ "$(id -u)" -eq 0 ]; then
+  id -u postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
+  # The postgres user must reach the data folder; a project under a private home cannot be.
+  mkdir -p "$pg_dir"
+  if ! runuser -u postgres -- test -x "$pg_dir"; then
+    pg_dir=${TMPDIR:-/tmp}/mobilia-pg-$(echo "$PWD" | sha256sum | cut -c1-12)
+    data="$pg_dir/data"
+    log "project folder not reachable by the postgres user: cluster in $pg_dir"
+  fi
+fi
+
+running() { [ -f "$data/postmaster.pid" ] && as_owner "$bindir/pg_ctl" -D "$data" status >/dev/null 2>&1; }
+
+if [ "$action" = stop ] || [ "$action" = destroy ]; then
+  if running; then
+    as_owner "$bindir/pg_ctl" -D "$data" -m fast -w stop >&2
+  fi
+  [ "$action" = destroy ] && rm -rf "$data" && log "cluster deleted"
+  exit 0
+fi
+
+if [ ! -f "$data/PG_VERSION" ]; then
+  log "creating cluster in $data"
+  mkdir -p "$pg_dir"
+  [ "$(id -u)" -ne 0 ] || chown postgres: "$pg_dir"
+  pwfile=$(mktemp)
+  printf '%s\n' "$db_password" >"$pwfile"
+  [ "$(id -u)" -ne 0 ] || chown postgres: "$pwfile"
+  # Superuser `postgres`: local socket peer-less trust is off; TCP needs the password (SCRAM).
+  as_owner "$bindir/initdb" -D "$data" -U postgres --pwfile="$pwfile" --auth=scram-sha-256 \
+    -E UTF8 --locale=C.UTF-8 >&2
+  rm -f "$pwfile"
+  {
+    echo "listen_addresses = '127.0.0.1'"
+    echo "port = $port"
+    echo "unix_socket_directories = ''"
+    echo "fsync = off"  # throw-away cluster: speed over durability
+    echo "synchronous_commit = off"
+    echo "full_page_writes = off"
+    echo "max_connections = 200"
+    echo "timezone = 'UTC'"
+  } | as_owner tee -a "$data/postgresql.conf" >/dev/null
+fi
+
+if ! running; then
+  log "starting PostgreSQL $("$bindir/postgres" --version | awk '{print $3}') on 127.0.0.1:$port"
+  as_owner "$bindir/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 start >&2
+fi
+
+# Create the user and database once; the superuser password is the same throw-away one.
+export PGPASSWORD=$db_password
+psql_admin=("$bindir/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 -qtA)
+if [ "$("${psql_admin[@]}" -c "SELECT 1 FROM pg_roles WHERE rolname = '$db_user'")" != 1 ]; then
+  "${psql_admin[@]}" -c "CREATE ROLE \"$db_user\" LOGIN CREATEDB PASSWORD '$db_password'" >&2
+fi
+if [ "$("${psql_admin[@]}" -c "SELECT 1 FROM pg_database WHERE datname = '$db_name'")" != 1 ]; then
+  "${psql_admin[@]}" -c "CREATE DATABASE \"$db_name\" OWNER \"$db_user\"" >&2
+fi
+url
