@@ -24,6 +24,7 @@ class Services:
     analytics: object = None
     social: object = None
     social_monitor: object = None  # SocialMonitor when Mastodon is configured; app.py starts it
+    training: object = None  # training.runner.TrainingRunner: fine-tuning runs as subprocesses
     ready: threading.Event = field(default_factory=threading.Event)
     startup_error: str | None = None
 
@@ -55,10 +56,11 @@ def build_services(settings: Settings) -> Services:
     from rag.chat import ChatService
     from social.monitor import SocialMonitor
     from social.service import SocialService
-    from storage import Database
+    from storage import AppStateRepository, Database
     from tickets import TicketService
     from tickets.analytics import AnalyticsService
     from tickets.users import StaffService
+    from training.runner import TrainingRunner
 
     db = Database(settings.database_url)
     engine = AnswerEngine(settings.rag)
@@ -67,4 +69,5 @@ def build_services(settings: Settings) -> Services:
     social = SocialService(settings.mastodon, db, tickets, public_url=settings.public_url)
     monitor = SocialMonitor(settings.mastodon, db, service=social) if settings.mastodon.enabled else None
     return Services(settings=settings, db=db, engine=engine, tickets=tickets, chat=chat, staff=StaffService(db),
-                    analytics=AnalyticsService(db), social=social, social_monitor=monitor)
+                    analytics=AnalyticsService(db), social=social, social_monitor=monitor,
+                    training=TrainingRunner(state=AppStateRepository(db)))

@@ -75,8 +75,13 @@ class WebhookDispatcher:
         with self.db.session() as session:
             for url in self.settings.webhook_urls:
                 body = {"id": uuid.uuid4().hex, "event": event, "timestamp": now, "data": data}
-                row = WebhookDelivery(event=event, url=url, payload=json.dumps(body, ensure_ascii=False, default=str),
-                                      status="pending", attempts=0)
+                row = WebhookDelivery(
+                    event=event,
+                    url=url,
+                    payload=json.dumps(body, ensure_ascii=False, default=str),
+                    status="pending",
+                    attempts=0,
+                )
                 session.add(row)
                 session.flush()
                 ids.append(row.id)
@@ -175,6 +180,8 @@ class WebhookDispatcher:
         with self.db.session() as session:
             row = session.get(WebhookDelivery, delivery_id)
             row.attempts += attempts
+            if last is not None and self._stopping.is_set():
+                return  # shutting down: stays pending, resent by the next start()
             if last is None:
                 row.status, row.last_status_code, row.last_error, row.delivered_at = "delivered", status, None, utcnow()
             else:

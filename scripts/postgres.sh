@@ -9,14 +9,14 @@
 #   bash scripts/postgres.sh destroy    # stop and delete the cluster
 #
 # Settings (env): MOBILIA_PG_PORT (55432), MOBILIA_PG_DIR (.pg), MOBILIA_PG_DB / _USER /
-# _PASSWORD (mobilia). This cluster is for tests and local use only: never expose it.
+# _PASSWORD (mobilia, mobilia, mobilia-local-pw). This cluster is for tests and local use only: never expose it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 port=${MOBILIA_PG_PORT:-55432}
 db_name=${MOBILIA_PG_DB:-mobilia}
 db_user=${MOBILIA_PG_USER:-mobilia}
-db_password=${MOBILIA_PG_PASSWORD:-mobilia}
+db_password=${MOBILIA_PG_PASSWORD:-mobilia-local-pw}
 pg_dir=${MOBILIA_PG_DIR:-$PWD/.pg}
 action=${1:-start}
 

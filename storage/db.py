@@ -103,7 +103,8 @@ class Database:
 
         @event.listens_for(engine, "begin")
         def _on_begin(connection: Any) -> None:
-            connection.exec_driver_sql("BEGIN")
+            # Sessions take the write lock up front (see ``session``); plain connections stay deferred.
+            connection.exec_driver_sql(connection.get_execution_options().get("sqlite_begin", "BEGIN"))
 
         return engine
 
@@ -117,6 +118,11 @@ class Database:
     def session(self) -> Iterator[Session]:
         """Yield a session in a transaction: commit on success, roll back on any error."""
         with self._session_factory().begin() as session:
+            if self.is_sqlite:
+                # BEGIN IMMEDIATE: in WAL mode a deferred transaction that has read cannot wait for a
+                # busy writer (SQLite fails at once with "database is locked"); taking the lock first
+                # makes busy_timeout apply. Short sessions keep the cost to brief queueing.
+                session.connection(execution_options={"sqlite_begin": "BEGIN IMMEDIATE"})
             yield session
 
     def _alembic_config(self) -> Config:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -48,9 +49,7 @@ BACKENDS = ("sqlite", "postgresql")
 
 
 def pytest_configure(config) -> None:
-    config.addinivalue_line(
-        "markers", "all_backends: run the test's `db` / `empty_db_url` on SQLite and on PostgreSQL"
-    )
+    config.addinivalue_line("markers", "all_backends: run the test's `db` / `empty_db_url` on SQLite and on PostgreSQL")
 
 
 def pytest_generate_tests(metafunc) -> None:
@@ -66,7 +65,11 @@ def db_backend() -> str:
 
 
 class PostgresServer:
-    """The test PostgreSQL server: one throw-away database per test, dropped afterwards."""
+    """The test PostgreSQL server: a throw-away schema (or database) per test, dropped afterwards.
+
+    A schema is selected through the connection's ``search_path`` (``?options=-csearch_path=...``),
+    so the app code and Alembic see an empty database of their own; creating one costs ~1 ms.
+    """
 
     def __init__(self, url: str) -> None:
         from sqlalchemy import create_engine
@@ -75,38 +78,34 @@ class PostgresServer:
 
         self.url = make_url(url)
         self.admin = create_engine(self.url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-        self.template: str | None = None
 
-    def create(self, template: str = "template0") -> str:
-        """Create an empty (or templated) database and return its URL."""
-        import uuid
-
-        name = f"mobilia_test_{uuid.uuid4().hex[:12]}"
+    def _execute(self, sql: str) -> None:
         with self.admin.connect() as connection:
-            connection.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{template}" ENCODING \'UTF8\'')
+            connection.exec_driver_sql(sql)
+
+    def create_schema(self) -> str:
+        """Create an empty schema and return a URL whose connections use only it."""
+        name = f"test_{uuid.uuid4().hex[:12]}"
+        self._execute(f'CREATE SCHEMA "{name}"')
+        url = self.url.update_query_dict({"options": f"-csearch_path={name}"})
+        return url.render_as_string(hide_password=False)
+
+    def create_database(self) -> str:
+        """Create an empty database (for tools such as pg_dump that work per database)."""
+        name = f"mobilia_test_{uuid.uuid4().hex[:12]}"
+        self._execute(f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8'")
         return self.url.set(database=name).render_as_string(hide_password=False)
 
-    def migrated(self) -> str:
-        """Return a fresh database at the head revision (cloned from a template migrated once)."""
-        from storage import Database
-
-        if self.template is None:
-            template_url = self.create()
-            database = Database(template_url)
-            database.migrate()
-            database.dispose()
-            self.template = template_url.rsplit("/", 1)[1]
-        return self.create(self.template)
-
     def drop(self, url: str) -> None:
-        name = url.rsplit("/", 1)[1]
-        with self.admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        """Drop what ``create_schema`` or ``create_database`` made for ``url``."""
+        from sqlalchemy.engine import make_url
 
-    def close(self) -> None:
-        if self.template:
-            self.drop(f"x/{self.template}")
-        self.admin.dispose()
+        parsed = make_url(url)
+        options = parsed.query.get("options")
+        if options:
+            self._execute(f'DROP SCHEMA IF EXISTS "{str(options).split("=", 1)[1]}" CASCADE')
+        else:
+            self._execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")
@@ -116,7 +115,7 @@ def postgres_server():
         pytest.skip("PostgreSQL not configured: run `bash scripts/postgres.sh` and export MOBILIA_TEST_POSTGRES_URL")
     server = PostgresServer(POSTGRES_URL)
     yield server
-    server.close()
+    server.admin.dispose()
 
 
 @pytest.fixture
@@ -126,14 +125,14 @@ def empty_db_url(request, db_backend: str, tmp_path: Path):
         yield f"sqlite:///{tmp_path / 'empty.db'}"
         return
     server = request.getfixturevalue("postgres_server")
-    url = server.create()
+    url = server.create_schema()
     yield url
     server.drop(url)
 
 
 @pytest.fixture
 def db(request, db_backend: str, tmp_path: Path):
-    """A migrated database: a SQLite temp file, or a fresh PostgreSQL database (all_backends tests)."""
+    """A migrated database: a SQLite temp file, or a fresh PostgreSQL schema (all_backends tests)."""
     from storage import Database
 
     if db_backend == "sqlite":
@@ -143,8 +142,9 @@ def db(request, db_backend: str, tmp_path: Path):
         database.dispose()
         return
     server = request.getfixturevalue("postgres_server")
-    url = server.migrated()
+    url = server.create_schema()
     database = Database(url)
+    database.migrate()
     yield database
     database.dispose()
     server.drop(url)
@@ -167,12 +167,24 @@ def write_mini_kb(folder: Path) -> Path:
     (folder / "faq" / "mini.json").write_text(
         json.dumps(
             [
-                {"id": "m-1", "category": "facturation", "question": "Où trouver ma facture ?",
-                 "variants": ["facture pdf"], "answer": "Dans l'Espace Abonné, menu Mes factures.",
-                 "tags": ["facture"], "links": []},
-                {"id": "m-2", "category": "technique", "question": "Je n'ai plus de réseau",
-                 "variants": ["pas de signal"], "answer": "Désactivez le mode avion puis redémarrez.",
-                 "tags": ["réseau"], "links": []},
+                {
+                    "id": "m-1",
+                    "category": "facturation",
+                    "question": "Où trouver ma facture ?",
+                    "variants": ["facture pdf"],
+                    "answer": "Dans l'Espace Abonné, menu Mes factures.",
+                    "tags": ["facture"],
+                    "links": [],
+                },
+                {
+                    "id": "m-2",
+                    "category": "technique",
+                    "question": "Je n'ai plus de réseau",
+                    "variants": ["pas de signal"],
+                    "answer": "Désactivez le mode avion puis redémarrez.",
+                    "tags": ["réseau"],
+                    "links": [],
+                },
             ],
             ensure_ascii=False,
         ),

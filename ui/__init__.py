@@ -10,6 +10,7 @@ from ui.kb_tab import create_kb_tab
 from ui.social_tab import create_social_tab
 from ui.staff_tab import create_staff_tab
 from ui.tickets_tab import create_tickets_tab
+from ui.training_tab import create_training_tab
 
 # Staff tabs: (label, area used for the role check, builder(services, staff_state) -> dict).
 # Each stays hidden until a user whose role may use that area logs in; callbacks re-check.
@@ -18,6 +19,7 @@ STAFF_TABS: list[tuple[str, str, object]] = [
     ("📣 Réseaux sociaux", "social", create_social_tab),
     ("📊 Analytique", "analytics", create_analytics_tab),
     ("📚 Base de connaissances", "admin", create_kb_tab),
+    ("🧪 Entraînement", "training", create_training_tab),
 ]
 
 

@@ -16,15 +16,20 @@ from storage.models import utcnow
 
 log = logging.getLogger(__name__)
 NOT_FOUND = "Conversation introuvable ou clé d'accès invalide."
-ERRORS = {401: {"model": ErrorOut}, 404: {"model": ErrorOut}, 422: {"model": ErrorOut}, 429: {"model": ErrorOut},
-          503: {"model": ErrorOut}}
+ERRORS = {
+    401: {"model": ErrorOut},
+    404: {"model": ErrorOut},
+    422: {"model": ErrorOut},
+    429: {"model": ErrorOut},
+    503: {"model": ErrorOut},
+}
 
 
 def chat_router(ctx) -> APIRouter:
     """Routes of the customer chat over ``ctx.services.chat``."""
     router = APIRouter(tags=["chat"])
     chat = ctx.services.chat
-    ChatMessageRequest = chat_request_model(ctx.settings.rag.max_message_chars)  # noqa: N806
+    ChatMessageRequest = chat_request_model(ctx.settings.rag.max_message_chars)
 
     def session_for(conversation_id: str, key: str | None, authorization: str | None) -> ChatSession:
         """The session of a conversation whose access key was presented (header or bearer)."""
@@ -54,7 +59,9 @@ def chat_router(ctx) -> APIRouter:
             social = ctx.services.social
             context = ctx.db(social.tokens.resolve, body.context_token) if social is not None else None
             if context is None:
-                raise HTTPException(422, "Ce lien de contact n'est plus valable (il expire après 24 h) ou est incorrect.")
+                raise HTTPException(
+                    422, "Ce lien de contact n'est plus valable (il expire après 24 h) ou est incorrect."
+                )
             channel = "mastodon"
         session = ctx.db(chat.start, contact, context=context, channel=channel)
         if context is not None:

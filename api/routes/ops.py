@@ -19,8 +19,11 @@ def ops_router(ctx) -> APIRouter:
             with services.db.session() as session:
                 session.execute(text("SELECT 1"))
         except Exception:
-            return JSONResponse({"status": "degraded", "database": "unavailable"}, 503,
-                                headers={"Retry-After": str(ctx.settings.api.retry_after_s)})
+            return JSONResponse(
+                {"status": "degraded", "database": "unavailable"},
+                503,
+                headers={"Retry-After": str(ctx.settings.api.retry_after_s)},
+            )
         return HealthOut(status="ok", database="ok")
 
     @router.get("/model-status", response_model=ModelStatusOut)
@@ -30,10 +33,18 @@ def ops_router(ctx) -> APIRouter:
         details = {}
         llm = getattr(services.engine, "llm", None)
         if llm is not None:
-            details["llm"] = {"state": getattr(llm, "state", None), "error": getattr(llm, "error", None),
-                              "backend": rag.llm.backend, "load_seconds": getattr(llm, "load_seconds", None)}
-        return ModelStatusOut(ready=services.ready.is_set() and services.startup_error is None,
-                              error=services.startup_error, answer_mode=rag.answer_mode,
-                              embedding_model=rag.embedding_model, details=details)
+            details["llm"] = {
+                "state": getattr(llm, "state", None),
+                "error": getattr(llm, "error", None),
+                "backend": rag.llm.backend,
+                "load_seconds": getattr(llm, "load_seconds", None),
+            }
+        return ModelStatusOut(
+            ready=services.ready.is_set() and services.startup_error is None,
+            error=services.startup_error,
+            answer_mode=rag.answer_mode,
+            embedding_model=rag.embedding_model,
+            details=details,
+        )
 
     return router

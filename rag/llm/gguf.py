@@ -69,7 +69,9 @@ def convert_gguf(gguf: Path, models_dir: Path) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype="float32")
-    model.config.quantization_config = None
+    # The weights are already dequantized: drop the GGUF "quantizer" so the model saves as a plain one.
+    model.hf_quantizer = None
+    model.is_quantized = False
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.save_pretrained(tmp)

@@ -33,7 +33,8 @@ class LlamaCppBackend(LLMBackend):
             from llama_cpp import Llama
 
             path = gguf_path_for(self.config.model)
-            self.llm = Llama(model_path=str(path), n_ctx=self.n_ctx, n_threads=self.config.threads or os.cpu_count(),
+            threads = self.config.threads or os.cpu_count()
+            self.llm = Llama(model_path=str(path), n_ctx=self.n_ctx, n_threads=threads, n_threads_batch=threads,
                              verbose=False)
         except (ImportError, OSError, ValueError, RuntimeError) as exc:
             raise GenerationError(f"cannot load {self.config.model} with llama.cpp: {exc}") from exc
@@ -46,7 +47,7 @@ class LlamaCppBackend(LLMBackend):
             try:
                 chunks = self.llm.create_chat_completion(
                     messages=messages, max_tokens=self.config.max_new_tokens, temperature=self.config.temperature,
-                    stream=True,
+                    repeat_penalty=self.config.repetition_penalty, stream=True,
                 )
                 for chunk in chunks:
                     if stop is not None and stop.is_set():
@@ -56,3 +57,9 @@ class LlamaCppBackend(LLMBackend):
                         yield piece
             except (RuntimeError, ValueError) as exc:
                 raise GenerationError(f"llama.cpp generation failed: {exc}") from exc
+
+    def close(self) -> None:
+        """Free the model now (llama.cpp's own finalizer can fail at interpreter exit)."""
+        if self.llm is not None:
+            self.llm.close()
+            self.llm = None

@@ -89,7 +89,7 @@ class TransformersBackend(LLMBackend):
             "do_sample": False}
         kwargs = dict(**inputs, max_new_tokens=self.config.max_new_tokens, streamer=streamer,
                       stopping_criteria=StoppingCriteriaList([_Stop()]), pad_token_id=self.tokenizer.eos_token_id,
-                      **sampling)
+                      repetition_penalty=self.config.repetition_penalty, **sampling)
         errors: list[BaseException] = []
 
         def run() -> None:

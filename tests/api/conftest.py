@@ -29,9 +29,13 @@ def build_api_services(db, engine, **overrides):
     settings = get_settings(database_url=str(db.url), secret_key=SECRET, **overrides)
     tickets = TicketService(db)
     services = Services(
-        settings=settings, db=db, engine=engine, tickets=tickets,
+        settings=settings,
+        db=db,
+        engine=engine,
+        tickets=tickets,
         chat=ChatService(db, engine, tickets, max_chars=settings.rag.max_message_chars),
-        staff=StaffService(db), analytics=AnalyticsService(db),
+        staff=StaffService(db),
+        analytics=AnalyticsService(db),
         social=SocialService(settings.mastodon, db, tickets, public_url=settings.public_url),
     )
     services.ready.set()
@@ -91,7 +95,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 receiver.requests.append({"headers": dict(self.headers), "body": body})
                 failing = len(receiver.requests) <= receiver.fail_first

@@ -33,8 +33,9 @@ def test_first_message_opens_a_conversation_and_answers_with_sources(client) -> 
 def test_follow_up_needs_the_key_and_history_returns_every_turn(client) -> None:
     first = start_chat(client)
     cid, key = first["conversation_id"], first["conversation_key"]
-    follow = client.post(URL, json={"message": "Et pour le forfait ?", "conversation_id": cid},
-                         headers={"X-Conversation-Key": key})
+    follow = client.post(
+        URL, json={"message": "Et pour le forfait ?", "conversation_id": cid}, headers={"X-Conversation-Key": key}
+    )
     assert follow.status_code == 200 and follow.json()["conversation_key"] is None
     history = client.get(f"/api/v1/chat/conversation/{cid}/messages", headers={"Authorization": f"Bearer {key}"})
     assert history.status_code == 200
@@ -48,11 +49,15 @@ def test_conversation_id_alone_or_another_key_opens_nothing(client) -> None:
     before = counts(client)
     no_key = client.post(URL, json={"message": "bonjour", "conversation_id": cid})
     assert no_key.status_code == 401
-    wrong = client.post(URL, json={"message": "bonjour", "conversation_id": cid},
-                        headers={"X-Conversation-Key": other["conversation_key"]})
+    wrong = client.post(
+        URL,
+        json={"message": "bonjour", "conversation_id": cid},
+        headers={"X-Conversation-Key": other["conversation_key"]},
+    )
     assert wrong.status_code == 404 and "introuvable" in wrong.json()["detail"]
-    read = client.get(f"/api/v1/chat/conversation/{cid}/messages",
-                      headers={"X-Conversation-Key": other["conversation_key"]})
+    read = client.get(
+        f"/api/v1/chat/conversation/{cid}/messages", headers={"X-Conversation-Key": other["conversation_key"]}
+    )
     assert read.status_code == 404
     forged = client.get(f"/api/v1/chat/conversation/{cid}/messages", headers={"X-Conversation-Key": "ck1.AAAA"})
     assert forged.status_code == 404
@@ -62,7 +67,9 @@ def test_conversation_id_alone_or_another_key_opens_nothing(client) -> None:
 def test_unknown_conversation_with_a_valid_looking_key_is_404(client) -> None:
     cid = "0" * 32
     key = client.app.state.api.keys.key_for(cid)
-    response = client.post(URL, json={"message": "bonjour", "conversation_id": cid}, headers={"X-Conversation-Key": key})
+    response = client.post(
+        URL, json={"message": "bonjour", "conversation_id": cid}, headers={"X-Conversation-Key": key}
+    )
     assert response.status_code == 404
 
 
@@ -79,7 +86,11 @@ def test_escalation_opens_a_ticket(client) -> None:
         ({"message": QUESTION, "user_info": {**CUSTOMER, "phone": "12345"}}, 422, "chiffres"),
         ({"message": QUESTION, "user_info": {**CUSTOMER, "phone": "+44 7911 123456"}}, 422, "06 ou 07"),
         ({"message": QUESTION, "user_info": {**CUSTOMER, "full_name": "<script>alert(1)</script>"}}, 422, "nom"),
-        ({"message": QUESTION, "user_info": {**CUSTOMER, "full_name": "Robert'); DROP TABLE customers;--"}}, 422, "nom"),
+        (
+            {"message": QUESTION, "user_info": {**CUSTOMER, "full_name": "Robert'); DROP TABLE customers;--"}},
+            422,
+            "nom",
+        ),
         ({"message": QUESTION, "user_info": {**CUSTOMER, "email": "pas-un-email"}}, 422, "e-mail"),
         ({"message": "", "user_info": CUSTOMER}, 422, "Requête invalide"),
         ({"message": "   \x00\x01  ", "user_info": CUSTOMER}, 422, "vide"),
@@ -116,8 +127,9 @@ def test_binary_or_malformed_bodies_are_422(client, content, headers) -> None:
 
 def test_oversized_body_is_413_and_stores_nothing(client) -> None:
     before = counts(client)
-    response = client.post(URL, content=b'{"message": "' + b"a" * 70_000 + b'"}',
-                           headers={"Content-Type": "application/json"})
+    response = client.post(
+        URL, content=b'{"message": "' + b"a" * 70_000 + b'"}', headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 413
     assert counts(client) == before
 
@@ -125,16 +137,19 @@ def test_oversized_body_is_413_and_stores_nothing(client) -> None:
 def test_sql_and_html_in_a_message_are_plain_text(client) -> None:
     text = "<script>alert('x')</script> '; DROP TABLE messages; -- ma facture"
     body = start_chat(client, message=text)
-    history = client.get(f"/api/v1/chat/conversation/{body['conversation_id']}/messages",
-                         headers={"X-Conversation-Key": body["conversation_key"]}).json()
+    history = client.get(
+        f"/api/v1/chat/conversation/{body['conversation_id']}/messages",
+        headers={"X-Conversation-Key": body["conversation_key"]},
+    ).json()
     assert history["messages"][0]["content"] == text  # stored verbatim as data, tables intact
     assert counts(client)[2] >= 2
 
 
 def test_context_token_from_a_mastodon_link_attaches_the_post(client) -> None:
     token = client.services.social.tokens.issue({"source": "mastodon", "handle": "@bob", "complaint": "Plus de réseau"})
-    response = client.post(URL, json={"message": "Toujours pas de réseau", "user_info": CUSTOMER,
-                                      "context_token": token})
+    response = client.post(
+        URL, json={"message": "Toujours pas de réseau", "user_info": CUSTOMER, "context_token": token}
+    )
     assert response.status_code == 200, response.text
     conversation = client.services.chat.conversations.get(response.json()["conversation_id"])
     assert conversation.channel == "mastodon" and conversation.context["handle"] == "@bob"

@@ -76,7 +76,7 @@ def test_env_py_opens_its_own_connection_from_the_url(empty_db_url: str) -> None
     url = empty_db_url
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.set_main_option("sqlalchemy.url", url)
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))  # configparser interpolation
     command.upgrade(config, "head")
     db = Database(url)
     assert db.current_revision() == HEAD
@@ -155,7 +155,7 @@ def _constraint_names(db: Database) -> dict[str, set[str]]:
 def test_migration_constraint_names_match_models(request, db_backend: str, empty_db: Database) -> None:
     empty_db.migrate()
     server = request.getfixturevalue("postgres_server") if db_backend == "postgresql" else None
-    reference_url = server.create() if server else "sqlite://"
+    reference_url = server.create_schema() if server else "sqlite://"
     reference = Database(reference_url)
     try:
         Base.metadata.create_all(reference.engine)
@@ -229,9 +229,7 @@ def test_naive_datetimes_are_refused() -> None:
     db = Database("sqlite://")
     db.migrate()
     with pytest.raises(Exception, match="naive datetime"), db.session() as session:
-        session.add(
-            Customer(full_name="A B", phone="+33612345678", created_at=datetime(2025, 1, 1))
-        )
+        session.add(Customer(full_name="A B", phone="+33612345678", created_at=datetime(2025, 1, 1)))
 
 
 def test_url_hides_password_and_connects_nowhere() -> None:
@@ -251,7 +249,9 @@ def test_live_ticket_partial_unique_index(db: Database) -> None:
     )
     with db.session() as session:
         session.execute(
-            text("INSERT INTO conversations (id, channel, status, created_at, updated_at) VALUES ('c', 'web', 'bot', :now, :now)"),
+            text(
+                "INSERT INTO conversations (id, channel, status, created_at, updated_at) VALUES ('c', 'web', 'bot', :now, :now)"
+            ),
             {"now": now},
         )
         session.execute(text(insert), {"status": "CLOSED", "now": now})
@@ -294,6 +294,9 @@ def test_postgresql_column_types(request, db_backend: str, db: Database) -> None
         )
         assert set(kinds.values()) == {"json"}
         predicate = connection.execute(
-            text("SELECT indexdef FROM pg_indexes WHERE indexname = 'uq_tickets_live_conversation'")
+            text(
+                "SELECT indexdef FROM pg_indexes WHERE indexname = 'uq_tickets_live_conversation' "
+                "AND schemaname = current_schema()"
+            )
         ).scalar_one()
         assert "UNIQUE" in predicate and "WHERE" in predicate and "CLOSED" in predicate

@@ -154,9 +154,7 @@ def test_feedback_upserts_on_message(db: Database, conversation_id: str) -> None
         assert session.scalar(select(func.count()).select_from(Feedback)) == 1
 
 
-def test_feedback_refuses_foreign_or_non_assistant_messages(
-    db: Database, conversation_id: str
-) -> None:
+def test_feedback_refuses_foreign_or_non_assistant_messages(db: Database, conversation_id: str) -> None:
     messages = MessageRepository(db)
     question = messages.add(conversation_id, "user", "Ma question")
     answer = messages.add(conversation_id, "assistant", "La réponse")
@@ -172,9 +170,7 @@ def test_feedback_refuses_foreign_or_non_assistant_messages(
 
 
 @pytest.mark.parametrize("rating", [0, 2, -2, True, 5])
-def test_feedback_rating_must_be_plus_or_minus_one(
-    db: Database, conversation_id: str, rating: int
-) -> None:
+def test_feedback_rating_must_be_plus_or_minus_one(db: Database, conversation_id: str, rating: int) -> None:
     answer = MessageRepository(db).add(conversation_id, "assistant", "La réponse")
     with pytest.raises(ValueError, match="rating"):
         FeedbackRepository(db).record(answer.id, conversation_id, rating)

@@ -1,0 +1,1 @@
+"""Fine-tuning workbench: dataset building, run configs, TRL/PEFT training, export and the run service."""

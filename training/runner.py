@@ -1,0 +1,242 @@
+"""Training runs as subprocesses, for the training tab: start, stream progress, cancel, list, select.
+
+The web process never trains: it writes the submitted config into the run folder, starts
+``python -m training.train`` with an argument list (no shell) in its own process group, sends
+its output to ``console.log`` and reads the files the run writes (status.json, loss.jsonl,
+metrics.json). One run at a time per runner (the app builds one runner).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from training.config import ROOT, ConfigError, TrainConfig, load_config, resolve_path
+from training.train import (
+    ADAPTER_DIR,
+    CONFIG_FILE,
+    METRICS_FILE,
+    STATUS_FILE,
+    new_run_dir,
+    read_loss_log,
+    set_status,
+)
+
+CONSOLE_LOG = "console.log"
+SUBMITTED_CONFIG = "submitted.yaml"
+CHAT_MODEL_KEY = "chat_model"  # app_state key read by the LLM backend (rag/llm/)
+
+
+class RunnerBusy(RuntimeError):
+    """A run is already in progress (French message)."""
+
+
+@dataclass
+class RunProgress:
+    """A snapshot of the current (or last) run for the UI."""
+
+    state: str  # idle | running | finished | failed | cancelled
+    run: str | None = None
+    log_tail: str = ""
+    losses: list[dict] = field(default_factory=list)  # {"step", "loss", "split": "train" | "validation"}
+    metrics: dict | None = None
+    error: str | None = None
+
+
+def loss_points(run_dir: Path) -> list[dict]:
+    """Train and validation loss points of a run, for a line plot."""
+    points = []
+    for row in read_loss_log(run_dir):
+        if "loss" in row:
+            points.append({"step": row["step"], "loss": row["loss"], "split": "train"})
+        if "eval_loss" in row:
+            points.append({"step": row["step"], "loss": row["eval_loss"], "split": "validation"})
+    return points
+
+
+def tail(path: Path, max_chars: int = 6000) -> str:
+    """The end of a text file (what the UI shows of a run's log)."""
+    if not path.is_file():
+        return ""
+    with path.open("rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        size = fh.tell()
+        fh.seek(max(0, size - max_chars))
+        return fh.read().decode("utf-8", errors="replace")
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+class TrainingRunner:
+    """Starts, follows and cancels `python -m training.train` subprocesses; lists the runs folder."""
+
+    def __init__(self, runs_dir: str | Path = "runs", configs_dir: str | Path = "configs/train", state=None,
+                 python: str = sys.executable) -> None:  # fmt: skip
+        self.runs_dir = resolve_path(runs_dir)
+        self.configs_dir = resolve_path(configs_dir)
+        self.state = state  # AppStateRepository (or any object with get/set), for "use in chat"
+        self.python = python
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen | None = None
+        self._run_dir: Path | None = None
+
+    # -- configs
+    def config_files(self) -> list[str]:
+        """Names of the shipped/saved YAML configs."""
+        return sorted(p.name for p in self.configs_dir.glob("*.yaml"))
+
+    def read_config(self, name: str) -> str:
+        """Text of one config file of configs_dir."""
+        path = self.configs_dir / Path(name).name
+        if not path.is_file():
+            raise ConfigError([f"configuration introuvable : {name}"])
+        return path.read_text(encoding="utf-8")
+
+    @staticmethod
+    def validate(text: str) -> TrainConfig:
+        """Validate YAML text with the same classes as the CLI (raises ConfigError, French)."""
+        return load_config(TrainConfig, text=text)
+
+    # -- lifecycle
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self, text: str, extra_args: list[str] | None = None) -> Path:
+        """Validate `text`, create the run folder and start the training subprocess; return the run folder."""
+        config = self.validate(text)
+        with self._lock:
+            if self.running:
+                raise RunnerBusy(
+                    f"Un entraînement est déjà en cours ({self._run_dir.name}) : annulez-le ou attendez sa fin."
+                )
+            config.output.runs_dir = str(self.runs_dir)
+            run_dir = new_run_dir(config)
+            run_dir.mkdir(parents=True)
+            (run_dir / SUBMITTED_CONFIG).write_text(text, encoding="utf-8")
+            args = ["--config", str(run_dir / SUBMITTED_CONFIG), "--run-dir", str(run_dir),
+                    "--set", f"output.runs_dir={self.runs_dir}", *(extra_args or [])]  # fmt: skip
+            self._launch(run_dir, args)
+            return run_dir
+
+    def resume(self, run: str) -> Path:
+        """Restart a stopped run from its last checkpoint."""
+        run_dir = self.runs_dir / Path(run).name
+        if not (run_dir / CONFIG_FILE).is_file():
+            raise ConfigError([f"run introuvable ou jamais démarré : {run}"])
+        with self._lock:
+            if self.running:
+                raise RunnerBusy(f"Un entraînement est déjà en cours ({self._run_dir.name}).")
+            self._launch(run_dir, ["--resume", str(run_dir)])
+            return run_dir
+
+    def _launch(self, run_dir: Path, args: list[str]) -> None:
+        cmd = [self.python, "-m", "training.train", *args]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
+        with (run_dir / CONSOLE_LOG).open("ab") as console:
+            self._proc = subprocess.Popen(cmd, cwd=ROOT, stdout=console, stderr=subprocess.STDOUT, env=env,
+                                          start_new_session=True)  # fmt: skip
+        self._run_dir = run_dir
+        set_status(run_dir, "starting", pid=self._proc.pid)
+
+    def cancel(self, timeout: float = 10.0) -> bool:
+        """Stop the running subprocess and its children (SIGTERM to the group, SIGKILL after timeout)."""
+        with self._lock:
+            if not self.running:
+                return False
+            proc = self._proc
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            except ProcessLookupError:
+                pass
+            set_status(self._run_dir, "cancelled", returncode=proc.returncode)
+            return True
+
+    def progress(self) -> RunProgress:
+        """State, log tail and loss points of the current or last run."""
+        run_dir = self._run_dir
+        if run_dir is None:
+            return RunProgress("idle")
+        status = _read_json(run_dir / STATUS_FILE) or {}
+        state = status.get("state", "starting")
+        if self._proc is not None and self._proc.poll() is not None and state in ("starting", "running"):
+            state = "failed" if self._proc.returncode else "finished"  # exited before writing its status
+        if self.running:
+            state = "running"
+        return RunProgress(state=state, run=run_dir.name, log_tail=tail(run_dir / CONSOLE_LOG),
+                           losses=loss_points(run_dir), metrics=_read_json(run_dir / METRICS_FILE),
+                           error=status.get("error"))  # fmt: skip
+
+    def stream(self, interval: float = 1.0, max_seconds: float | None = None) -> Iterator[RunProgress]:
+        """Yield progress every `interval` seconds while the run lives, then a final snapshot."""
+        deadline = time.monotonic() + max_seconds if max_seconds else None
+        while self.running and (deadline is None or time.monotonic() < deadline):
+            yield self.progress()
+            time.sleep(interval)
+        yield self.progress()
+
+    # -- past runs and chat selection
+    def list_runs(self) -> list[dict]:
+        """Every run folder, newest first: state, metrics, adapter path and base model."""
+        runs = []
+        if not self.runs_dir.is_dir():
+            return runs
+        for run_dir in sorted(self.runs_dir.iterdir(), key=lambda p: p.name, reverse=True):
+            status = _read_json(run_dir / STATUS_FILE)
+            if status is None:
+                continue
+            metrics = _read_json(run_dir / METRICS_FILE) or {}
+            adapter = run_dir / ADAPTER_DIR
+            state = status.get("state")
+            if state in ("starting", "running") and not (self.running and run_dir == self._run_dir):
+                state = "interrupted"
+            runs.append({
+                "run": run_dir.name, "state": state, "train_loss": metrics.get("train_loss"),
+                "eval_loss": metrics.get("eval_loss"), "initial_eval_loss": metrics.get("initial_eval_loss"),
+                "runtime_s": metrics.get("total_runtime_s"), "steps": metrics.get("global_step"),
+                "adapter": str(adapter) if (adapter / "adapter_config.json").is_file() else None,
+                "base_model": metrics.get("base_model"),
+            })  # fmt: skip
+        return runs
+
+    def use_in_chat(self, run: str) -> dict:
+        """Record a finished run's adapter as the chat's generative model (app_state "chat_model")."""
+        run_dir = self.runs_dir / Path(run).name
+        adapter = run_dir / ADAPTER_DIR
+        if not (adapter / "adapter_config.json").is_file():
+            raise ConfigError([f"le run {run} n'a pas d'adaptateur terminé."])
+        config = load_config(TrainConfig, run_dir / CONFIG_FILE)
+        metrics = _read_json(run_dir / METRICS_FILE) or {}
+        choice = {
+            "backend": "transformers",
+            "model": config.model.name_or_path,  # as in LLMConfig.model ('packaged', a path or a hub id)
+            "base_model_path": metrics.get("base_model"),
+            "adapter": str(adapter),
+            "run": run_dir.name,
+            "selected_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        if self.state is None:
+            raise RuntimeError("no app_state repository given to the runner")
+        self.state.set(CHAT_MODEL_KEY, choice)
+        return choice
+
+    def chat_model(self) -> dict | None:
+        """The adapter currently selected for the chat, if any."""
+        return self.state.get(CHAT_MODEL_KEY) if self.state is not None else None
