@@ -48,6 +48,9 @@ class LLMConfig(BaseModel):
     max_new_tokens: int = Field(160, ge=8, le=2048, description="Longest generated answer, in tokens.")
     temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature; 0 is greedy (reproducible).")
     repetition_penalty: float = Field(1.2, ge=1, le=2, description="Penalty on repeated tokens (small models loop).")
+    min_grounding: float = Field(
+        0.5, ge=0, le=1, description="Share of generated content words that must appear in the context (else fallback)."
+    )
     context_entries: int = Field(3, ge=1, le=10, description="Retrieved KB entries put in the prompt.")
     context_chars: int = Field(700, ge=100, description="Longest KB text per entry in the prompt.")
     history_turns: int = Field(2, ge=0, le=10, description="Previous question/answer pairs put in the prompt.")

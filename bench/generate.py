@@ -50,8 +50,11 @@ def rag_messages(tokenizer, target: int, question: str) -> list[dict]:
 
 
 def _rates(first: float, total: float, tokens: int) -> dict:
-    return {"ttft_s": round(first, 3), "tokens_per_s": round((tokens - 1) / max(total - first, 1e-9), 1),
-            "new_tokens": tokens}
+    return {
+        "ttft_s": round(first, 3),
+        "tokens_per_s": round((tokens - 1) / max(total - first, 1e-9), 1),
+        "new_tokens": tokens,
+    }
 
 
 def bench_transformers(checkpoint: str, messages: list[dict], new_tokens: int, dtype, prefix_cache: bool) -> dict:
@@ -63,7 +66,7 @@ def bench_transformers(checkpoint: str, messages: list[dict], new_tokens: int, d
     model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=dtype).eval()
     ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
     input_ids = ids["input_ids"]
-    cache = None
+    cache, n = None, 0
     if prefix_cache:  # the system prompt is identical for every question: prefill it once
         system = tokenizer.apply_chat_template(messages[:1], tokenize=True, return_tensors="pt", return_dict=True)
         n = system["input_ids"].shape[1]
@@ -73,11 +76,24 @@ def bench_transformers(checkpoint: str, messages: list[dict], new_tokens: int, d
             model(input_ids=input_ids[:, :n], past_key_values=cache, use_cache=True)
 
     def run(tokens: int) -> float:
-        kwargs = {"past_key_values": copy.deepcopy(cache)} if cache is not None else {}
         start = time.perf_counter()
         with torch.inference_mode():
-            model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=tokens,
-                           min_new_tokens=tokens, do_sample=False, pad_token_id=tokenizer.eos_token_id, **kwargs)
+            if cache is not None:  # prefill only the part after the cached system prompt, then decode
+                past = copy.deepcopy(cache)
+                out = model(input_ids=input_ids[:, n:], past_key_values=past, use_cache=True)
+                next_id = out.logits[:, -1:].argmax(-1)
+                for _ in range(tokens - 1):
+                    out = model(input_ids=next_id, past_key_values=past, use_cache=True)
+                    next_id = out.logits[:, -1:].argmax(-1)
+            else:
+                model.generate(
+                    input_ids=input_ids,
+                    attention_mask=torch.ones_like(input_ids),
+                    max_new_tokens=tokens,
+                    min_new_tokens=tokens,
+                    do_sample=False,
+                    pad_token_id=tokenizer.eos_token_id,
+                )
         return time.perf_counter() - start
 
     run(2)  # warm-up (allocations, kernels)
@@ -93,8 +109,9 @@ def bench_llamacpp(messages: list[dict], other: list[dict], new_tokens: int, thr
     from rag.llm.gguf import packaged_gguf_path
 
     start = time.perf_counter()
-    llm = Llama(model_path=str(packaged_gguf_path()), n_ctx=2048, n_threads=threads, n_threads_batch=threads,
-                verbose=False)
+    llm = Llama(
+        model_path=str(packaged_gguf_path()), n_ctx=2048, n_threads=threads, n_threads_batch=threads, verbose=False
+    )
     load = time.perf_counter() - start
 
     def run(msgs: list[dict]) -> dict:
@@ -142,8 +159,9 @@ def bench_fallback(timeout: float) -> dict:
         probe.bind(("127.0.0.1", 0))
         refused_port = probe.getsockname()[1]  # closed as soon as this block ends
     for case, port in (("refused", refused_port), ("silent", silent.getsockname()[1])):
-        llm_config = config.llm.model_copy(update={"backend": "openai", "base_url": f"http://127.0.0.1:{port}/v1",
-                                                   "timeout": timeout})
+        llm_config = config.llm.model_copy(
+            update={"backend": "openai", "base_url": f"http://127.0.0.1:{port}/v1", "timeout": timeout}
+        )
         from rag.llm.http import OpenAICompatibleBackend
 
         manager = ModelManager(llm_config, backend=OpenAICompatibleBackend(llm_config))
@@ -152,9 +170,12 @@ def bench_fallback(timeout: float) -> dict:
         engine._retriever = extractive.retriever
         runs = [engine.answer(question) for _ in range(3)]
         worst = max(a.latency_ms for a in runs)
-        results[case] = {"worst_ms": round(worst, 1), "overhead_ms": round(worst - base_ms, 1),
-                         "fallback_reason": runs[-1].fallback_reason,
-                         "within_timeout_plus_50ms": worst <= timeout * 1000 + 50}
+        results[case] = {
+            "worst_ms": round(worst, 1),
+            "overhead_ms": round(worst - base_ms, 1),
+            "fallback_reason": runs[-1].fallback_reason,
+            "within_timeout_plus_50ms": worst <= timeout * 1000 + 50,
+        }
     silent.close()
     return results
 
@@ -182,13 +203,21 @@ def main(argv: list[str] | None = None) -> int:
         del backend
         tokenizer = AutoTokenizer.from_pretrained(checkpoint)
         messages = rag_messages(tokenizer, args.prompt_tokens, "Comment télécharger ma facture ?")
-        other = [*messages[:-1], {"role": "user", "content": messages[-1]["content"].replace(
-            "Comment télécharger ma facture ?", "Puis-je payer par virement ?")}]
+        other = [
+            *messages[:-1],
+            {
+                "role": "user",
+                "content": messages[-1]["content"].replace(
+                    "Comment télécharger ma facture ?", "Puis-je payer par virement ?"
+                ),
+            },
+        ]
         if not args.skip_transformers:
             out["transformers_fp32"] = bench_transformers(checkpoint, messages, args.new_tokens, torch.float32, False)
             out["transformers_bf16"] = bench_transformers(checkpoint, messages, args.new_tokens, torch.bfloat16, False)
             out["transformers_fp32_system_kv_reuse"] = bench_transformers(
-                checkpoint, messages, args.new_tokens, torch.float32, True)
+                checkpoint, messages, args.new_tokens, torch.float32, True
+            )
     for threads in sorted({1, os.cpu_count() or 1}):
         out[f"llamacpp_q4_1_{threads}_threads"] = bench_llamacpp(messages, other, args.new_tokens, threads)
     out["hybrid_fallback_http_down"] = bench_fallback(timeout=1.0)

@@ -141,7 +141,7 @@ class AnswerEngine:
     ) -> Answer:
         """Answer one customer message in the configured mode (or `mode`); see stream_answer()."""
         final = None
-        for final in self.stream_answer(question, previous_top_entries, previous_question, history, mode, timeout):
+        for final in self.stream_answer(question, previous_top_entries, previous_question, history, mode, timeout):  # noqa: B007
             pass
         return final
 

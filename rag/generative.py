@@ -17,7 +17,7 @@ from dataclasses import replace
 from rag.answer import EMPATHY_TEXT, ESCALATION_TEXT, Answer
 from rag.llm.base import GenerationError
 from rag.llm.generate import GenerationTimeout, timed_stream
-from rag.llm.prompt import build_context, build_messages, cited_ids, unsupported_numbers
+from rag.llm.prompt import build_context, build_messages, cited_ids, grounding_ratio, unsupported_numbers
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,9 @@ def generate_answer(
             raise ValueError(f"low_confidence: numbers not in the retrieved context: {', '.join(bad)}")
         if len(text.strip()) < 10:
             raise ValueError("low_confidence: empty generation")
+        grounding = grounding_ratio(text, f"{context} {question}")
+        if grounding < llm_config.min_grounding:
+            raise ValueError(f"low_confidence: weakly grounded ({grounding:.2f} < {llm_config.min_grounding:g})")
     except GenerationTimeout as exc:
         yield _finish(answer, start, mode_used="extractive", fallback_reason=f"timeout: {exc}")
         return

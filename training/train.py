@@ -269,14 +269,19 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False) -> dict:
     result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     trainer.save_model(str(run_dir / ADAPTER_DIR))
     tokenizer.save_pretrained(str(run_dir / ADAPTER_DIR))
-    evals = [(r["step"], r["eval_loss"]) for r in read_loss_log(run_dir) if "eval_loss" in r]
+    logged = read_loss_log(run_dir)
+    evals = [(r["step"], r["eval_loss"]) for r in logged if "eval_loss" in r]
+    train_losses = [r["loss"] for r in logged if "loss" in r]
     if not evals or evals[-1][0] != result.global_step:  # no evaluation at the last step yet
         evals.append((result.global_step, trainer.evaluate()["eval_loss"]))
     metrics = {
         "base_model": path,
-        "train_loss": result.metrics.get("train_loss"),
+        "train_loss": result.metrics.get("train_loss"),  # mean over this session's steps
+        "first_train_loss": train_losses[0] if train_losses else None,
+        "last_train_loss": train_losses[-1] if train_losses else None,
         "eval_loss": evals[-1][1],
         "initial_eval_loss": evals[0][1] if evals[0][0] == 0 else None,
+        "eval_history": [{"step": step, "eval_loss": loss} for step, loss in evals],
         "train_runtime_s": result.metrics.get("train_runtime"),
         "total_runtime_s": round(time.perf_counter() - start, 2),
         "global_step": result.global_step,

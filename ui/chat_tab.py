@@ -112,7 +112,7 @@ class ChatCallbacks:
 
 
 def _create_model_status(cb: ChatCallbacks, services) -> gr.Markdown:
-    """"Modèle génératif : chargement… / prêt / indisponible" line, shown only in generative modes."""
+    """The « Modèle génératif : chargement… / prêt / indisponible » line, shown only in generative modes."""
     generative = services.settings.rag.answer_mode != "extractive"
     indicator = gr.Markdown(cb.services.engine.llm.status_text() if generative else "", visible=generative,
                             elem_id="model-status")

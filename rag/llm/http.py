@@ -35,15 +35,23 @@ class OpenAICompatibleBackend(LLMBackend):
         headers = {"Accept": "text/event-stream"}
         if config.api_key is not None:
             headers["Authorization"] = f"Bearer {config.api_key.get_secret_value()}"
-        self.client = httpx.Client(base_url=config.base_url.rstrip("/") + "/", headers=headers,
-                                   timeout=httpx.Timeout(config.request_timeout), transport=transport)
+        self.client = httpx.Client(
+            base_url=config.base_url.rstrip("/") + "/",
+            headers=headers,
+            timeout=httpx.Timeout(config.request_timeout),
+            transport=transport,
+        )
 
     def describe(self) -> str:
         return f"{self.name}:{self.config.endpoint_model}@{self.config.base_url}"
 
     def _retrying(self) -> Retrying:
-        return Retrying(stop=stop_after_attempt(self.config.retries + 1), wait=wait_exponential(0.2, max=2),
-                        retry=retry_if_exception(_retryable), reraise=True)
+        return Retrying(
+            stop=stop_after_attempt(self.config.retries + 1),
+            wait=wait_exponential(0.2, max=2),
+            retry=retry_if_exception(_retryable),
+            reraise=True,
+        )
 
     def load(self) -> None:
         """Check the endpoint answers (GET /models); generation errors are still handled per call."""
@@ -57,8 +65,9 @@ class OpenAICompatibleBackend(LLMBackend):
     def _open(self, payload: dict) -> httpx.Response:
         for attempt in self._retrying():
             with attempt:
-                response = self.client.send(self.client.build_request("POST", "chat/completions", json=payload),
-                                            stream=True)
+                response = self.client.send(
+                    self.client.build_request("POST", "chat/completions", json=payload), stream=True
+                )
                 if response.status_code >= 400:
                     response.read()
                     response.close()
@@ -67,8 +76,13 @@ class OpenAICompatibleBackend(LLMBackend):
         raise GenerationError("unreachable")  # pragma: no cover (reraise=True)
 
     def stream(self, messages: list[dict], stop: threading.Event | None = None) -> Iterator[str]:
-        payload = {"model": self.config.endpoint_model, "messages": messages, "stream": True,
-                   "max_tokens": self.config.max_new_tokens, "temperature": self.config.temperature}
+        payload = {
+            "model": self.config.endpoint_model,
+            "messages": messages,
+            "stream": True,
+            "max_tokens": self.config.max_new_tokens,
+            "temperature": self.config.temperature,
+        }
         try:
             response = self._open(payload)
         except httpx.HTTPStatusError as exc:

@@ -34,8 +34,9 @@ class LlamaCppBackend(LLMBackend):
 
             path = gguf_path_for(self.config.model)
             threads = self.config.threads or os.cpu_count()
-            self.llm = Llama(model_path=str(path), n_ctx=self.n_ctx, n_threads=threads, n_threads_batch=threads,
-                             verbose=False)
+            self.llm = Llama(
+                model_path=str(path), n_ctx=self.n_ctx, n_threads=threads, n_threads_batch=threads, verbose=False
+            )
         except (ImportError, OSError, ValueError, RuntimeError) as exc:
             raise GenerationError(f"cannot load {self.config.model} with llama.cpp: {exc}") from exc
         log.info("llama.cpp model ready: %s", path.name)
@@ -46,8 +47,11 @@ class LlamaCppBackend(LLMBackend):
         with self._lock:
             try:
                 chunks = self.llm.create_chat_completion(
-                    messages=messages, max_tokens=self.config.max_new_tokens, temperature=self.config.temperature,
-                    repeat_penalty=self.config.repetition_penalty, stream=True,
+                    messages=messages,
+                    max_tokens=self.config.max_new_tokens,
+                    temperature=self.config.temperature,
+                    repeat_penalty=self.config.repetition_penalty,
+                    stream=True,
                 )
                 for chunk in chunks:
                     if stop is not None and stop.is_set():

@@ -83,13 +83,23 @@ class TransformersBackend(LLMBackend):
         inputs = self.tokenizer.apply_chat_template(
             messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
         ).to(self.model.device)
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True,
-                                        timeout=self.config.max_seconds)
-        sampling = {"do_sample": True, "temperature": self.config.temperature} if self.config.temperature > 0 else {
-            "do_sample": False}
-        kwargs = dict(**inputs, max_new_tokens=self.config.max_new_tokens, streamer=streamer,
-                      stopping_criteria=StoppingCriteriaList([_Stop()]), pad_token_id=self.tokenizer.eos_token_id,
-                      repetition_penalty=self.config.repetition_penalty, **sampling)
+        streamer = TextIteratorStreamer(
+            self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=self.config.max_seconds
+        )
+        sampling = (
+            {"do_sample": True, "temperature": self.config.temperature}
+            if self.config.temperature > 0
+            else {"do_sample": False}
+        )
+        kwargs = dict(
+            **inputs,
+            max_new_tokens=self.config.max_new_tokens,
+            streamer=streamer,
+            stopping_criteria=StoppingCriteriaList([_Stop()]),
+            pad_token_id=self.tokenizer.eos_token_id,
+            repetition_penalty=self.config.repetition_penalty,
+            **sampling,
+        )
         errors: list[BaseException] = []
 
         def run() -> None:

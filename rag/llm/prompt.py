@@ -40,7 +40,9 @@ def build_messages(
         messages.append({"role": "user", "content": user})
         messages.append({"role": "assistant", "content": assistant})
     context = build_context(entries, max_chars)
-    messages.append({"role": "user", "content": f"Extraits de la base d'aide :\n{context}\n\nQuestion du client : {question}"})
+    messages.append(
+        {"role": "user", "content": f"Extraits de la base d'aide :\n{context}\n\nQuestion du client : {question}"}
+    )
     return messages
 
 
@@ -70,3 +72,18 @@ def cited_ids(text: str) -> list[str]:
         if match.group(1) not in seen:
             seen.append(match.group(1))
     return seen
+
+
+def grounding_ratio(generated: str, context: str) -> float:
+    """Share of the generated content words (folded, stemmed) that the context also contains.
+
+    A cheap guard against fluent nonsense from small models: an answer written "from the
+    extracts" reuses their words.
+    """
+    from rag.text import analyze
+
+    words = analyze(_CITATION.sub(" ", generated))
+    if not words:
+        return 0.0
+    known = set(analyze(context))
+    return sum(w in known for w in words) / len(words)

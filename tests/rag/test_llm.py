@@ -10,7 +10,14 @@ import pytest
 from rag.answer import AnswerEngine
 from rag.llm.base import GenerationError, LLMBackend, build_backend
 from rag.llm.manager import ModelManager
-from rag.llm.prompt import SYSTEM_PROMPT, build_messages, cited_ids, numbers_in, unsupported_numbers
+from rag.llm.prompt import (
+    SYSTEM_PROMPT,
+    build_messages,
+    cited_ids,
+    grounding_ratio,
+    numbers_in,
+    unsupported_numbers,
+)
 from rag.sources import Entry
 from settings import LLMConfig
 
@@ -142,6 +149,19 @@ def test_hybrid_falls_back_on_unsupported_price(engine) -> None:
     assert answer.mode_used == "extractive"
     assert answer.fallback_reason == "low_confidence: numbers not in the retrieved context: 49.99"
     assert not any("49,99" in item for item in items[:-1] if isinstance(item, str) and item.endswith("€ "))
+
+
+def test_grounding_ratio_flags_fluent_nonsense() -> None:
+    context = "[fac-001] Télécharger une facture : vos factures sont dans votre Espace Abonné, rubrique Mes factures."
+    assert grounding_ratio("Vos factures sont dans l'Espace Abonné, rubrique Mes factures [fac-001].", context) > 0.8
+    nonsense = "Cette question est très importante pour les clientes, c'est le cours de la base qui a été pratique."
+    assert grounding_ratio(nonsense, context) < 0.5
+
+
+def test_hybrid_falls_back_on_weakly_grounded_text(engine) -> None:
+    backend = ScriptedBackend(["Cette question est très importante pour les clientes, c'est le cours du jour."])
+    answer = engine_with(engine, backend).answer(QUESTION)
+    assert answer.mode_used == "extractive" and answer.fallback_reason.startswith("low_confidence: weakly grounded")
 
 
 def test_generative_mode_waits_for_nothing_while_the_model_loads(engine) -> None:

@@ -34,8 +34,23 @@ def llama_server(tmp_path_factory) -> Iterator[str]:
     """`python -m llama_cpp.server` on a loopback port; yields its /v1 base URL, terminated at the end."""
     port = free_port()
     log_file = (tmp_path_factory.mktemp("llama-server") / "server.log").open("w")
-    args = [sys.executable, "-m", "llama_cpp.server", "--model", str(packaged_gguf_path()), "--host", "127.0.0.1",
-            "--port", str(port), "--n_ctx", "2048", "--n_threads", "1", "--model_alias", "smollm2"]
+    args = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(packaged_gguf_path()),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        "2048",
+        "--n_threads",
+        "1",
+        "--model_alias",
+        "smollm2",
+    ]
     process = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}/v1"
     try:
@@ -63,8 +78,9 @@ def llama_server(tmp_path_factory) -> Iterator[str]:
 
 
 def config_for(base_url: str, **changes) -> LLMConfig:
-    return LLMConfig(**{"backend": "openai", "base_url": base_url, "endpoint_model": "smollm2", "max_new_tokens": 12,
-                        **changes})
+    return LLMConfig(
+        **{"backend": "openai", "base_url": base_url, "endpoint_model": "smollm2", "max_new_tokens": 12, **changes}
+    )
 
 
 def test_streams_a_chat_completion_from_the_server(llama_server: str) -> None:
@@ -104,7 +120,10 @@ def test_hybrid_answer_through_the_server_and_fallback_when_it_is_down(engine, l
     from rag.llm.manager import ModelManager
 
     def hybrid(base_url: str) -> AnswerEngine:
-        llm = config_for(base_url, max_new_tokens=24, timeout=30.0)
+        # A short prompt (one entry, cut) keeps this quick on a busy 2-core CI machine.
+        llm = config_for(
+            base_url, max_new_tokens=24, timeout=120.0, max_seconds=180.0, context_entries=1, context_chars=200
+        )
         config = engine.config.model_copy(update={"answer_mode": "hybrid", "llm": llm})
         manager = ModelManager(llm, backend=OpenAICompatibleBackend(llm))
         manager.state = "ready"

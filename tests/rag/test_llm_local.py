@@ -59,8 +59,9 @@ def test_gguf_is_converted_once_then_reused(models_dir: Path, monkeypatch) -> No
 def test_transformers_backend_generates_from_the_converted_checkpoint(models_dir: Path) -> None:
     from rag.llm.local import TransformersBackend
 
-    backend = TransformersBackend(LLMConfig(backend="transformers", model=LLM_MODEL, models_dir=models_dir,
-                                            max_new_tokens=6, threads=1))
+    backend = TransformersBackend(
+        LLMConfig(backend="transformers", model=LLM_MODEL, models_dir=models_dir, max_new_tokens=6, threads=1)
+    )
     backend.load()
     assert next(backend.model.parameters()).dtype.is_floating_point
     pieces = list(backend.stream(MESSAGES))
@@ -81,16 +82,31 @@ def test_llamacpp_backend_generates_from_the_gguf() -> None:
 
 
 def run_rag(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "MOBILIA_RAG__EMBEDDING_MODEL": EMBEDDING_MODEL, "MOBILIA_RAG__LLM__THREADS": "1",
-           "TOKENIZERS_PARALLELISM": "false", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "rag", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=300)
+    env = {
+        **os.environ,
+        "MOBILIA_RAG__EMBEDDING_MODEL": EMBEDDING_MODEL,
+        "MOBILIA_RAG__LLM__THREADS": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        **(env or {}),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "rag", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.mark.slow
 def test_cli_hybrid_with_a_tiny_timeout_answers_extractively(shipped_config) -> None:
-    result = run_rag("ask", "Comment télécharger ma facture ?", "--json", "--mode", "hybrid", "--timeout", "0.001",
-                     "--index-dir", str(shipped_config.index_dir))
+    result = run_rag(
+        "ask",
+        "Comment télécharger ma facture ?",
+        "--json",
+        "--mode",
+        "hybrid",
+        "--timeout",
+        "0.001",
+        "--index-dir",
+        str(shipped_config.index_dir),
+    )
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["mode_used"] == "extractive" and data["fallback_reason"].startswith("timeout")
@@ -99,8 +115,16 @@ def test_cli_hybrid_with_a_tiny_timeout_answers_extractively(shipped_config) -> 
 
 @pytest.mark.slow
 def test_cli_generative_uses_the_local_model(shipped_config) -> None:
-    result = run_rag("ask", "Comment télécharger ma facture ?", "--json", "--mode", "generative",
-                     "--index-dir", str(shipped_config.index_dir), env={"MOBILIA_RAG__LLM__MAX_NEW_TOKENS": "24"})
+    result = run_rag(
+        "ask",
+        "Comment télécharger ma facture ?",
+        "--json",
+        "--mode",
+        "generative",
+        "--index-dir",
+        str(shipped_config.index_dir),
+        env={"MOBILIA_RAG__LLM__MAX_NEW_TOKENS": "24"},
+    )
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["mode_used"] == "generative" or data["fallback_reason"].startswith("low_confidence"), data
