@@ -156,9 +156,21 @@ def create_api(services: Any, *, secret_key: str | None = None) -> FastAPI:
     secret = secret_key or load_secret_key(settings.secret_key)
     context = ApiContext(services, secret)
 
+    def publish(event: str, ticket) -> None:
+        """Ticket changes from the API and the Gradio console alike become webhooks."""
+        from api.routes.chat import _ticket_data
+
+        data = {"ticket": _ticket_data(ticket)}
+        if event == "conversation.escalated":
+            data["conversation_id"] = ticket.conversation_id
+        context.webhooks.emit(event, data)
+
+    services.tickets.subscribe(publish)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         yield
+        services.tickets.unsubscribe(publish)
         context.webhooks.stop()
 
     app = FastAPI(

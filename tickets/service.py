@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 import re
 from collections.abc import Callable
 from datetime import datetime
@@ -38,6 +40,24 @@ RESOLVED_NOTICE = (
 RELEASED_NOTICE = "🤖 Le conseiller a terminé son intervention : l'assistant automatique reprend la conversation."
 
 
+log = logging.getLogger(__name__)
+# A listener gets ("ticket.created" | "ticket.updated" | "conversation.escalated", ticket) after commit.
+TicketListener = Callable[[str, Ticket], None]
+
+
+def _publishes_update(method):
+    """Tell listeners "ticket.updated" once the decorated change is committed."""
+
+    @functools.wraps(method)
+    def wrapper(self, ticket_id: int, *args, **kwargs):
+        result = method(self, ticket_id, *args, **kwargs)
+        if self._listeners:
+            self._publish("ticket.updated", result if isinstance(result, Ticket) else self.get(ticket_id))
+        return result
+
+    return wrapper
+
+
 class RatingError(ValueError):
     """A satisfaction rating that cannot be accepted; the message is French, for the customer."""
 
@@ -48,6 +68,23 @@ class TicketService:
     def __init__(self, db: Database, *, clock: Callable[[], datetime] = utcnow) -> None:
         self.db = db
         self.clock = clock
+        self._listeners: list[TicketListener] = []
+
+    def subscribe(self, listener: TicketListener) -> None:
+        """Call `listener(event, ticket)` after each committed change (webhooks, notifications)."""
+        self._listeners.append(listener)
+
+    def unsubscribe(self, listener: TicketListener) -> None:
+        """Stop calling a listener (e.g. when the API shuts down)."""
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def _publish(self, event: str, ticket: Ticket | None) -> None:
+        for listener in self._listeners if ticket is not None else ():
+            try:
+                listener(event, ticket)
+            except Exception:  # a listener never breaks the business operation
+                log.exception("ticket listener failed for %s on ticket %s", event, ticket.id)
 
     def open_ticket(
         self,
@@ -72,15 +109,22 @@ class TicketService:
         for attempt in range(2):
             try:
                 with self.db.session() as session:
-                    ticket = self._open_in(session, conversation_id, customer_id, category, priority, summary, actor)
+                    ticket, created = self._open_in(
+                        session, conversation_id, customer_id, category, priority, summary, actor
+                    )
                     session.flush()
-                    return _with_events(session, ticket.id)
+                    ticket = _with_events(session, ticket.id)
+                break
             except IntegrityError:
                 # A concurrent escalation of the same conversation created the live ticket
                 # first (unique partial index); the retry finds and returns it.
                 if attempt or conversation_id is None:
                     raise
-        raise AssertionError("unreachable")
+        if created:
+            self._publish("ticket.created", ticket)
+        if conversation_id is not None:
+            self._publish("conversation.escalated", ticket)
+        return ticket
 
     def _open_in(
         self,
@@ -91,8 +135,8 @@ class TicketService:
         priority: Priority,
         summary: str,
         actor: str,
-    ) -> Ticket:
-        """Do the work of ``open_ticket`` inside one session."""
+    ) -> tuple[Ticket, bool]:
+        """Do the work of ``open_ticket`` inside one session; True when a ticket was created."""
         now = self.clock()
         conversation: Conversation | None = None
         if conversation_id is not None:
@@ -113,7 +157,7 @@ class TicketService:
             ).first()
             if existing is not None:
                 self._raise_priority(session, existing, priority, actor, now)
-                return existing
+                return existing, False
 
         ticket = Ticket(
             conversation_id=conversation_id,
@@ -136,7 +180,7 @@ class TicketService:
             f"Ticket créé ({category}, priorité {PRIORITY_LABELS[priority]}).",
             now,
         )
-        return ticket
+        return ticket, True
 
     @staticmethod
     def _raise_priority(session: Session, ticket: Ticket, priority: Priority, actor: str, now: datetime) -> None:
@@ -185,6 +229,7 @@ class TicketService:
             )
             return session.scalars(stmt).first()
 
+    @_publishes_update
     def transition(self, ticket_id: int, new_status: TicketStatus | str, actor: str) -> Ticket:
         """Move a ticket to ``new_status`` if allowed (else InvalidTransition) and log it."""
         with self.db.session() as session:
@@ -193,6 +238,7 @@ class TicketService:
             session.flush()
             return _with_events(session, ticket.id)
 
+    @_publishes_update
     def assign(self, ticket_id: int, assignee: str | None, actor: str) -> Ticket:
         """Give the ticket to ``assignee`` (None to unassign) and log it."""
         with self.db.session() as session:
@@ -205,6 +251,7 @@ class TicketService:
             session.flush()
             return _with_events(session, ticket.id)
 
+    @_publishes_update
     def add_note(self, ticket_id: int, actor: str, body: str) -> TicketEvent:
         """Append an internal note to the ticket's history."""
         body = body.strip()
@@ -233,6 +280,7 @@ class TicketService:
         with self.db.session() as session:
             return queue.categories(session, QUALIFICATION_CATEGORIES)
 
+    @_publishes_update
     def take(self, ticket_id: int, agent: str) -> Ticket:
         """ "Prendre en charge": assign to ``agent``, move to IN_PROGRESS, stop the bot, tell the customer."""
         with self.db.session() as session:
@@ -251,6 +299,7 @@ class TicketService:
             session.flush()
             return _with_events(session, ticket.id)
 
+    @_publishes_update
     def reply_to_customer(self, ticket_id: int, agent: str, text: str) -> Message:
         """Post an agent message in the customer's chat; the bot stops answering that conversation.
 
@@ -288,6 +337,7 @@ class TicketService:
             session.flush()
             return message
 
+    @_publishes_update
     def release(self, ticket_id: int, agent: str) -> Ticket:
         """ "Rendre la main au bot": the assistant answers the conversation again."""
         with self.db.session() as session:
@@ -302,6 +352,7 @@ class TicketService:
             session.flush()
             return _with_events(session, ticket.id)
 
+    @_publishes_update
     def set_status(self, ticket_id: int, new_status: TicketStatus | str, agent: str) -> Ticket:
         """Agent status change: like ``transition``, and a resolved ticket goes back to the bot.
 
@@ -317,6 +368,7 @@ class TicketService:
             session.flush()
             return _with_events(session, ticket.id)
 
+    @_publishes_update
     def rate(self, ticket_id: int, customer_id: int, score: int) -> Ticket:
         """Store the customer's 1-5 satisfaction score: own ticket only, once, after resolution."""
         if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 5:

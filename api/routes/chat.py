@@ -12,7 +12,6 @@ from fastapi.responses import JSONResponse
 from api.schemas import ChatMessageResponse, ConversationMessages, ErrorOut, MessageOut, chat_request_model
 from rag.chat import ChatSession, MessageError
 from rag.contact import ContactError, validate_contact
-from storage.models import utcnow
 
 log = logging.getLogger(__name__)
 NOT_FOUND = "Conversation introuvable ou clé d'accès invalide."
@@ -91,14 +90,11 @@ def chat_router(ctx) -> APIRouter:
         else:
             session = session_for(body.conversation_id, x_conversation_key, authorization)
         ctx.limits.hit("conversation", session.conversation_id)
-        started = utcnow()
         try:
             reply = chat.send(session, text)  # not retried: it stores the message (see ApiContext.db)
         except PermissionError:
             raise HTTPException(404, NOT_FOUND) from None
         answer = reply.answer
-        if reply.ticket is not None:
-            _emit_escalation(ctx, session, reply.ticket, started)
         return ChatMessageResponse(
             conversation_id=session.conversation_id,
             conversation_key=new_key,
@@ -134,17 +130,6 @@ class _ContactInvalid(Exception):
     def __init__(self, errors: dict[str, str]) -> None:
         super().__init__("invalid contact")
         self.errors = errors
-
-
-def _emit_escalation(ctx, session: ChatSession, ticket, started) -> None:
-    """conversation.escalated, plus ticket.created when this message opened the ticket; never fails the reply."""
-    data = {"conversation_id": session.conversation_id, "ticket": _ticket_data(ticket)}
-    try:
-        if ticket.created_at >= started:
-            ctx.webhooks.emit("ticket.created", {"ticket": _ticket_data(ticket)})
-        ctx.webhooks.emit("conversation.escalated", data)
-    except Exception:
-        log.exception("could not queue the escalation webhooks of %s", session.conversation_id)
 
 
 def _ticket_data(ticket) -> dict:

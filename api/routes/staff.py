@@ -117,7 +117,6 @@ def staff_router(ctx) -> APIRouter:
         created = ticket.created_at >= started
         if not created:
             response.status_code = 200
-        _emit(ctx, "ticket.created" if created else "ticket.updated", ticket)
         return _ticket_out(ticket)
 
     @router.patch(
@@ -149,9 +148,7 @@ def staff_router(ctx) -> APIRouter:
             raise HTTPException(404, TICKET_NOT_FOUND) from None
         except InvalidTransition as exc:
             raise HTTPException(409, f"Changement de statut impossible : {exc}") from None
-        ticket = ctx.db(tickets.get, ticket_id)
-        _emit(ctx, "ticket.updated", ticket)
-        return _ticket_out(ticket)
+        return _ticket_out(ctx.db(tickets.get, ticket_id))
 
     @router.get("/analytics", response_model=AnalyticsOut, tags=["analytics"], responses=AUTH_ERRORS)
     def analytics(
@@ -225,13 +222,3 @@ def staff_router(ctx) -> APIRouter:
 
 def _ticket_out(ticket) -> TicketOut:
     return TicketOut.model_validate(ticket, from_attributes=True)
-
-
-def _emit(ctx, event: str, ticket) -> None:
-    """Queue a ticket webhook; a failure to queue never fails the staff action."""
-    from api.routes.chat import _ticket_data
-
-    try:
-        ctx.webhooks.emit(event, {"ticket": _ticket_data(ticket)})
-    except Exception:
-        log.exception("could not queue webhook %s for ticket %s", event, ticket.id)
