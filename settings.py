@@ -43,7 +43,7 @@ class LLMConfig(BaseModel):
     api_key: SecretStr | None = Field(None, description="Bearer token of the endpoint (env only, never logged).")
     request_timeout: float = Field(30.0, gt=0, description="Seconds per HTTP request (connect and read).")
     retries: int = Field(2, ge=0, le=10, description="Extra HTTP attempts on connection errors and 5xx.")
-    timeout: float = Field(8.0, gt=0, description="Hybrid mode: seconds the backend has to produce its first token.")
+    timeout: float = Field(8.0, gt=0, description="Hybrid mode: seconds from the question to the first token (retrieval included).")
     max_seconds: float = Field(30.0, gt=0, description="Hard cap on one generation, in seconds.")
     max_new_tokens: int = Field(160, ge=8, le=2048, description="Longest generated answer, in tokens.")
     temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature; 0 is greedy (reproducible).")

@@ -42,7 +42,7 @@ def rag_messages(tokenizer, target: int, question: str) -> list[dict]:
     chosen: list = []
     for entry in entries:
         messages = build_messages(question, [*chosen, entry], max_chars=700)
-        length = len(tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True))
+        length = len(tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True)["input_ids"])
         if length > target:
             break
         chosen.append(entry)

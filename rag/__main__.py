@@ -99,8 +99,10 @@ def main(argv: list[str] | None = None) -> int:
                 bad += 1
                 continue
             print(json.dumps(_answer_record(question, engine.answer(question)), ensure_ascii=False), flush=True)
+        engine.llm.close()
         return 1 if bad else 0
     answer = engine.answer(args.question)
+    engine.llm.close()  # let an abandoned generation (hybrid timeout) stop before the interpreter exits
     if args.json:
         print(json.dumps(_answer_record(args.question, answer), ensure_ascii=False, indent=2))
     else:

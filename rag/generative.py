@@ -66,7 +66,7 @@ def generate_answer(
     prefix = EMPATHY_TEXT + "\n\n" if empathy else ""
     text = ""
     try:
-        for piece in timed_stream(backend, messages, first_token_timeout, llm_config.max_seconds):
+        for piece in timed_stream(backend, messages, first_token_timeout, llm_config.max_seconds, start=start):
             text += piece
             # Check the numbers already complete (up to the last space) so a wrong price is never shown long.
             settled = text[: max(text.rfind(" "), 0)]

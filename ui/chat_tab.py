@@ -114,7 +114,8 @@ class ChatCallbacks:
 def _create_model_status(cb: ChatCallbacks, services) -> gr.Markdown:
     """The « Modèle génératif : chargement… / prêt / indisponible » line, shown only in generative modes."""
     generative = services.settings.rag.answer_mode != "extractive"
-    indicator = gr.Markdown(cb.services.engine.llm.status_text() if generative else "", visible=generative,
+    # A callable value is evaluated on each page load, so a new visitor sees the current state.
+    indicator = gr.Markdown(services.engine.llm.status_text if generative else "", visible=generative,
                             elem_id="model-status")
     if generative:
         timer = gr.Timer(2)

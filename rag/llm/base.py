@@ -33,6 +33,9 @@ class LLMBackend(ABC):
     def stream(self, messages: list[dict], stop: threading.Event | None = None) -> Iterator[str]:
         """Yield the reply to chat `messages` piece by piece (greedy unless temperature > 0)."""
 
+    def close(self) -> None:  # noqa: B027 (optional hook, not abstract)
+        """Release the model once any generation in flight has stopped (default: nothing to free)."""
+
     def describe(self) -> str:
         """Short human description for the status line and logs (never includes secrets)."""
         return f"{self.name}:{self.config.model}"

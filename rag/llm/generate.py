@@ -15,14 +15,19 @@ class GenerationTimeout(GenerationError):
 
 
 def timed_stream(
-    backend: LLMBackend, messages: list[dict], first_token_timeout: float | None, max_seconds: float
+    backend: LLMBackend,
+    messages: list[dict],
+    first_token_timeout: float | None,
+    max_seconds: float,
+    start: float | None = None,
 ) -> Iterator[str]:
     """Yield the backend's pieces; raise GenerationTimeout/GenerationError, and stop the worker on exit.
 
+    Deadlines count from `start` (default: now), so a caller can include its own earlier work.
     The deadlines are enforced here (queue waits), not by the backend, so the caller gets control
     back within the timeout even when the backend is stuck in a retry or a long prompt read.
     """
-    start = time.perf_counter()
+    start = time.perf_counter() if start is None else start
     stop = threading.Event()
     pieces: queue.Queue = queue.Queue()
     end = object()

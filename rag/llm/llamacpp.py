@@ -63,7 +63,8 @@ class LlamaCppBackend(LLMBackend):
                 raise GenerationError(f"llama.cpp generation failed: {exc}") from exc
 
     def close(self) -> None:
-        """Free the model now (llama.cpp's own finalizer can fail at interpreter exit)."""
-        if self.llm is not None:
-            self.llm.close()
-            self.llm = None
+        """Free the model after the generation in flight stops (exiting while C code runs would crash)."""
+        with self._lock:
+            if self.llm is not None:
+                self.llm.close()
+                self.llm = None

@@ -65,6 +65,13 @@ class ModelManager:
         self._done.wait(timeout)
         return self.state == "ready"
 
+    def close(self) -> None:
+        """Stop using the backend and free it (waits for a generation in flight to stop)."""
+        backend, self._backend = self._backend, None
+        self.state = "off" if self.state == "ready" else self.state
+        if backend is not None:
+            backend.close()
+
     @property
     def backend(self) -> LLMBackend | None:
         """The loaded backend, or None while loading / when unavailable."""

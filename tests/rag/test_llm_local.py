@@ -60,7 +60,7 @@ def test_transformers_backend_generates_from_the_converted_checkpoint(models_dir
     from rag.llm.local import TransformersBackend
 
     backend = TransformersBackend(
-        LLMConfig(backend="transformers", model=LLM_MODEL, models_dir=models_dir, max_new_tokens=6, threads=1)
+        LLMConfig(backend="transformers", model=LLM_MODEL, models_dir=models_dir, max_new_tokens=8, threads=1)
     )
     backend.load()
     assert next(backend.model.parameters()).dtype.is_floating_point
@@ -73,7 +73,7 @@ def test_llamacpp_backend_generates_from_the_gguf() -> None:
     pytest.importorskip("llama_cpp")
     from rag.llm.llamacpp import LlamaCppBackend
 
-    backend = LlamaCppBackend(LLMConfig(backend="llamacpp", model=LLM_MODEL, max_new_tokens=6, threads=1))
+    backend = LlamaCppBackend(LLMConfig(backend="llamacpp", model=LLM_MODEL, max_new_tokens=8, threads=1))
     backend.load()
     try:
         assert "".join(backend.stream(MESSAGES)).strip()
