@@ -8,7 +8,7 @@
 #   bash scripts/postgres.sh stop       # stop the cluster (data stays in .pg/)
 #   bash scripts/postgres.sh destroy    # stop and delete the cluster
 #
-# Settings (env): MOBILIA_PG_PORT (55432), MOBILIA_PG_DIR (.pg), MOBILIA_PG_DB / _USER /
+# Settings (env): MOBILIA_PG_PORT (first free from 55432), MOBILIA_PG_DIR (.pg), MOBILIA_PG_DB / _USER /
 # _PASSWORD (mobilia, mobilia, mobilia-local-pw). This cluster is for tests and local use only: never expose it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,14 +50,16 @@ as_owner() {
 }
 
 case "$action" in
-  url) url; exit 0 ;;
-  start | stop | destroy) ;;
+  start | url | stop | destroy) ;;
   *) echo "usage: bash scripts/postgres.sh [start|url|stop|destroy]" >&2; exit 2 ;;
 esac
 
 bindir=$(find_bindir || true)
 if [ -z "$bindir" ]; then
-  [ "$action" = start ] || exit 0
+  if [ "$action" != start ]; then
+    [ "$action" = url ] && url
+    exit 0
+  fi
   install_postgres
   bindir=$(find_bindir) || { log "no /usr/lib/postgresql/*/bin/initdb after install"; exit 1; }
 fi
@@ -73,6 +75,18 @@ if [ "$(id -u)" -eq 0 ]; then
     log "project folder not reachable by the postgres user: cluster in $pg_dir"
   fi
 fi
+
+# An existing cluster keeps the port it was created with; a new one takes the first free port
+# from 55432 up (another checkout on this machine may already run its own cluster there).
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+if [ -z "${MOBILIA_PG_PORT:-}" ]; then
+  if [ -f "$data/postgresql.conf" ] && grep -qE '^port = [0-9]+' "$data/postgresql.conf"; then
+    port=$(grep -E '^port = [0-9]+' "$data/postgresql.conf" | tail -n 1 | awk '{print $3}')
+  elif [ ! -f "$data/PG_VERSION" ]; then
+    while port_in_use "$port"; do port=$((port + 1)); done
+  fi
+fi
+[ "$action" = url ] && { url; exit 0; }
 
 running() { [ -f "$data/postmaster.pid" ] && as_owner "$bindir/pg_ctl" -D "$data" status >/dev/null 2>&1; }
 
