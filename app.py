@@ -12,18 +12,21 @@ import logging
 
 def main() -> None:
     """Build and launch the app."""
-    import gradio as gr
-    import uvicorn
-
-    from api import create_api
     from services import build_services
     from settings import get_settings
-    from ui import build_app
 
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     services = build_services(settings)
+    # Model and index load first, while the web stack below is imported and built.
     services.prepare_in_background()
+
+    import gradio as gr
+    import uvicorn
+
+    from api import create_api
+    from ui import build_app
+
     app = build_app(services)
     monitor = services.social_monitor  # None unless Mastodon URL and token are configured
     if monitor is not None:
@@ -31,7 +34,9 @@ def main() -> None:
     try:
         api = create_api(services)
         server = gr.mount_gradio_app(api, app.queue(default_concurrency_limit=8), path="/", show_error=False)
-        uvicorn.run(server, host=settings.host, port=settings.port, log_level=settings.log_level.lower())
+        # Open event streams (browsers, gradio_client) must not hold a stop or restart forever.
+        uvicorn.run(server, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
+                    timeout_graceful_shutdown=5)
     finally:
         if monitor is not None:
             monitor.stop()

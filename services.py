@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 
 from settings import Settings
@@ -31,8 +32,10 @@ class Services:
     def prepare(self) -> None:
         """Apply migrations, then load (or build) the index and the embedding model."""
         self.db.migrate()
+        started = time.perf_counter()
         try:
             self.engine.warm_up()
+            log.info("Knowledge base ready in %.1f s", time.perf_counter() - started)
         except Exception as exc:  # surfaced in the UI status, the app keeps serving its pages
             log.exception("Knowledge base failed to load")
             self.startup_error = str(exc)
