@@ -8,7 +8,6 @@ only thing a UI keeps per user; every call checks the message or ticket belongs 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -18,6 +17,7 @@ from rag.nlu import TICKET_CATEGORIES
 from storage import ConversationRepository, CustomerRepository, Database, FeedbackRepository, MessageRepository
 from storage.models import Message, Ticket
 from tickets import PRIORITY_LABELS, SLA_HOURS, Priority, TicketService, TicketStatus
+from tickets.domain import strip_control_chars
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,6 @@ AGENT_HANDLES_TEXT = (
 )
 # Qualification categories of the procedure; the other intents map onto them.
 _TICKET_CATEGORY_OF = {"activation": "technique", "assistance": "général"}
-_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 class MessageError(ValueError):
@@ -100,7 +99,7 @@ class ChatService:
 
     def clean_message(self, text: str | None) -> str:
         """Validate a customer message; raise MessageError with a French explanation."""
-        text = _CONTROL_CHARS.sub("", text or "").strip()
+        text = strip_control_chars(text).strip()
         if not text:
             raise MessageError("Votre message est vide : écrivez votre question avant d'envoyer.")
         if len(text) > self.max_chars:
@@ -201,5 +200,5 @@ class ChatService:
     def feedback(self, session: ChatSession, message_id: int, liked: bool, comment: str | None = None) -> None:
         """Record a thumbs up/down (and optional comment) on one of the session's bot answers."""
         self._check(session)
-        comment = _CONTROL_CHARS.sub("", comment or "").strip()[: self.max_chars] or None
+        comment = strip_control_chars(comment).strip()[: self.max_chars] or None
         self.feedback_repo.record(message_id, session.conversation_id, 1 if liked else -1, comment)

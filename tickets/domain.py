@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -123,3 +124,11 @@ def check_transition(current: TicketStatus | str, target: TicketStatus | str) ->
     if not can_transition(current, target):
         raise InvalidTransition(current, target)
     return TicketStatus(target)
+
+
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def strip_control_chars(text: str | None) -> str:
+    """Text as stored: control characters removed (PostgreSQL rejects NUL), newlines and tabs kept."""
+    return _CONTROL_CHARS.sub("", text or "")

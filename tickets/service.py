@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import re
 from collections.abc import Callable
 from datetime import datetime
 
@@ -24,13 +23,13 @@ from tickets.domain import (
     TicketStatus,
     check_transition,
     sla_due,
+    strip_control_chars,
 )
 from tickets.queue import QueueFilters, QueuePage, TicketDetail
 
 # Qualification categories of the procedure (KB "Qualification et urgence").
 QUALIFICATION_CATEGORIES = ("facturation", "technique", "forfait", "résiliation", "réclamation", "général")
 MAX_REPLY_CHARS = 4000
-_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # Notices left in the customer's chat (system messages with meta["notice"]).
 TAKEN_NOTICE = "👤 Un conseiller a pris en charge votre demande (ticket n° {id}) et vous répond ici même."
 RESOLVED_NOTICE = (
@@ -307,7 +306,7 @@ class TicketService:
         ticket to IN_PROGRESS. Raises ValueError (French message) for an empty or too long
         reply, a closed ticket or a ticket without conversation.
         """
-        text = _CONTROL_CHARS.sub("", text or "").strip()
+        text = strip_control_chars(text).strip()
         if not text:
             raise ValueError("La réponse est vide.")
         if len(text) > MAX_REPLY_CHARS:

@@ -7,7 +7,7 @@ from datetime import timedelta
 import gradio as gr
 
 from storage.models import utcnow
-from tickets.analytics import EXPORTS, AnalyticsService, period_from_dates
+from tickets.analytics import AnalyticsService, period_from_dates
 from tickets.users import AccessDenied, require
 from ui.analytics_figures import build_figures, kpi_cards_html
 
@@ -35,7 +35,6 @@ KPI_CSS = """
 .kpi-badge.ko { color: #dc2626; }
 .kpi-caption { font-size: 0.8em; color: var(--body-text-color-subdued); margin: 8px 0 0; }
 """
-assert set(EXPORT_LABELS) == set(EXPORTS)
 
 
 class AnalyticsCallbacks:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from tickets.users import AREA_ROLES, StaffPrincipal
+from tickets.users import StaffPrincipal
 
 ROLE_LABELS = {"agent": "conseiller", "trainer": "formateur", "admin": "administrateur"}
 
@@ -43,6 +43,3 @@ def create_staff_tab(services, staff: gr.State, areas: list[tuple[str, gr.Tab]])
     password.submit(do_login, [username, password], outputs, api_name=False)
     logout.click(do_logout, None, outputs, api_name=False)
     return {"login": login, "logout": logout, "message": message}
-
-
-assert set(ROLE_LABELS) == {r for roles in AREA_ROLES.values() for r in roles}

@@ -164,3 +164,18 @@ def page(browser, live_app, dialogs):
     page.goto(live_app.url)
     yield page
     context.close()
+
+
+@pytest.fixture
+def create_staff(live_app):
+    """Create a staff account on the live app's database through the documented CLI (password on stdin)."""
+
+    def create(username: str, role: str, password: str) -> None:
+        result = subprocess.run(
+            [sys.executable, "-m", "tickets.users", "--db", live_app.db_url, "create", "--username", username,
+             "--role", role],
+            input=password + "\n", capture_output=True, text=True, cwd=ROOT, timeout=120, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+
+    return create

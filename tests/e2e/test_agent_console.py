@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
-
-from settings import ROOT
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -33,20 +29,6 @@ def wait_db(predicate: Callable[[], bool], timeout_s: float = 15, message: str =
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for {message}")
         time.sleep(0.1)
-
-
-def create_agent(db_url: str) -> None:
-    """The documented CLI, password on stdin."""
-    result = subprocess.run(
-        [sys.executable, "-m", "tickets.users", "--db", db_url, "create", "--username", AGENT, "--role", "agent"],
-        input=PASSWORD + "\n",
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
 
 
 def customer_sends(page: Page, text: str) -> None:
@@ -82,10 +64,12 @@ def pick(page: Page, dropdown: str, option: str) -> None:
     page.get_by_role("option", name=option, exact=True).click()
 
 
-def test_agent_takes_answers_and_resolves_and_customer_rates(browser, live_app, page: Page, tmp_path) -> None:
+def test_agent_takes_answers_and_resolves_and_customer_rates(
+    browser, live_app, create_staff, page: Page, tmp_path
+) -> None:
     shots = Path(os.environ.get("MOBILIA_E2E_SCREENSHOTS", tmp_path))
     shots.mkdir(parents=True, exist_ok=True)
-    create_agent(live_app.db_url)
+    create_staff(AGENT, "agent", PASSWORD)
 
     # The customer escalates.
     open_customer_chat(page)

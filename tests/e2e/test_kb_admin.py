@@ -2,29 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 from playwright.sync_api import Page, expect
 
-from settings import ROOT
-
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 PASSWORD = "kb-admin-password-1"
-
-
-def create_user(db_url: str, username: str, role: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "tickets.users", "--db", db_url, "create", "--username", username, "--role", role],
-        input=PASSWORD + "\n",
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
 
 
 def login(page: Page, username: str) -> None:
@@ -35,9 +17,9 @@ def login(page: Page, username: str) -> None:
     expect(page.locator("#staff-who")).to_contain_text(username)
 
 
-def test_only_admins_see_the_kb_tab_and_can_update_the_index(live_app, browser, page: Page) -> None:
-    create_user(live_app.db_url, "kb.agent", "agent")
-    create_user(live_app.db_url, "kb.admin", "admin")
+def test_only_admins_see_the_kb_tab_and_can_update_the_index(create_staff, browser, page: Page) -> None:
+    create_staff("kb.agent", "agent", PASSWORD)
+    create_staff("kb.admin", "admin", PASSWORD)
 
     login(page, "kb.agent")
     expect(page.get_by_role("tab", name="🎫 Tickets")).to_be_visible()
