@@ -26,6 +26,7 @@ class Services:
     social: object = None
     social_monitor: object = None  # SocialMonitor when Mastodon is configured; app.py starts it
     training: object = None  # training.runner.TrainingRunner: fine-tuning runs as subprocesses
+    chat_models: object = None  # rag.llm.selection.ChatModelService: promoted chat model, rollback
     ready: threading.Event = field(default_factory=threading.Event)
     startup_error: str | None = None
 
@@ -42,8 +43,13 @@ class Services:
         finally:
             self.ready.set()
         rag = self.settings.rag
-        if rag.answer_mode != "extractive" and rag.llm.preload:
-            self.engine.llm.start()  # background: extractive answers are served while it loads
+        if self.chat_models is not None:
+            try:
+                self.chat_models.apply()  # a promoted model (else the settings); loads in the background
+                return
+            except Exception:  # a broken promotion must not stop the app: the settings' model answers
+                log.exception("Promoted chat model could not be applied; using the settings")
+        self.engine.use_model(rag.answer_mode, rag.llm)
 
     def prepare_in_background(self) -> threading.Thread:
         """Run prepare() on a daemon thread so the web server starts at once."""
@@ -57,6 +63,7 @@ def build_services(settings: Settings) -> Services:
     """Create the services; cheap (models and index load later, in prepare())."""
     from rag.answer import AnswerEngine
     from rag.chat import ChatService
+    from rag.llm.selection import ChatModelService
     from social.monitor import SocialMonitor
     from social.service import SocialService
     from storage import AppStateRepository, Database
@@ -73,4 +80,4 @@ def build_services(settings: Settings) -> Services:
     monitor = SocialMonitor(settings.mastodon, db, service=social) if settings.mastodon.enabled else None
     return Services(settings=settings, db=db, engine=engine, tickets=tickets, chat=chat, staff=StaffService(db),
                     analytics=AnalyticsService(db), social=social, social_monitor=monitor,
-                    training=TrainingRunner(state=AppStateRepository(db)))
+                    training=TrainingRunner(), chat_models=ChatModelService(AppStateRepository(db), engine))

@@ -102,6 +102,7 @@ class AnswerEngine:
         self.config = config
         self.embedder = embedder or Embedder(config.embedding_model)
         self.llm = llm if llm is not None else ModelManager(config.llm)  # loads nothing until start()
+        self.answer_mode = config.answer_mode  # a promoted chat model may change it (rag/llm/selection.py)
         self._retriever: HybridRetriever | None = None
         self._lock = threading.Lock()
 
@@ -124,6 +125,19 @@ class AnswerEngine:
     def warm_up(self) -> None:
         """Load index and model and run one query so the first customer does not wait."""
         self.retriever.search("facture")
+
+    def use_model(self, answer_mode: str, llm_config) -> None:
+        """Answer in `answer_mode` with a backend built from `llm_config` (loaded in the background).
+
+        Questions in flight finish with the previous backend, which is closed on a side thread.
+        """
+        old = self.llm
+        if llm_config != old.config:
+            self.llm = ModelManager(llm_config)
+            threading.Thread(target=old.close, name="llm-close", daemon=True).start()
+        self.answer_mode = answer_mode
+        if answer_mode != "extractive" and (self.config.llm.preload or self.llm is not old):
+            self.llm.start()
 
     def reload(self) -> None:
         """Drop the loaded index so the next question uses a fresh build."""
@@ -164,7 +178,7 @@ class AnswerEngine:
         """
         start = time.perf_counter()
         answer, entries, empathy = self._extractive(question, previous_top_entries, previous_question)
-        mode = mode or self.config.answer_mode
+        mode = mode or self.answer_mode
         if mode == "extractive" or not entries:
             yield answer  # rules (small talk, out of scope, low confidence) answered already
             return

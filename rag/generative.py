@@ -50,8 +50,8 @@ def generate_answer(
     start: float,
 ) -> Iterator[str | Answer]:
     """Yield growing text, then the final Answer (generative, or extractive with a fallback reason)."""
-    llm_config = engine.config.llm
     manager = engine.llm
+    llm_config = manager.config
     backend = manager.backend
     if backend is None:
         if manager.state == "off":

@@ -32,7 +32,6 @@ from training.train import (
 
 CONSOLE_LOG = "console.log"
 SUBMITTED_CONFIG = "submitted.yaml"
-CHAT_MODEL_KEY = "chat_model"  # app_state key read by the LLM backend (rag/llm/)
 
 
 class RunnerBusy(RuntimeError):
@@ -83,11 +82,10 @@ def _read_json(path: Path) -> dict | None:
 class TrainingRunner:
     """Starts, follows and cancels `python -m training.train` subprocesses; lists the runs folder."""
 
-    def __init__(self, runs_dir: str | Path = "runs", configs_dir: str | Path = "configs/train", state=None,
+    def __init__(self, runs_dir: str | Path = "runs", configs_dir: str | Path = "configs/train",
                  python: str = sys.executable) -> None:  # fmt: skip
         self.runs_dir = resolve_path(runs_dir)
         self.configs_dir = resolve_path(configs_dir)
-        self.state = state  # AppStateRepository (or any object with get/set), for "use in chat"
         self.python = python
         self._lock = threading.Lock()
         self._proc: subprocess.Popen | None = None
@@ -216,27 +214,16 @@ class TrainingRunner:
             })  # fmt: skip
         return runs
 
-    def use_in_chat(self, run: str) -> dict:
-        """Record a finished run's adapter as the chat's generative model (app_state "chat_model")."""
+    def adapter_choice(self, run: str) -> dict:
+        """A finished run's adapter as a chat-model choice (hybrid: extractive fallback), for promotion."""
+        from rag.llm.selection import make_choice
+
         run_dir = self.runs_dir / Path(run).name
         adapter = run_dir / ADAPTER_DIR
         if not (adapter / "adapter_config.json").is_file():
             raise ConfigError([f"le run {run} n'a pas d'adaptateur terminé."])
         config = load_config(TrainConfig, run_dir / CONFIG_FILE)
         metrics = _read_json(run_dir / METRICS_FILE) or {}
-        choice = {
-            "backend": "transformers",
-            "model": config.model.name_or_path,  # as in LLMConfig.model ('packaged', a path or a hub id)
-            "base_model_path": metrics.get("base_model"),
-            "adapter": str(adapter),
-            "run": run_dir.name,
-            "selected_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        if self.state is None:
-            raise RuntimeError("no app_state repository given to the runner")
-        self.state.set(CHAT_MODEL_KEY, choice)
-        return choice
-
-    def chat_model(self) -> dict | None:
-        """The adapter currently selected for the chat, if any."""
-        return self.state.get(CHAT_MODEL_KEY) if self.state is not None else None
+        llm = {"backend": "transformers", "model": config.model.name_or_path, "adapter": str(adapter)}
+        return make_choice(f"adaptateur {run_dir.name}", "hybrid", llm, origin=f"training:{run_dir.name}",
+                           metrics={k: metrics.get(k) for k in ("initial_eval_loss", "eval_loss", "global_step")})  # fmt: skip

@@ -85,9 +85,10 @@ class ChatCallbacks:
         return None, gr.update(visible=False), "", "Merci, votre commentaire a été transmis."
 
     def model_status(self):
-        """Generative model state for the indicator; the timer stops once the state is final."""
-        llm = self.services.engine.llm
-        return llm.status_text(), gr.Timer(active=llm.state in ("off", "loading"))
+        """Generative model state for the indicator (hidden in extractive mode; a promotion may change it)."""
+        engine = self.services.engine
+        generative = engine.answer_mode != "extractive"
+        return gr.update(value=engine.llm.status_text() if generative else "", visible=generative)
 
     def restore(self, request: gr.Request):
         """On page load, resolve `?token=…` from a Mastodon reply into the post context."""
@@ -112,14 +113,15 @@ class ChatCallbacks:
 
 
 def _create_model_status(cb: ChatCallbacks, services) -> gr.Markdown:
-    """The « Modèle génératif : chargement… / prêt / indisponible » line, shown only in generative modes."""
-    generative = services.settings.rag.answer_mode != "extractive"
-    # A callable value is evaluated on each page load, so a new visitor sees the current state.
-    indicator = gr.Markdown(services.engine.llm.status_text if generative else "", visible=generative,
+    """The « Modèle génératif : chargement… / prêt / indisponible » line, shown only in generative modes.
+
+    A trainer may promote another model while pages are open, so a light timer keeps it current.
+    """
+    generative = services.engine.answer_mode != "extractive"
+    indicator = gr.Markdown(services.engine.llm.status_text() if generative else "", visible=generative,
                             elem_id="model-status")
-    if generative:
-        timer = gr.Timer(2)
-        timer.tick(cb.model_status, None, [indicator, timer], api_name=False, show_progress="hidden")
+    timer = gr.Timer(3)
+    timer.tick(cb.model_status, None, indicator, api_name=False, show_progress="hidden")
     return indicator
 
 

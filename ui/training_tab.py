@@ -9,6 +9,7 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
+from rag.llm.selection import SelectionError, describe
 from tickets.users import AccessDenied, require
 from training.config import ConfigError
 from training.runner import RunnerBusy, RunProgress, TrainingRunner
@@ -21,13 +22,10 @@ RUN_COLUMNS = ["run", "state", "steps", "initial_eval_loss", "eval_loss", "train
 
 
 def runner_of(services) -> TrainingRunner:
-    """The app's runner (built once in services), or one over the app database."""
-    runner = getattr(services, "training", None)
-    if runner is None:
-        from storage import AppStateRepository
-
-        runner = services.training = TrainingRunner(state=AppStateRepository(services.db))
-    return runner
+    """The app's runner (built once in services)."""
+    if getattr(services, "training", None) is None:
+        services.training = TrainingRunner()
+    return services.training
 
 
 def _errors(exc: Exception) -> str:
@@ -111,14 +109,16 @@ class TrainingCallbacks:
         return "⏹️ Entraînement annulé." if self.runner.cancel() else "Aucun entraînement en cours."
 
     def use_in_chat(self, principal, run: str | None) -> str:
+        """Promote the run's adapter as the chat's model (reversible in the evaluation tab)."""
         try:
-            self._allowed(principal)
+            user = require(self.services.staff.current(principal), "training")
             if not run:
                 raise ConfigError(["choisissez un run terminé."])
-            choice = self.runner.use_in_chat(run)
-        except (AccessDenied, ConfigError, RuntimeError) as exc:
+            choice = self.services.chat_models.promote(self.runner.adapter_choice(run), by=user.username)
+        except (AccessDenied, ConfigError, SelectionError) as exc:
             return _errors(exc)
-        return f"✅ L'adaptateur de `{choice['run']}` sera utilisé par le chat génératif (`{choice['adapter']}`)."
+        return (f"✅ Le chat répond désormais avec {describe(choice)} (mode hybride : réponse extractive en cas "
+                "d'échec). Annulable depuis l'onglet Évaluation.")  # fmt: skip
 
 
 def _editor(runner: TrainingRunner) -> dict:

@@ -36,13 +36,18 @@ def ops_router(ctx) -> APIRouter:
             details["llm"] = {
                 "state": getattr(llm, "state", None),
                 "error": getattr(llm, "error", None),
-                "backend": rag.llm.backend,
+                "backend": llm.config.backend if hasattr(llm, "config") else rag.llm.backend,
+                "adapter": llm.config.adapter if hasattr(llm, "config") else None,
                 "load_seconds": getattr(llm, "load_seconds", None),
             }
+        chat_models = getattr(services, "chat_models", None)
+        if chat_models is not None:
+            current = chat_models.current()
+            details["promoted"] = {k: current.get(k) for k in ("label", "origin", "promoted_at")} if current else None
         return ModelStatusOut(
             ready=services.ready.is_set() and services.startup_error is None,
             error=services.startup_error,
-            answer_mode=rag.answer_mode,
+            answer_mode=getattr(services.engine, "answer_mode", rag.answer_mode),
             embedding_model=rag.embedding_model,
             details=details,
         )

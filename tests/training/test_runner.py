@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import pytest
 
+from rag.llm.selection import ChatModelService
 from storage import AppStateRepository
 from tests.training.conftest import tiny_config_text
 from training.config import ConfigError
-from training.runner import CHAT_MODEL_KEY, RunnerBusy, TrainingRunner
+from training.runner import RunnerBusy, TrainingRunner
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def runner(tmp_path, db):
-    return TrainingRunner(runs_dir=tmp_path / "runs", state=AppStateRepository(db))
+    return TrainingRunner(runs_dir=tmp_path / "runs")
 
 
 def test_invalid_config_is_refused_before_any_process(runner):
@@ -51,11 +52,13 @@ def test_finished_run_is_listed_and_used_in_chat(runner, tiny_model, tiny_data, 
     assert states[-1] == "finished", runner.progress().log_tail
     run = runner.list_runs()[0]
     assert run["run"] == run_dir.name and run["adapter"] and run["eval_loss"] > 0
-    choice = runner.use_in_chat(run_dir.name)
-    assert AppStateRepository(db).get(CHAT_MODEL_KEY) == choice == runner.chat_model()
-    assert choice["adapter"].endswith("adapter") and choice["backend"] == "transformers"
+    choice = runner.adapter_choice(run_dir.name)
+    assert choice["llm"]["adapter"].endswith("adapter") and choice["llm"]["backend"] == "transformers"
+    assert choice["answer_mode"] == "hybrid" and choice["origin"] == f"training:{run_dir.name}"
+    models = ChatModelService(AppStateRepository(db))
+    assert models.promote(choice, by="t.trainer")["llm"] == choice["llm"] == models.current()["llm"]
 
 
-def test_use_in_chat_needs_an_adapter(runner):
+def test_adapter_choice_needs_an_adapter(runner):
     with pytest.raises(ConfigError, match="adaptateur"):
-        runner.use_in_chat("nope")
+        runner.adapter_choice("nope")

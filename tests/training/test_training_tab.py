@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import gradio as gr
 import pytest
 
+from rag.llm.selection import ChatModelService
 from storage import AppStateRepository
 from tests.training.conftest import tiny_config_text
 from tickets.users import StaffService
@@ -18,8 +19,9 @@ PASSWORD = "correct-horse-battery"
 
 @pytest.fixture
 def services(db, tmp_path):
-    runner = TrainingRunner(runs_dir=tmp_path / "runs", state=AppStateRepository(db))
-    return SimpleNamespace(db=db, staff=StaffService(db), training=runner)
+    runner = TrainingRunner(runs_dir=tmp_path / "runs")
+    return SimpleNamespace(db=db, staff=StaffService(db), training=runner,
+                           chat_models=ChatModelService(AppStateRepository(db)))
 
 
 @pytest.fixture
