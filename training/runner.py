@@ -79,6 +79,26 @@ def _read_json(path: Path) -> dict | None:
         return None
 
 
+def spawn(cmd: list[str], log_path: Path) -> subprocess.Popen:
+    """Start `cmd` (argument list, no shell) from the repo root in its own process group, output to log_path."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
+    with log_path.open("ab") as console:
+        return subprocess.Popen(cmd, cwd=ROOT, stdout=console, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True)  # fmt: skip
+
+
+def stop_group(proc: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM to the process group, SIGKILL when it is still alive after `timeout` seconds."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    except ProcessLookupError:
+        pass
+
+
 class TrainingRunner:
     """Starts, follows and cancels `python -m training.train` subprocesses; lists the runs folder."""
 
@@ -142,11 +162,7 @@ class TrainingRunner:
             return run_dir
 
     def _launch(self, run_dir: Path, args: list[str]) -> None:
-        cmd = [self.python, "-m", "training.train", *args]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
-        with (run_dir / CONSOLE_LOG).open("ab") as console:
-            self._proc = subprocess.Popen(cmd, cwd=ROOT, stdout=console, stderr=subprocess.STDOUT, env=env,
-                                          start_new_session=True)  # fmt: skip
+        self._proc = spawn([self.python, "-m", "training.train", *args], run_dir / CONSOLE_LOG)
         self._run_dir = run_dir
         set_status(run_dir, "starting", pid=self._proc.pid)
 
@@ -155,16 +171,8 @@ class TrainingRunner:
         with self._lock:
             if not self.running:
                 return False
-            proc = self._proc
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-            except ProcessLookupError:
-                pass
-            set_status(self._run_dir, "cancelled", returncode=proc.returncode)
+            stop_group(self._proc, timeout)
+            set_status(self._run_dir, "cancelled", returncode=self._proc.returncode)
             return True
 
     def progress(self) -> RunProgress:

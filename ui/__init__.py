@@ -6,6 +6,7 @@ import gradio as gr
 
 from ui.analytics_tab import create_analytics_tab
 from ui.chat_tab import create_chat_tab
+from ui.evaluation_tab import create_evaluation_tab
 from ui.kb_tab import create_kb_tab
 from ui.social_tab import create_social_tab
 from ui.staff_tab import create_staff_tab
@@ -20,6 +21,7 @@ STAFF_TABS: list[tuple[str, str, object]] = [
     ("📊 Analytique", "analytics", create_analytics_tab),
     ("📚 Base de connaissances", "admin", create_kb_tab),
     ("🧪 Entraînement", "training", create_training_tab),
+    ("📏 Évaluation", "evaluation", create_evaluation_tab),
 ]
 
 

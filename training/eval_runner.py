@@ -1,0 +1,188 @@
+"""Evaluation runs as subprocesses, for the evaluation tab: start, follow, cancel, list past results.
+
+Like training, the web process never loads the compared models: it writes the chosen config into
+runs/eval-<name>/, starts ``python -m training.evaluate --progress`` (argument list, own process
+group) and reads progress.json, then results.json.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from training.config import (
+    ROOT,
+    CandidateArgs,
+    ConfigError,
+    EvalConfig,
+    from_dict,
+    load_config,
+    resolve_path,
+    to_dict,
+    to_yaml,
+)
+from training.evaluate import CONFIG_FILE, PROGRESS_FILE, RESULTS_FILE, output_dir, read_results
+from training.runner import CONSOLE_LOG, RunnerBusy, _read_json, spawn, stop_group, tail
+
+SETS = {  # choice shown in the tab -> what it sets in the config
+    "validation": "Validation (réponses de référence)",
+    "datasets/eval/chat_holdout.jsonl": "Jeu held-out (faits, escalade)",
+    "datasets/eval/chat_eval.jsonl": "Jeu de réglage (faits, escalade)",
+}
+
+
+@dataclass
+class EvalProgress:
+    """A snapshot of the current (or last) evaluation for the UI."""
+
+    state: str  # idle | running | finished | failed | cancelled
+    name: str | None = None
+    done: int = 0
+    total: int = 0
+    candidate: str | None = None
+    log_tail: str = ""
+    errors: list[str] = field(default_factory=list)
+
+
+def adapter_candidates(runs_dir: Path) -> list[CandidateArgs]:
+    """One candidate per finished training run (its adapter on the packaged base, RAG prompt)."""
+    found = sorted(runs_dir.glob("*/adapter/adapter_config.json"), key=lambda p: p.parent.parent.name, reverse=True)
+    return [
+        CandidateArgs(name=f"adapter-{p.parent.parent.name}", kind="llm", backend="transformers",
+                      adapter=str(p.parent.relative_to(ROOT) if p.is_relative_to(ROOT) else p.parent))
+        for p in found
+    ]  # fmt: skip
+
+
+def customize(text: str, candidates: list[str] | None = None, sets: list[str] | None = None,
+              validation_limit: int | None = None, eval_limit: int | None = None, name: str | None = None,
+              runs_dir: Path | None = None) -> EvalConfig:  # fmt: skip
+    """The YAML config narrowed to the tab's choices (candidates by name, incl. trained adapters; sets; sizes)."""
+    config = load_config(EvalConfig, text=text)
+    data = to_dict(config)
+    if candidates is not None:
+        pool = {c.name: c for c in config.candidates}
+        pool |= {c.name: c for c in adapter_candidates(runs_dir or resolve_path(config.evaluation.runs_dir))}
+        missing = [n for n in candidates if n not in pool]
+        if missing:
+            raise ConfigError([f"candidat inconnu : {', '.join(missing)}."])
+        data["candidates"] = [dataclasses.asdict(pool[n]) for n in candidates]
+    if sets is not None:
+        data["sets"]["validation_file"] = config.sets.validation_file if "validation" in sets else ""
+        data["sets"]["eval_files"] = [s for s in sets if s != "validation"]
+    if validation_limit is not None:
+        data["sets"]["validation_limit"] = int(validation_limit)
+    if eval_limit is not None:
+        data["sets"]["eval_limit"] = int(eval_limit)
+    if name:
+        data["evaluation"]["name"] = name
+    if runs_dir is not None:
+        data["evaluation"]["runs_dir"] = str(runs_dir)
+    return from_dict(EvalConfig, data)
+
+
+class EvaluationRunner:
+    """Starts, follows and cancels `python -m training.evaluate` subprocesses; lists past results."""
+
+    def __init__(self, runs_dir: str | Path = "runs", configs_dir: str | Path = "configs/eval",
+                 python: str = sys.executable) -> None:  # fmt: skip
+        self.runs_dir = resolve_path(runs_dir)
+        self.configs_dir = resolve_path(configs_dir)
+        self.python = python
+        self._lock = threading.Lock()
+        self._proc = None
+        self._out: Path | None = None
+        self._cancelled = False
+
+    def config_files(self) -> list[str]:
+        """Names of the shipped/saved evaluation configs."""
+        return sorted(p.name for p in self.configs_dir.glob("*.yaml"))
+
+    def read_config(self, name: str) -> str:
+        """Text of one config of configs_dir."""
+        path = self.configs_dir / Path(name).name
+        if not path.is_file():
+            raise ConfigError([f"configuration introuvable : {name}"])
+        return path.read_text(encoding="utf-8")
+
+    def candidate_names(self, text: str) -> tuple[list[str], list[str]]:
+        """(candidates of the YAML, trained adapters available) for the tab's check boxes."""
+        config = load_config(EvalConfig, text=text)
+        return [c.name for c in config.candidates], [c.name for c in adapter_candidates(self.runs_dir)]
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self, text: str, **choices) -> Path:
+        """Validate the narrowed config, write it to runs/eval-<name>/config.yaml, start the subprocess."""
+        config = customize(text, runs_dir=self.runs_dir, **choices)
+        with self._lock:
+            if self.running:
+                raise RunnerBusy(f"Une évaluation est déjà en cours ({self._out.name}) : annulez-la ou attendez sa fin.")
+            out = output_dir(config)
+            out.mkdir(parents=True, exist_ok=True)
+            for stale in (RESULTS_FILE, PROGRESS_FILE, CONSOLE_LOG):
+                (out / stale).unlink(missing_ok=True)
+            (out / CONFIG_FILE).write_text(to_yaml(config), encoding="utf-8")
+            cmd = [self.python, "-m", "training.evaluate", "--config", str(out / CONFIG_FILE), "--progress"]
+            self._proc, self._out, self._cancelled = spawn(cmd, out / CONSOLE_LOG), out, False
+            return out
+
+    def cancel(self, timeout: float = 10.0) -> bool:
+        """Stop the running evaluation (process group)."""
+        with self._lock:
+            if not self.running:
+                return False
+            stop_group(self._proc, timeout)
+            self._cancelled = True
+            return True
+
+    def progress(self) -> EvalProgress:
+        """State and counters of the current or last evaluation."""
+        if self._out is None:
+            return EvalProgress("idle")
+        data = _read_json(self._out / PROGRESS_FILE) or {}
+        if self.running:
+            state = "running"
+        elif self._cancelled:
+            state = "cancelled"
+        else:
+            state = "finished" if self._proc.returncode == 0 and (self._out / RESULTS_FILE).is_file() else "failed"
+        errors = [data["error"]] if data.get("error") else []
+        return EvalProgress(state=state, name=self._out.name.removeprefix("eval-"), done=data.get("done", 0),
+                            total=data.get("total", 0), candidate=data.get("candidate"),
+                            log_tail=tail(self._out / CONSOLE_LOG, 4000), errors=errors)  # fmt: skip
+
+    def stream(self, interval: float = 1.0, max_seconds: float | None = None) -> Iterator[EvalProgress]:
+        """Yield progress while the evaluation runs, then a final snapshot."""
+        deadline = time.monotonic() + max_seconds if max_seconds else None
+        while self.running and (deadline is None or time.monotonic() < deadline):
+            yield self.progress()
+            time.sleep(interval)
+        yield self.progress()
+
+    def list_results(self) -> list[dict]:
+        """Finished evaluations, newest first: name, date, questions, candidates."""
+        rows = []
+        for path in self.runs_dir.glob(f"eval-*/{RESULTS_FILE}"):
+            try:
+                results = read_results(path)
+            except (OSError, ValueError):
+                continue
+            rows.append({"name": results["name"], "created_at": results["created_at"],
+                         "questions": sum(s["items"] for s in results["sets"]),
+                         "candidates": ", ".join(results["metrics"])})  # fmt: skip
+        return sorted(rows, key=lambda r: r["created_at"], reverse=True)
+
+    def results(self, name: str) -> dict:
+        """results.json of runs/eval-<name>/."""
+        path = self.runs_dir / f"eval-{Path(name).name}" / RESULTS_FILE
+        if not path.is_file():
+            raise ConfigError([f"aucun résultat pour l'évaluation « {name} »."])
+        return read_results(path)

@@ -1,0 +1,232 @@
+"""Evaluation tab (trainers, admins): compare candidates, read answers side by side, promote or roll back.
+
+Callbacks are thin: the role check, then `training.eval_runner.EvaluationRunner` (the comparison
+runs in a separate process) and `rag.llm.selection.ChatModelService` (promotion, rollback).
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from rag.llm.selection import SelectionError, describe
+from tickets.users import AccessDenied, require
+from training.config import ConfigError
+from training.eval_runner import SETS, EvalProgress, EvaluationRunner
+from training.evaluate import promotion_choice
+from training.runner import RunnerBusy
+from ui.evaluation_format import comparison_figure, journal_frame, metrics_frame, question_choices, side_by_side
+
+STATE_LABELS = {"idle": "aucune évaluation lancée", "running": "🏃 en cours", "finished": "✅ terminée",
+                "failed": "❌ échec", "cancelled": "⏹️ annulée"}  # fmt: skip
+DEFAULT_SETS = ["validation", "datasets/eval/chat_holdout.jsonl"]
+
+
+def _errors(exc: Exception) -> str:
+    if isinstance(exc, ConfigError):
+        return "⚠️ Configuration invalide :\n" + "\n".join(f"- {e}" for e in exc.errors)
+    return f"⚠️ {exc}"
+
+
+def runner_of(services) -> EvaluationRunner:
+    """The app's evaluation runner (one per app: one evaluation at a time)."""
+    if getattr(services, "evaluation", None) is None:
+        services.evaluation = EvaluationRunner()
+    return services.evaluation
+
+
+class EvaluationCallbacks:
+    """Role check + runner / chat-model calls; every method returns plain values for the components."""
+
+    def __init__(self, services) -> None:
+        self.services = services
+        self.runner = runner_of(services)
+
+    def _user(self, principal):
+        return require(self.services.staff.current(principal), "evaluation")
+
+    # -- launching
+    def load(self, principal, file: str):
+        """Config text and its candidates (plus trained adapters) for the check boxes."""
+        try:
+            self._user(principal)
+            text = self.runner.read_config(file)
+            own, adapters = self.runner.candidate_names(text)
+        except (AccessDenied, ConfigError) as exc:
+            return gr.skip(), gr.skip(), _errors(exc)
+        return text, gr.update(choices=own + adapters, value=own), ""
+
+    def progress_view(self, p: EvalProgress, note: str = "") -> tuple[str, str]:
+        state = STATE_LABELS.get(p.state, p.state)
+        lines = [note] if note else []
+        lines.append(f"**Évaluation** `{p.name}` : {state}" if p.name else f"**État** : {state}")
+        if p.total:
+            pct = 100 * p.done / p.total
+            lines.append(f'<progress value="{p.done}" max="{p.total}"></progress> {p.done}/{p.total} réponses '
+                         f"({pct:.0f} %)" + (f" — candidat **{p.candidate}**" if p.candidate and p.state == "running" else ""))  # fmt: skip
+        lines += [f"⚠️ {e}" for e in p.errors]
+        return "\n\n".join(lines), p.log_tail
+
+    def start(self, principal, text: str, candidates: list[str], sets: list[str], val_limit, eval_limit):
+        """Launch the evaluation subprocess and stream its progress; show the results at the end."""
+        try:
+            self._user(principal)
+            if not candidates:
+                raise ConfigError(["cochez au moins un candidat."])
+            if not sets:
+                raise ConfigError(["cochez au moins un jeu de questions."])
+            out = self.runner.start(text, candidates=candidates, sets=sets, validation_limit=int(val_limit or 0),
+                                    eval_limit=int(eval_limit or 0))  # fmt: skip
+        except (AccessDenied, ConfigError, RunnerBusy, ValueError) as exc:
+            yield _errors(exc), gr.skip(), gr.skip()
+            return
+        note = f"🚀 Évaluation `{out.name}` lancée (processus séparé)."
+        final = None
+        for final in self.runner.stream(interval=1.5):
+            yield *self.progress_view(final, note), gr.skip()
+        names = [r["name"] for r in self.runner.list_results()]
+        yield *self.progress_view(final, note), gr.update(choices=names, value=final.name if final.state == "finished" else None)
+
+    def cancel(self, principal) -> str:
+        try:
+            self._user(principal)
+        except AccessDenied as exc:
+            return f"⚠️ {exc}"
+        return "⏹️ Évaluation annulée." if self.runner.cancel() else "Aucune évaluation en cours."
+
+    # -- results
+    def refresh(self, principal):
+        """Past evaluations, the chat's current model and the promotion journal."""
+        try:
+            self._user(principal)
+        except AccessDenied as exc:
+            return gr.skip(), f"⚠️ {exc}", gr.skip()
+        names = [r["name"] for r in self.runner.list_results()]
+        return gr.update(choices=names), *self.chat_model_view()
+
+    def show(self, principal, name: str | None):
+        """Metrics table, chart, question list and promotable candidates of one evaluation."""
+        empty = (None, None, gr.update(choices=[], value=None), "", gr.update(choices=[], value=None), "")
+        if not name:
+            return empty
+        try:
+            self._user(principal)
+            results = self.runner.results(name)
+        except (AccessDenied, ConfigError) as exc:
+            return (*empty[:-1], _errors(exc))
+        questions = question_choices(results)
+        first = questions[0][1] if questions else None
+        ok = [c["name"] for c in results["candidates"] if c["status"] == "ok"]
+        failed = [f"⚠️ {c['name']} non évalué : {c['error']}" for c in results["candidates"] if c["status"] != "ok"]
+        sets = ", ".join(f"{s['name']} : {s['items']}" for s in results["sets"])
+        summary = [f"{results['created_at']} — questions ({sets}), {results['duration_s']} s.", *failed]
+        return (metrics_frame(results), comparison_figure(results), gr.update(choices=questions, value=first),
+                side_by_side(results, first) if first else "", gr.update(choices=ok, value=None), "\n\n".join(summary))  # fmt: skip
+
+    def answers(self, principal, name: str | None, item_id: str | None) -> str:
+        if not name or not item_id:
+            return ""
+        try:
+            self._user(principal)
+            return side_by_side(self.runner.results(name), item_id)
+        except (AccessDenied, ConfigError) as exc:
+            return f"<p>{_errors(exc)}</p>"
+
+    # -- chat model
+    def chat_model_view(self) -> tuple[str, object]:
+        models = self.services.chat_models
+        return f"**Modèle du chat** : {describe(models.current())}", journal_frame(models.journal())
+
+    def promote(self, principal, name: str | None, candidate: str | None):
+        try:
+            user = self._user(principal)
+            if not name or not candidate:
+                raise SelectionError("choisissez une évaluation puis un candidat à promouvoir.")
+            choice = self.services.chat_models.promote(promotion_choice(self.runner.results(name), candidate),
+                                                       by=user.username, note=f"évaluation {name}")  # fmt: skip
+        except (AccessDenied, ConfigError, SelectionError) as exc:
+            return _errors(exc), *self.chat_model_view()
+        return f"✅ Promu : {describe(choice)}. Le chat l'utilise dès qu'il est chargé.", *self.chat_model_view()
+
+    def rollback(self, principal):
+        try:
+            user = self._user(principal)
+            restored = self.services.chat_models.rollback(by=user.username)
+        except (AccessDenied, SelectionError) as exc:
+            return _errors(exc), *self.chat_model_view()
+        return f"↩️ Retour à : {describe(restored)}.", *self.chat_model_view()
+
+
+def _launcher(runner: EvaluationRunner) -> dict:
+    files = runner.config_files()
+    first = "quick.yaml" if "quick.yaml" in files else (files[0] if files else None)
+    text = runner.read_config(first) if first else ""
+    own, adapters = runner.candidate_names(text) if text else ([], [])
+    with gr.Row():
+        choice = gr.Dropdown(files, value=first, label="Configuration", scale=3, elem_id="eval-config-file")
+        load = gr.Button("Charger", scale=1)
+    with gr.Accordion("Configuration YAML (modifiable)", open=False):
+        editor = gr.Code(text, language="yaml", elem_id="eval-yaml")
+    candidates = gr.CheckboxGroup(own + adapters, value=own, label="Candidats (adaptateurs entraînés inclus)",
+                                  elem_id="eval-candidates")  # fmt: skip
+    with gr.Row():
+        sets = gr.CheckboxGroup([(label, key) for key, label in SETS.items()], value=DEFAULT_SETS,
+                                label="Jeux de questions", scale=3, elem_id="eval-sets")  # fmt: skip
+        val_limit = gr.Number(6, label="Questions de validation (0 : toutes)", precision=0, minimum=0, scale=1)
+        eval_limit = gr.Number(6, label="Questions par jeu étiqueté (0 : toutes)", precision=0, minimum=0, scale=1)
+    with gr.Row():
+        start = gr.Button("Lancer l'évaluation", variant="primary", elem_id="eval-start")
+        cancel = gr.Button("Annuler", variant="stop")
+    status = gr.Markdown(elem_id="eval-status")
+    with gr.Accordion("Journal", open=False):
+        log = gr.Textbox(lines=8, max_lines=8, autoscroll=True, interactive=False, show_label=False)
+    return {"choice": choice, "load": load, "editor": editor, "candidates": candidates, "sets": sets,
+            "val_limit": val_limit, "eval_limit": eval_limit, "start": start, "cancel": cancel, "status": status,
+            "log": log}  # fmt: skip
+
+
+def _results(runner: EvaluationRunner) -> dict:
+    names = [r["name"] for r in runner.list_results()]
+    with gr.Row():
+        result = gr.Dropdown(names, value=None, label="Résultats d'évaluation", scale=3, elem_id="eval-result")
+        refresh = gr.Button("Rafraîchir", scale=1)
+    summary = gr.Markdown(elem_id="eval-summary")
+    table = gr.Dataframe(label="Métriques (ensemble)", interactive=False, elem_id="eval-metrics")
+    chart = gr.Plot(label="Comparaison", elem_id="eval-chart")
+    question = gr.Dropdown([], label="Question (les désaccords d'abord, ≠)", elem_id="eval-question")
+    answers = gr.HTML(elem_id="eval-answers")
+    return {"result": result, "refresh": refresh, "summary": summary, "table": table, "chart": chart,
+            "question": question, "answers": answers}  # fmt: skip
+
+
+def _promotion() -> dict:
+    current = gr.Markdown(elem_id="eval-current-model")
+    with gr.Row():
+        candidate = gr.Dropdown([], label="Candidat à promouvoir", scale=3, elem_id="eval-promote-candidate")
+        promote = gr.Button("Promouvoir dans le chat", variant="primary", scale=1, elem_id="eval-promote")
+        rollback = gr.Button("Revenir au modèle précédent", scale=1, elem_id="eval-rollback")
+    message = gr.Markdown(elem_id="eval-promote-message")
+    journal = gr.Dataframe(label="Historique des promotions", interactive=False, elem_id="eval-journal")
+    return {"current": current, "candidate": candidate, "promote": promote, "rollback": rollback,
+            "message": message, "journal": journal}  # fmt: skip
+
+
+def create_evaluation_tab(services, staff: gr.State) -> dict[str, gr.Component]:
+    """Launch a comparison, read metrics and answers side by side, promote or roll back the chat model."""
+    cb = EvaluationCallbacks(services)
+    gr.Markdown("Comparez des candidats (extractif, modèle de base, adaptateurs, endpoint) sur des questions "
+                "mises de côté, puis promouvez le meilleur dans le chat — réversible à tout moment.")  # fmt: skip
+    ui = _launcher(cb.runner) | _results(cb.runner) | _promotion()
+    shown = [ui["table"], ui["chart"], ui["question"], ui["answers"], ui["candidate"], ui["summary"]]
+    refresh_out = [ui["result"], ui["current"], ui["journal"]]
+    staff.change(cb.refresh, staff, refresh_out, api_name=False)
+    ui["refresh"].click(cb.refresh, staff, refresh_out, api_name=False)
+    ui["load"].click(cb.load, [staff, ui["choice"]], [ui["editor"], ui["candidates"], ui["status"]], api_name=False)
+    ui["start"].click(cb.start, [staff, ui["editor"], ui["candidates"], ui["sets"], ui["val_limit"], ui["eval_limit"]],
+                      [ui["status"], ui["log"], ui["result"]], api_name=False, concurrency_limit=1)  # fmt: skip
+    ui["cancel"].click(cb.cancel, staff, ui["status"], api_name=False)
+    ui["result"].change(cb.show, [staff, ui["result"]], shown, api_name=False)
+    ui["question"].change(cb.answers, [staff, ui["result"], ui["question"]], ui["answers"], api_name=False)
+    model_out = [ui["message"], ui["current"], ui["journal"]]
+    ui["promote"].click(cb.promote, [staff, ui["result"], ui["candidate"]], model_out, api_name=False)
+    ui["rollback"].click(cb.rollback, staff, model_out, api_name=False)
+    return ui
