@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
+import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -199,3 +204,69 @@ def write_mini_kb(folder: Path) -> Path:
         "id,category,question,answer\n1,forfait,Combien de data ?,Le forfait inclut 300 Go.\n", encoding="utf-8"
     )
     return folder
+
+
+# A real OpenAI-compatible server for the HTTP backend and evaluation tests.
+SERVER_START_S = 120
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory) -> Iterator[str]:
+    """`python -m llama_cpp.server` serving the packaged GGUF on a loopback port (a real OpenAI-compatible peer).
+
+    Yields its /v1 base URL; terminated at the end of the session.
+    """
+    pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is not installed")
+    import httpx
+
+    from rag.llm.gguf import packaged_gguf_path
+
+    port = free_port()
+    log_file = (tmp_path_factory.mktemp("llama-server") / "server.log").open("w")
+    args = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(packaged_gguf_path()),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        "2048",
+        "--n_threads",
+        "1",
+        "--model_alias",
+        "smollm2",
+    ]
+    process = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT)
+    base_url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + SERVER_START_S
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"llama.cpp server exited with {process.returncode}")
+            try:
+                if httpx.get(f"{base_url}/models", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"llama.cpp server not ready after {SERVER_START_S} s")
+            time.sleep(0.3)
+        yield base_url
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log_file.close()

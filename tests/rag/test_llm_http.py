@@ -3,78 +3,18 @@
 from __future__ import annotations
 
 import logging
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from rag.llm.base import GenerationError
-from rag.llm.gguf import packaged_gguf_path
 from rag.llm.http import OpenAICompatibleBackend
 from settings import LLMConfig
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is not installed")
-
-SERVER_START_S = 120
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def llama_server(tmp_path_factory) -> Iterator[str]:
-    """`python -m llama_cpp.server` on a loopback port; yields its /v1 base URL, terminated at the end."""
-    port = free_port()
-    log_file = (tmp_path_factory.mktemp("llama-server") / "server.log").open("w")
-    args = [
-        sys.executable,
-        "-m",
-        "llama_cpp.server",
-        "--model",
-        str(packaged_gguf_path()),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--n_ctx",
-        "2048",
-        "--n_threads",
-        "1",
-        "--model_alias",
-        "smollm2",
-    ]
-    process = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT)
-    base_url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + SERVER_START_S
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"llama.cpp server exited with {process.returncode}")
-            try:
-                if httpx.get(f"{base_url}/models", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"llama.cpp server not ready after {SERVER_START_S} s")
-            time.sleep(0.3)
-        yield base_url
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log_file.close()
 
 
 def config_for(base_url: str, **changes) -> LLMConfig:

@@ -1,0 +1,174 @@
+"""Evaluation end to end: candidates compared on small sets, results written, promotion and rollback.
+
+Peers are real: the shipped KB index, a tiny local Llama (+ a LoRA adapter made with PEFT), and
+llama-cpp-python's OpenAI-compatible server serving the packaged GGUF.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rag.answer import AnswerEngine
+from rag.llm.selection import ChatModelService, SelectionError
+from storage import AppStateRepository
+from tests.conftest import EVAL_DIR
+from training.config import ConfigError, EvalConfig, load_config
+from training.eval_runner import EvaluationRunner, customize
+from training.evaluate import RESULTS_FILE, load_questions, promotion_choice, run_evaluation, spread
+
+EVAL_ITEMS = ["ev-001", "ev-003"]  # facts about invoices (no escalation)
+
+
+def write_sets(folder: Path) -> tuple[Path, Path]:
+    """A 2-example validation split (chat format) and a 3-item labelled set (one escalation)."""
+    validation = folder / "validation.jsonl"
+    rows = [("Comment télécharger ma facture ?", "Dans votre Espace Abonné, rubrique Mes factures, en PDF."),
+            ("Mon code RIO ?", "Appelez le 3179 depuis votre mobile : le code RIO arrive par SMS.")]  # fmt: skip
+    validation.write_text("".join(json.dumps({"messages": [
+        {"role": "system", "content": "Tu es MobiliaChat."}, {"role": "user", "content": q},
+        {"role": "assistant", "content": a}], "category": "facturation", "source_id": f"s{i}"}, ensure_ascii=False) + "\n"
+        for i, (q, a) in enumerate(rows)), encoding="utf-8")  # fmt: skip
+    labelled = folder / "labelled.jsonl"
+    items = [json.loads(line) for line in (EVAL_DIR / "chat_eval.jsonl").read_text(encoding="utf-8").splitlines()]
+    chosen = [i for i in items if i["id"] in EVAL_ITEMS] + [next(i for i in items if i.get("expect_escalation"))]
+    labelled.write_text("".join(json.dumps(i, ensure_ascii=False) + "\n" for i in chosen), encoding="utf-8")
+    return validation, labelled
+
+
+def config_text(folder: Path, candidates: str, name: str = "test") -> str:
+    validation, labelled = write_sets(folder)
+    return f"""
+### evaluation
+evaluation:
+  name: {name}
+  runs_dir: {folder / "runs"}
+### sets
+sets:
+  validation_file: {validation}
+  eval_files: [{labelled}]
+### generation
+generation:
+  max_new_tokens: 12
+  max_seconds: 60
+### candidates
+candidates:
+{candidates}
+"""
+
+
+EXTRACTIVE = "  - {name: extractif, kind: extractive}\n"
+
+
+def test_config_errors_are_listed_in_french(tmp_path):
+    bad = config_text(tmp_path, EXTRACTIVE + "  - {name: extractif, kind: llm, backend: llamacpp, adapter: x, colour: red}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(EvalConfig, text=bad)
+    text = "\n".join(err.value.errors)
+    assert "clé inconnue « candidates[1].colour »" in text
+    assert "utilisé plusieurs fois" in text and "exige backend: transformers" in text
+    with pytest.raises(ConfigError, match="ajoutez au moins un candidat"):
+        load_config(EvalConfig, text=config_text(tmp_path, ""))
+    with pytest.raises(ConfigError, match="se modifie dans le fichier YAML"):
+        load_config(EvalConfig, text=config_text(tmp_path, EXTRACTIVE), overrides=["candidates.name=x"])
+    for name in ("quick", "full", "endpoint"):  # the shipped configs are valid
+        assert load_config(EvalConfig, f"configs/eval/{name}.yaml").candidates
+
+
+def test_spread_is_even_and_reproducible():
+    assert spread(list(range(10)), 3) == [0, 3, 6] and spread([1, 2], 0) == [1, 2] and spread([1, 2], 5) == [1, 2]
+
+
+def test_questions_keep_references_and_labels(tmp_path):
+    config = load_config(EvalConfig, text=config_text(tmp_path, EXTRACTIVE))
+    items = load_questions(config)
+    assert [i["set"] for i in items] == ["validation"] * 2 + ["labelled"] * 3
+    assert items[0]["reference"].startswith("Dans votre Espace Abonné") and items[0]["expect_escalation"] is None
+    assert items[2]["expected_facts"] and items[-1]["expect_escalation"] is True and items[2]["reference"] is None
+
+
+@pytest.fixture
+def tiny_adapter(tiny_model, tmp_path) -> Path:
+    """An (untrained) LoRA adapter on the tiny model, saved as training would."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model),
+                           LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))  # fmt: skip
+    model.save_pretrained(tmp_path / "adapter")
+    return tmp_path / "adapter"
+
+
+@pytest.mark.slow
+def test_comparison_end_to_end_then_promotion_and_rollback(tmp_path, shipped_config, embedder, tiny_model,
+                                                          tiny_adapter, llama_server, db):  # fmt: skip
+    candidates = (
+        EXTRACTIVE
+        + f"  - {{name: tiny-plain, kind: llm, prompt: plain, backend: transformers, model: {tiny_model}}}\n"
+        + f"  - {{name: tiny-lora, kind: llm, prompt: plain, backend: transformers, model: {tiny_model}, adapter: {tiny_adapter}}}\n"
+        + f"  - {{name: endpoint, kind: llm, backend: openai, base_url: {llama_server}, endpoint_model: smollm2}}\n"
+        + f"  - {{name: broken, kind: llm, backend: transformers, adapter: {tmp_path / 'nope'}}}\n"
+    )  # fmt: skip
+    config = load_config(EvalConfig, text=config_text(tmp_path, candidates))
+    engine = AnswerEngine(shipped_config, embedder)
+    updates = []
+    results = run_evaluation(config, updates.append, engine=engine)
+
+    out = tmp_path / "runs" / "eval-test"
+    assert json.loads((out / RESULTS_FILE).read_text(encoding="utf-8"))["name"] == "test"
+    report = (out / "results.md").read_text(encoding="utf-8")
+    assert "| extractif |" in report and "broken non évalué" in report and "Comment télécharger ma facture" in report
+    status = {c["name"]: c["status"] for c in results["candidates"]}
+    assert status == {"extractif": "ok", "tiny-plain": "ok", "tiny-lora": "ok", "endpoint": "ok", "broken": "failed"}
+    assert "adaptateur introuvable" in next(c["error"] for c in results["candidates"] if c["name"] == "broken")
+    assert updates[-1] == {"done": 5 * 5, "state": "finished"}
+
+    # Every question has every successful candidate's answer, with its verdicts.
+    for item in results["items"]:
+        assert set(item["answers"]) == {"extractif", "tiny-plain", "tiny-lora", "endpoint"}
+    extractive = results["metrics"]["extractif"]
+    assert extractive["fact_recall"] == 1.0 and extractive["escalation_accuracy"] == 1.0
+    assert extractive["fallback_rate"] == 0 and 0 <= extractive["chrf"] <= 100
+    assert results["per_set"]["labelled"]["extractif"]["answered"] == 3
+    plain = results["metrics"]["tiny-plain"]
+    assert "escalation_accuracy" not in plain and "gen_chrf" in plain  # no rules without the RAG pipeline
+    endpoint = results["metrics"]["endpoint"]
+    assert endpoint["escalation_accuracy"] == 1.0  # the rules run before any generation
+    for item in results["items"]:
+        answer = item["answers"]["endpoint"]
+        assert answer["mode_used"] == "generative" or answer["fallback_reason"]
+    assert engine.answer_mode == "extractive"  # the engine is left as it was found
+
+    # Promotion from the results, then rollback.
+    with pytest.raises(SelectionError, match="n'a pas été évalué"):
+        promotion_choice(results, "broken")
+    with pytest.raises(SelectionError, match="sans contexte"):
+        promotion_choice(results, "tiny-lora")
+    models = ChatModelService(AppStateRepository(db), engine)
+    choice = models.promote(promotion_choice(results, "endpoint"), by="t.trainer")
+    assert choice["answer_mode"] == "hybrid" and choice["origin"].startswith("evaluation:test@")
+    assert choice["metrics"]["escalation_accuracy"] == 1.0
+    assert engine.answer_mode == "hybrid" and engine.llm.config.base_url == llama_server
+    assert engine.llm.wait(60)
+    answer = engine.answer("Comment télécharger ma facture ?", timeout=30)
+    assert answer.mode_used == "generative" or answer.fallback_reason.startswith("low_confidence")
+    assert models.rollback(by="t.trainer") is None and engine.answer_mode == "extractive"
+
+
+@pytest.mark.slow
+def test_runner_runs_the_cli_in_a_subprocess(tmp_path, shipped_config, monkeypatch):
+    monkeypatch.setenv("MOBILIA_RAG__INDEX_DIR", str(shipped_config.index_dir))
+    runner = EvaluationRunner(runs_dir=tmp_path / "runs")
+    text = config_text(tmp_path, EXTRACTIVE + "  - {name: absent, kind: llm, backend: transformers, adapter: latest}\n")
+    assert runner.candidate_names(text) == (["extractif", "absent"], [])
+    out = runner.start(text, candidates=["extractif", "absent"], sets=["validation"], name="sub")
+    states = [p.state for p in runner.stream(interval=0.5, max_seconds=300)]
+    assert states[-1] == "finished", runner.progress().log_tail
+    results = runner.results("sub")
+    assert out.name == "eval-sub" and [s["name"] for s in results["sets"]] == ["validation"]
+    assert results["candidates"][1]["status"] == "failed" and "aucun run" in results["candidates"][1]["error"]
+    assert runner.list_results()[0]["name"] == "sub" and runner.progress().done == runner.progress().total == 4
+    with pytest.raises(ConfigError, match="candidat inconnu"):
+        customize(text, candidates=["gpt-9"])
