@@ -80,7 +80,7 @@ def load_questions(config: EvalConfig) -> list[dict]:
         for i, row in enumerate(spread(_read_jsonl(path), sets.validation_limit)):
             turns = row["messages"]
             items.append({
-                "set": "validation", "id": f"val-{i:03d}-{row.get('source_id', '')}".rstrip("-"),
+                "set": "validation", "id": f"val-{i:03d}-{row.get('source', '')}".rstrip("-"),
                 "question": next(m["content"] for m in turns if m["role"] == "user"),
                 "reference": turns[-1]["content"], "expected_facts": [], "expect_escalation": None,
                 "out_of_scope": None, "category": row.get("category"),
