@@ -82,4 +82,6 @@ def build_services(settings: Settings) -> Services:
     monitor = SocialMonitor(settings.mastodon, db, service=social) if settings.mastodon.enabled else None
     return Services(settings=settings, db=db, engine=engine, tickets=tickets, chat=chat, staff=StaffService(db),
                     analytics=AnalyticsService(db), social=social, social_monitor=monitor,
-                    training=TrainingRunner(), evaluation=EvaluationRunner(), chat_models=ChatModelService(AppStateRepository(db), engine))
+                    training=TrainingRunner(runs_dir=settings.runs_dir),
+                    evaluation=EvaluationRunner(runs_dir=settings.runs_dir),
+                    chat_models=ChatModelService(AppStateRepository(db), engine))

@@ -110,6 +110,7 @@ class Settings(BaseSettings):
     port: int = Field(7860, ge=1, le=65535, description="Port of the web server.")
     public_url: str = Field("http://127.0.0.1:7860", description="Public base URL used in links sent to customers.")
     log_level: str = Field("INFO", description="Python logging level.")
+    runs_dir: Path = Field(ROOT / "runs", description="Training runs and evaluation results (runs/<run>/, runs/eval-<name>/).")
     rag: RagConfig = Field(default_factory=RagConfig)
     mastodon: MastodonSettings = Field(default_factory=MastodonSettings, description="Social monitor (social/).")
     secret_key: SecretStr | None = Field(

@@ -313,7 +313,9 @@ METRIC_LABELS = {
 def _cell(value) -> str:
     if value is None:
         return "–"
-    return f"{value:.3f}" if isinstance(value, float) and abs(value) < 1 else f"{value:g}"
+    if isinstance(value, float) and abs(value) < 1:
+        return f"{value:.3f}"
+    return f"{value:.1f}" if isinstance(value, float) and value != int(value) else f"{value:g}"
 
 
 def _md(text: str | None) -> str:

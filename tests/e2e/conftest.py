@@ -106,6 +106,7 @@ def live_app(tmp_path_factory, shipped_config):
         "MOBILIA_RAG__INDEX_DIR": str(shipped_config.index_dir),
         "MOBILIA_RAG__KB_DIR": str(shipped_config.kb_dir),
         "MOBILIA_RAG__EMBEDDING_MODEL": shipped_config.embedding_model,
+        "MOBILIA_RUNS_DIR": str(workdir / "runs"),
         "GRADIO_ANALYTICS_ENABLED": "False",
         "HF_HUB_OFFLINE": "1",
         "PYTHONUNBUFFERED": "1",
