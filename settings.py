@@ -38,6 +38,11 @@ class LLMConfig(BaseModel):
         "auto", description="'auto': 4-bit NF4 + bf16 when CUDA is present, float32 on CPU; 'none': never quantize."
     )
     threads: int | None = Field(None, ge=1, description="CPU threads for local generation (default: all cores).")
+    gguf_type: Literal["auto", "q8_0", "bf16", "f16", "original"] = Field(
+        "auto",
+        description="llama.cpp: weights re-encoded once under models_dir for fast prompt reading ('auto': bf16 on "
+        "CPUs with AVX512-BF16, else q8_0) or the GGUF file as is ('original').",
+    )
     base_url: str = Field("http://127.0.0.1:8000/v1", description="OpenAI-compatible endpoint base URL.")
     endpoint_model: str = Field("default", description="Model name sent to the HTTP endpoint.")
     api_key: SecretStr | None = Field(None, description="Bearer token of the endpoint (env only, never logged).")

@@ -129,3 +129,35 @@ def test_cli_generative_uses_the_local_model(shipped_config) -> None:
     data = json.loads(result.stdout)
     assert data["mode_used"] == "generative" or data["fallback_reason"].startswith("low_confidence"), data
     assert data["sources"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("gguf_type", ["q8_0", "bf16"])
+def test_gguf_is_reencoded_once_with_the_same_metadata(tmp_path: Path, gguf_type: str) -> None:
+    pytest.importorskip("llama_cpp")
+    from gguf import GGMLQuantizationType, GGUFReader
+
+    from rag.llm.gguf import requantize_gguf
+    from rag.llm.llamacpp import LlamaCppBackend
+
+    source = packaged_gguf_path()
+    out = requantize_gguf(source, tmp_path, gguf_type)
+    assert out.name == f"{source.stem}.{gguf_type}.gguf" and not list(tmp_path.glob("*.tmp-*"))
+    mtime = out.stat().st_mtime_ns
+    assert requantize_gguf(source, tmp_path, gguf_type) == out and out.stat().st_mtime_ns == mtime  # reused
+    before, after = GGUFReader(str(source)), GGUFReader(str(out))
+    assert set(before.fields) == set(after.fields)
+    assert after.fields["tokenizer.chat_template"].contents() == before.fields["tokenizer.chat_template"].contents()
+    assert [t.name for t in after.tensors] == [t.name for t in before.tensors]
+    types = {t.tensor_type for t in after.tensors}
+    assert types == {GGMLQuantizationType.F32, GGMLQuantizationType[gguf_type.upper()]}
+
+    config = LLMConfig(backend="llamacpp", models_dir=tmp_path, gguf_type=gguf_type, max_new_tokens=8, threads=1)
+    backend = LlamaCppBackend(config)
+    backend.load()
+    try:
+        assert "".join(backend.stream(MESSAGES)).strip()
+    finally:
+        backend.close()
+    with pytest.raises(ValueError, match="unknown GGUF type"):
+        requantize_gguf(source, tmp_path, "q2_k")
