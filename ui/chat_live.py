@@ -28,9 +28,10 @@ class LiveCallbacks:
         """Poll only while a conversation is open; a new conversation starts from scratch."""
         return gr.Timer(active=session is not None), 0, None, gr.update(visible=False)
 
-    def poll(self, session: ChatSession | None, history: list, ids: list, cursor: int, rating_ticket: int | None):
+    def poll(self, session: ChatSession | None, history: list, ids: list, cursor: int, rating_ticket: int | None,
+             busy: bool = False):  # fmt: skip
         """Append new agent messages and notices; show the rating widget once the ticket is resolved."""
-        if session is None or (history and history[-1].get("content") == "…"):  # an answer is on its way
+        if session is None or busy or (history and history[-1].get("content") == "…"):  # an answer is on its way
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         fresh = self.chat.new_messages(session, cursor or 0)
         chat_out = ids_out = cursor_out = gr.skip()
@@ -63,7 +64,7 @@ class LiveCallbacks:
 
 
 def create_live_updates(
-    services, session: gr.State, chatbot: gr.Chatbot, ids: gr.State, status: gr.Markdown
+    services, session: gr.State, chatbot: gr.Chatbot, ids: gr.State, status: gr.Markdown, busy: gr.State
 ) -> dict[str, gr.Component]:
     """Build the rating widget and the polling timer inside the current chat column."""
     cb = LiveCallbacks(services)
@@ -76,7 +77,7 @@ def create_live_updates(
     opts = {"api_name": False, "show_progress": "hidden"}
     session.change(cb.toggle, session, [timer, cursor, rating_ticket, box], **opts)
     timer.tick(
-        cb.poll, [session, chatbot, ids, cursor, rating_ticket], [chatbot, ids, cursor, rating_ticket, box], **opts
+        cb.poll, [session, chatbot, ids, cursor, rating_ticket, busy], [chatbot, ids, cursor, rating_ticket, box], **opts
     )
     send.click(cb.rate, [session, rating_ticket, score, chatbot, ids], [box, chatbot, ids, status], **opts)
     return {"rating_box": box, "rating": score, "rating_send": send, "timer": timer}

@@ -34,23 +34,27 @@ class ChatCallbacks:
         return session, welcome, [None], gr.update(value="", visible=False), gr.update(visible=False), gr.update(visible=True)
 
     def send(self, text: str, session: ChatSession | None, history: list, ids: list):
-        """Post a message: echo it at once, then show the answer (streamed in two steps)."""
+        """Post a message: echo it at once, then show the answer (streamed token by token in generative modes).
+
+        The last output (busy) pauses the live poll meanwhile, so an agent message arriving during a
+        stream is shown after it instead of being overwritten by the next token.
+        """
         if session is None:
-            yield history, ids, text, "⚠️ Merci de remplir d'abord le formulaire de contact."
+            yield history, ids, text, "⚠️ Merci de remplir d'abord le formulaire de contact.", False
             return
         try:
             clean = self.chat.clean_message(text)
         except MessageError as exc:
-            yield history, ids, text, f"⚠️ {exc}"
+            yield history, ids, text, f"⚠️ {exc}", False
             return
         history = [*history, {"role": "user", "content": customer_text(clean)},
                    {"role": "assistant", "content": "…"}]
-        yield history, [*ids, None, None], "", ""
+        yield history, [*ids, None, None], "", "", True
         reply = None
         for item in self.chat.send_stream(session, clean):
             if isinstance(item, str):  # generative modes: the answer grows token by token
                 history[-1] = {"role": "assistant", "content": customer_text(item)}
-                yield history, [*ids, None, None], "", ""
+                yield history, [*ids, None, None], "", "", True
             else:
                 reply = item
         history = history[:-1]
@@ -64,7 +68,7 @@ class ChatCallbacks:
             history.append({"role": "assistant", "content": reply.notice})
             ids.append(reply.assistant_message_id)
         status = f"🎫 Ticket n° {reply.ticket.id} ouvert." if reply.ticket else ""
-        yield history, ids, "", status
+        yield history, ids, "", status, False
 
     def like(self, session: ChatSession | None, ids: list, data: gr.LikeData):
         """Record 👍/👎 on a bot answer; a 👎 opens the optional comment box."""
@@ -128,7 +132,7 @@ def _create_model_status(cb: ChatCallbacks, services) -> gr.Markdown:
 def create_chat_tab(services) -> dict[str, gr.Component]:
     """Build the customer tab inside the current Blocks context."""
     cb = ChatCallbacks(services)
-    session, ids, disliked = gr.State(None), gr.State([]), gr.State(None)
+    session, ids, disliked, busy = gr.State(None), gr.State([]), gr.State(None), gr.State(False)
     link = gr.State(None)  # (token, Mastodon context) when opened from a reply's link
     with gr.Column(visible=True, elem_id="contact-form") as form:
         gr.Markdown("### Avant de commencer\nCes informations permettent à un conseiller de vous recontacter si besoin.")
@@ -146,7 +150,7 @@ def create_chat_tab(services) -> dict[str, gr.Component]:
             send = gr.Button("Envoyer", variant="primary", scale=1, elem_id="chat-send")
         status = gr.Markdown(elem_id="chat-status")
         model_status = _create_model_status(cb, services)
-        live = create_live_updates(services, session, chatbot, ids, status)
+        live = create_live_updates(services, session, chatbot, ids, status, busy)
         with gr.Row(visible=False, elem_id="feedback-box") as comment_box:
             comment = gr.Textbox(label="Qu'est-ce qui n'allait pas ? (facultatif)", elem_id="feedback-comment",
                                  max_lines=3, scale=5)
@@ -156,8 +160,8 @@ def create_chat_tab(services) -> dict[str, gr.Component]:
     gr.on(None, cb.restore, None, [link, social_note], api_name=False)  # triggers=None: runs on page load
     start.click(cb.start, [name, phone, email, link], [session, chatbot, ids, form_errors, form, chat_area],
                 api_name="start_chat")
-    send.click(cb.send, [message, session, chatbot, ids], [chatbot, ids, message, status], api_name="send_message")
-    message.submit(cb.send, [message, session, chatbot, ids], [chatbot, ids, message, status], api_name=False)
+    send.click(cb.send, [message, session, chatbot, ids], [chatbot, ids, message, status, busy], api_name="send_message")
+    message.submit(cb.send, [message, session, chatbot, ids], [chatbot, ids, message, status, busy], api_name=False)
     chatbot.like(cb.like, [session, ids], [disliked, comment_box, status], api_name=False)
     comment_send.click(cb.comment, [session, disliked, comment], [disliked, comment_box, comment, status], api_name=False)
     new.click(cb.reset, None,

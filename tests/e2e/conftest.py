@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sqlite3
@@ -10,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,7 +94,13 @@ def _stop(process: subprocess.Popen) -> None:
 @pytest.fixture(scope="session")
 def live_app(tmp_path_factory, shipped_config):
     """Start `python app.py` once per session over a temp SQLite DB and the prebuilt shipped index."""
-    workdir = tmp_path_factory.mktemp("live_app")
+    with start_app(tmp_path_factory.mktemp("live_app"), shipped_config) as app:
+        yield app
+
+
+@contextlib.contextmanager
+def start_app(workdir: Path, shipped_config, extra_env: dict | None = None) -> Iterator[LiveApp]:
+    """`python app.py` over a temp SQLite DB in `workdir` and the prebuilt shipped index, stopped on exit."""
     db_path = workdir / "mobiliachat.db"
     db_url = f"sqlite:///{db_path}"
     log_path = workdir / "app.log"
@@ -110,6 +118,7 @@ def live_app(tmp_path_factory, shipped_config):
         "GRADIO_ANALYTICS_ENABLED": "False",
         "HF_HUB_OFFLINE": "1",
         "PYTHONUNBUFFERED": "1",
+        **(extra_env or {}),
     }
     env.pop("MOBILIA_DATABASE_URL", None)
     url = f"http://127.0.0.1:{port}/"
