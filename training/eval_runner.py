@@ -115,6 +115,12 @@ class EvaluationRunner:
         config = load_config(EvalConfig, text=text)
         return [c.name for c in config.candidates], [c.name for c in adapter_candidates(self.runs_dir)]
 
+    @staticmethod
+    def set_sizes(text: str) -> tuple[int, int]:
+        """(validation_limit, eval_limit) of a config, to pre-fill the tab."""
+        config = load_config(EvalConfig, text=text)
+        return config.sets.validation_limit, config.sets.eval_limit
+
     @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None

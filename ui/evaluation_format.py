@@ -28,11 +28,18 @@ DIFF_CSS = (
 )
 
 
+def _round(value):
+    """Readable figures: ratios to 3 decimals, scores and milliseconds to 1."""
+    if not isinstance(value, float):
+        return value
+    return round(value, 3) if abs(value) < 1 else round(value, 1)
+
+
 def metrics_frame(results: dict, set_name: str | None = None) -> pd.DataFrame:
     """Candidates × metrics (French column labels), overall or for one set."""
     table = results["metrics"] if not set_name else results["per_set"].get(set_name, {})
     keys = [k for k in METRIC_LABELS if any(k in m for m in table.values())]
-    rows = [{"candidat": name, **{METRIC_LABELS[k]: m.get(k) for k in keys}} for name, m in table.items()]
+    rows = [{"candidat": name, **{METRIC_LABELS[k]: _round(m.get(k)) for k in keys}} for name, m in table.items()]
     return pd.DataFrame(rows, columns=["candidat", *(METRIC_LABELS[k] for k in keys)])
 
 

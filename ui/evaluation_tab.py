@@ -46,14 +46,15 @@ class EvaluationCallbacks:
 
     # -- launching
     def load(self, principal, file: str):
-        """Config text and its candidates (plus trained adapters) for the check boxes."""
+        """Config text, its candidates (plus trained adapters) for the check boxes and its set sizes."""
         try:
             self._user(principal)
             text = self.runner.read_config(file)
             own, adapters = self.runner.candidate_names(text)
+            sizes = self.runner.set_sizes(text)
         except (AccessDenied, ConfigError) as exc:
-            return gr.skip(), gr.skip(), _errors(exc)
-        return text, gr.update(choices=own + adapters, value=own), ""
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), _errors(exc)
+        return text, gr.update(choices=own + adapters, value=own), *sizes, ""
 
     def progress_view(self, p: EvalProgress, note: str = "") -> tuple[str, str]:
         state = STATE_LABELS.get(p.state, p.state)
@@ -161,6 +162,7 @@ def _launcher(runner: EvaluationRunner) -> dict:
     first = "quick.yaml" if "quick.yaml" in files else (files[0] if files else None)
     text = runner.read_config(first) if first else ""
     own, adapters = runner.candidate_names(text) if text else ([], [])
+    val_size, eval_size = runner.set_sizes(text) if text else (0, 0)
     with gr.Row():
         choice = gr.Dropdown(files, value=first, label="Configuration", scale=3, elem_id="eval-config-file")
         load = gr.Button("Charger", scale=1)
@@ -171,8 +173,9 @@ def _launcher(runner: EvaluationRunner) -> dict:
     with gr.Row():
         sets = gr.CheckboxGroup([(label, key) for key, label in SETS.items()], value=DEFAULT_SETS,
                                 label="Jeux de questions", scale=3, elem_id="eval-sets")  # fmt: skip
-        val_limit = gr.Number(6, label="Questions de validation (0 : toutes)", precision=0, minimum=0, scale=1)
-        eval_limit = gr.Number(6, label="Questions par jeu étiqueté (0 : toutes)", precision=0, minimum=0, scale=1)
+        val_limit = gr.Number(val_size, label="Questions de validation (0 : toutes)", precision=0, minimum=0, scale=1)
+        eval_limit = gr.Number(eval_size, label="Questions par jeu étiqueté (0 : toutes)", precision=0, minimum=0,
+                               scale=1)  # fmt: skip
     with gr.Row():
         start = gr.Button("Lancer l'évaluation", variant="primary", elem_id="eval-start")
         cancel = gr.Button("Annuler", variant="stop")
@@ -220,7 +223,8 @@ def create_evaluation_tab(services, staff: gr.State) -> dict[str, gr.Component]:
     refresh_out = [ui["result"], ui["current"], ui["journal"]]
     staff.change(cb.refresh, staff, refresh_out, api_name=False)
     ui["refresh"].click(cb.refresh, staff, refresh_out, api_name=False)
-    ui["load"].click(cb.load, [staff, ui["choice"]], [ui["editor"], ui["candidates"], ui["status"]], api_name=False)
+    ui["load"].click(cb.load, [staff, ui["choice"]],
+                     [ui["editor"], ui["candidates"], ui["val_limit"], ui["eval_limit"], ui["status"]], api_name=False)  # fmt: skip
     ui["start"].click(cb.start, [staff, ui["editor"], ui["candidates"], ui["sets"], ui["val_limit"], ui["eval_limit"]],
                       [ui["status"], ui["log"], ui["result"]], api_name=False, concurrency_limit=1)  # fmt: skip
     ui["cancel"].click(cb.cancel, staff, ui["status"], api_name=False)

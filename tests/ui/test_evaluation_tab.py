@@ -97,3 +97,11 @@ def test_start_refuses_empty_choices(services, trainer):
 def test_highlight_marks_words_absent_from_the_reference():
     out = highlight("Allez dans l'Espace Abonné <b>vite</b>", "Allez dans l'Espace Abonné, rubrique Mes factures")
     assert '<ins class="eval-add">' in out and "&lt;b&gt;vite&lt;/b&gt;" in out and "rubrique Mes factures" in out
+
+
+def test_loading_a_config_fills_candidates_and_set_sizes(services, trainer):
+    cb = EvaluationCallbacks(services)
+    text, candidates, val_limit, eval_limit, message = cb.load(trainer, "quick.yaml")
+    assert "### candidates" in text and candidates["value"] == ["extractif", "smollm2-base", "smollm2-adapter"]
+    assert (val_limit, eval_limit, message) == (4, 4, "")
+    assert "introuvable" in cb.load(trainer, "nope.yaml")[-1]
