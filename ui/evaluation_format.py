@@ -118,7 +118,7 @@ def side_by_side(results: dict, item_id: str) -> str:
         if a.get("fallback_reason"):
             meta.append(f"repli : {html.escape(a['fallback_reason'])}")
         text = html.escape(a["text"]) if item["reference"] is None and name == names[0] else highlight(a["text"], base)
-        draft = f'<div class="eval-draft">Texte généré écarté : {html.escape(a["draft"])}</div>' if a.get("draft") else ""
+        draft = f'<div class="eval-draft">Texte généré écarté : {highlight(a["draft"], base)}</div>' if a.get("draft") else ""
         cards.append(f'<div class="eval-card"><h4>{html.escape(name)}</h4><div class="eval-meta">{" · ".join(meta)}'
                      f"</div><div>{text}</div>{draft}</div>")  # fmt: skip
     return DIFF_CSS + "".join(head) + f'<div class="eval-grid">{"".join(cards)}</div>'

@@ -18,6 +18,7 @@ STATE_LABELS = {
     "idle": "aucun entraînement lancé", "starting": "⏳ démarrage", "running": "🏃 en cours",
     "finished": "✅ terminé", "failed": "❌ échec", "cancelled": "⏹️ annulé", "interrupted": "⚠️ interrompu",
 }  # fmt: skip
+DEFAULT_CONFIG = "smollm2-lora-cpu.yaml"  # the one that runs on a CPU
 RUN_COLUMNS = ["run", "state", "steps", "initial_eval_loss", "eval_loss", "train_loss", "runtime_s", "adapter"]
 
 
@@ -45,7 +46,7 @@ class TrainingCallbacks:
         require(self.services.staff.current(principal), "training")
 
     def runs_table(self) -> pd.DataFrame:
-        return pd.DataFrame(self.runner.list_runs(), columns=RUN_COLUMNS)
+        return pd.DataFrame(self.runner.list_runs(), columns=RUN_COLUMNS).round(3)
 
     def view(self, p: RunProgress, note: str = "") -> tuple:
         state = STATE_LABELS.get(p.state, p.state)
@@ -123,11 +124,11 @@ class TrainingCallbacks:
 
 def _editor(runner: TrainingRunner) -> dict:
     files = runner.config_files()
+    first = DEFAULT_CONFIG if DEFAULT_CONFIG in files else (files[0] if files else None)
     with gr.Row():
-        choice = gr.Dropdown(files, value=files[0] if files else None, label="Configuration", scale=3,
-                             elem_id="training-config-file")  # fmt: skip
+        choice = gr.Dropdown(files, value=first, label="Configuration", scale=3, elem_id="training-config-file")
         load = gr.Button("Charger", scale=1)
-    text = runner.read_config(files[0]) if files else ""
+    text = runner.read_config(first) if first else ""
     editor = gr.Code(text, language="yaml", label="Configuration YAML (modifiable)", elem_id="training-yaml")
     with gr.Row():
         validate = gr.Button("Valider")
