@@ -193,7 +193,8 @@ def _results(runner: EvaluationRunner) -> dict:
         result = gr.Dropdown(names, value=None, label="Résultats d'évaluation", scale=3, elem_id="eval-result")
         refresh = gr.Button("Rafraîchir", scale=1)
     summary = gr.Markdown(elem_id="eval-summary")
-    table = gr.Dataframe(label="Métriques (ensemble)", interactive=False, elem_id="eval-metrics")
+    table = gr.Dataframe(headers=["candidat", "chrF", "ROUGE-L", "faits", "escalade", "p50 ms", "p95 ms", "repli"],
+                         label="Métriques (ensemble)", interactive=False, elem_id="eval-metrics")  # fmt: skip
     chart = gr.Plot(label="Comparaison", elem_id="eval-chart")
     question = gr.Dropdown([], label="Question (les désaccords d'abord, ≠)", elem_id="eval-question")
     answers = gr.HTML(elem_id="eval-answers")
