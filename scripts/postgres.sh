@@ -5,6 +5,7 @@
 #
 #   bash scripts/postgres.sh            # install if needed, start, print the URL
 #   bash scripts/postgres.sh url        # print the URL only
+#   bash scripts/postgres.sh status     # print "running" or "stopped"
 #   bash scripts/postgres.sh stop       # stop the cluster (data stays in .pg/)
 #   bash scripts/postgres.sh destroy    # stop and delete the cluster
 #
@@ -50,14 +51,15 @@ as_owner() {
 }
 
 case "$action" in
-  start | url | stop | destroy) ;;
-  *) echo "usage: bash scripts/postgres.sh [start|url|stop|destroy]" >&2; exit 2 ;;
+  start | url | status | stop | destroy) ;;
+  *) echo "usage: bash scripts/postgres.sh [start|url|status|stop|destroy]" >&2; exit 2 ;;
 esac
 
 bindir=$(find_bindir || true)
 if [ -z "$bindir" ]; then
   if [ "$action" != start ]; then
     [ "$action" = url ] && url
+    [ "$action" = status ] && echo stopped
     exit 0
   fi
   install_postgres
@@ -89,6 +91,10 @@ fi
 [ "$action" = url ] && { url; exit 0; }
 
 running() { [ -f "$data/postmaster.pid" ] && as_owner "$bindir/pg_ctl" -D "$data" status >/dev/null 2>&1; }
+if [ "$action" = status ]; then
+  if running; then echo running; else echo stopped; fi
+  exit 0
+fi
 
 if [ "$action" = stop ] || [ "$action" = destroy ]; then
   if running; then
@@ -121,6 +127,12 @@ if [ ! -f "$data/PG_VERSION" ]; then
   } | as_owner tee -a "$data/postgresql.conf" >/dev/null
 fi
 
+if ! running && [ -z "${MOBILIA_PG_PORT:-}" ] && port_in_use "$port"; then
+  # Our cluster is stopped but another server (say, a second checkout's) took its port: move.
+  while port_in_use "$port"; do port=$((port + 1)); done
+  echo "port = $port" | as_owner tee -a "$data/postgresql.conf" >/dev/null
+  log "port taken by another server: this cluster now uses $port"
+fi
 if ! running; then
   log "starting PostgreSQL $("$bindir/postgres" --version | awk '{print $3}') on 127.0.0.1:$port"
   as_owner "$bindir/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 start >&2

@@ -6,8 +6,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --dev
 bash scripts/test-services.sh
-# MOBILIA_TEST_POSTGRES_URL may point to another server; otherwise start the local one.
-pg_url=${MOBILIA_TEST_POSTGRES_URL:-$(bash scripts/postgres.sh)}  # a plain assignment: set -e sees a failure
+# MOBILIA_TEST_POSTGRES_URL may point to another server; otherwise start the local one, and stop
+# it again when the tests end (unless it was already running before).
+if [ -z "${MOBILIA_TEST_POSTGRES_URL:-}" ]; then
+  pg_was_running=$(bash scripts/postgres.sh status)
+  pg_url=$(bash scripts/postgres.sh)  # a plain assignment: set -e sees a failure
+  [ "$pg_was_running" = running ] || trap 'bash scripts/postgres.sh stop' EXIT
+else
+  pg_url=$MOBILIA_TEST_POSTGRES_URL
+fi
 export MOBILIA_TEST_POSTGRES_URL=$pg_url
 .venv/bin/ruff check .
 # pytest exits 5 when it collects no test: like any non-zero code, that fails this script.

@@ -40,7 +40,7 @@ URGENCIES = ("LOW", "MEDIUM", "HIGH")
 # Reply state machine: none | pending (awaits an agent) -> queued (approved) -> sending (claimed by one
 # sender) -> sent; pending -> skipped; sending -> failed | queued (retry). See social/store.py.
 REPLY_STATUSES = ("none", "pending", "queued", "sending", "sent", "skipped", "failed")
-STAFF_ROLES = ("agent", "trainer", "admin")
+STAFF_ROLES = ("agent", "trainer", "evaluator", "admin")
 
 # Deterministic constraint names, so migrations (and SQLite batch mode) can refer to them.
 NAMING_CONVENTION = {

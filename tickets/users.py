@@ -20,14 +20,14 @@ from sqlalchemy import select
 from storage import Database
 from storage.models import StaffUser
 
-ROLES = ("agent", "trainer", "admin")
+ROLES = ("agent", "trainer", "evaluator", "admin")
 # Which roles may use each staff area; admin may use all of them.
 AREA_ROLES = {
     "tickets": ("agent", "admin"),
     "social": ("agent", "admin"),
     "analytics": ("agent", "trainer", "admin"),
     "training": ("trainer", "admin"),
-    "evaluation": ("trainer", "admin"),
+    "evaluation": ("trainer", "evaluator", "admin"),
     "admin": ("admin",),
 }
 MIN_PASSWORD_LENGTH = 10

@@ -6,7 +6,7 @@ import gradio as gr
 
 from tickets.users import StaffPrincipal
 
-ROLE_LABELS = {"agent": "conseiller", "trainer": "formateur", "admin": "administrateur"}
+ROLE_LABELS = {"agent": "conseiller", "trainer": "formateur", "evaluator": "évaluateur", "admin": "administrateur"}
 
 
 def create_staff_tab(services, staff: gr.State, areas: list[tuple[str, gr.Tab]]) -> dict[str, gr.Component]:

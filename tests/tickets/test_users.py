@@ -75,6 +75,8 @@ def test_role_areas_and_require() -> None:
     assert agent.can("tickets") and agent.can("social") and agent.can("analytics")
     assert not agent.can("training") and not agent.can("admin")
     assert trainer.can("training") and not trainer.can("tickets")
+    evaluator = StaffPrincipal(4, "eve", "evaluator")
+    assert evaluator.can("evaluation") and not any(evaluator.can(a) for a in ("training", "tickets", "admin"))
     assert all(admin.can(area) for area in AREA_ROLES)
     assert not admin.can("unknown-area")
 
@@ -84,6 +86,11 @@ def test_role_areas_and_require() -> None:
     with pytest.raises(AccessDenied, match="rôle ne donne pas accès"):
         require(trainer, "tickets")
     assert issubclass(AccessDenied, PermissionError)
+
+
+def test_evaluator_accounts_are_stored(db, staff) -> None:
+    evaluator = staff.create_user("eve", PASSWORD, "evaluator")
+    assert staff.current(evaluator).role == "evaluator" and staff.authenticate("eve", PASSWORD) is not None
 
 
 def test_role_change_takes_effect_through_current(db, staff) -> None:

@@ -63,6 +63,8 @@ def test_agents_are_refused(services, results):
     assert "rôle" in cb.promote(agent, "ui", "extractif")[0]
     assert "rôle" in cb.rollback(agent)[0]
     assert services.chat_models.current() is None and not services.evaluation.running
+    evaluator = services.staff.create_user("e.evaluator", PASSWORD, "evaluator")
+    assert cb.promote(evaluator, "ui", "extractif")[0].startswith("✅") and cb.rollback(evaluator)[0].startswith("↩️")
 
 
 def test_results_side_by_side_then_promote_and_roll_back(services, trainer, results, engine_copy):
