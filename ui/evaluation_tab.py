@@ -1,4 +1,4 @@
-"""Evaluation tab (trainers, admins): compare candidates, read answers side by side, promote or roll back.
+"""Evaluation tab (trainers, evaluators, admins): compare candidates, read answers side by side, promote or roll back.
 
 Callbacks are thin: the role check, then `training.eval_runner.EvaluationRunner` (the comparison
 runs in a separate process) and `rag.llm.selection.ChatModelService` (promotion, rollback).
