@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import threading
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +24,7 @@ from training.config import (
     to_yaml,
 )
 from training.evaluate import CONFIG_FILE, PROGRESS_FILE, RESULTS_FILE, output_dir, read_results
-from training.runner import CONSOLE_LOG, RunnerBusy, _read_json, spawn, stop_group, tail
+from training.runner import CONSOLE_LOG, RunnerBusy, SubprocessRunner, _read_json, spawn, stop_group, tail
 
 SETS = {  # choice shown in the tab -> what it sets in the config
     "validation": "Validation (réponses de référence)",
@@ -86,29 +83,14 @@ def customize(text: str, candidates: list[str] | None = None, sets: list[str] | 
     return from_dict(EvalConfig, data)
 
 
-class EvaluationRunner:
+class EvaluationRunner(SubprocessRunner):
     """Starts, follows and cancels `python -m training.evaluate` subprocesses; lists past results."""
 
     def __init__(self, runs_dir: str | Path = "runs", configs_dir: str | Path = "configs/eval",
                  python: str = sys.executable) -> None:  # fmt: skip
-        self.runs_dir = resolve_path(runs_dir)
-        self.configs_dir = resolve_path(configs_dir)
-        self.python = python
-        self._lock = threading.Lock()
-        self._proc = None
+        super().__init__(runs_dir, configs_dir, python)
         self._out: Path | None = None
         self._cancelled = False
-
-    def config_files(self) -> list[str]:
-        """Names of the shipped/saved evaluation configs."""
-        return sorted(p.name for p in self.configs_dir.glob("*.yaml"))
-
-    def read_config(self, name: str) -> str:
-        """Text of one config of configs_dir."""
-        path = self.configs_dir / Path(name).name
-        if not path.is_file():
-            raise ConfigError([f"configuration introuvable : {name}"])
-        return path.read_text(encoding="utf-8")
 
     def candidate_names(self, text: str) -> tuple[list[str], list[str]]:
         """(candidates of the YAML, trained adapters available) for the tab's check boxes."""
@@ -120,10 +102,6 @@ class EvaluationRunner:
         """(validation_limit, eval_limit) of a config, to pre-fill the tab."""
         config = load_config(EvalConfig, text=text)
         return config.sets.validation_limit, config.sets.eval_limit
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
 
     def start(self, text: str, **choices) -> Path:
         """Validate the narrowed config, write it to runs/eval-<name>/config.yaml, start the subprocess."""
@@ -164,14 +142,6 @@ class EvaluationRunner:
         return EvalProgress(state=state, name=self._out.name.removeprefix("eval-"), done=data.get("done", 0),
                             total=data.get("total", 0), candidate=data.get("candidate"),
                             log_tail=tail(self._out / CONSOLE_LOG, 4000), errors=errors)  # fmt: skip
-
-    def stream(self, interval: float = 1.0, max_seconds: float | None = None) -> Iterator[EvalProgress]:
-        """Yield progress while the evaluation runs, then a final snapshot."""
-        deadline = time.monotonic() + max_seconds if max_seconds else None
-        while self.running and (deadline is None or time.monotonic() < deadline):
-            yield self.progress()
-            time.sleep(interval)
-        yield self.progress()
 
     def list_results(self) -> list[dict]:
         """Finished evaluations, newest first: name, date, questions, candidates."""

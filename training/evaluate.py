@@ -398,25 +398,22 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     for stale in (RESULTS_FILE, REPORT_FILE, PROGRESS_FILE):  # a previous run's results are replaced, never mixed
         (out / stale).unlink(missing_ok=True)
-    writer = ProgressFile(out / PROGRESS_FILE, 0) if args.progress else None
-    bar = tqdm(total=None, unit="réponse", desc=config.evaluation.name, file=sys.stderr)
-
-    def progress(update: dict) -> None:
-        if writer is not None:
-            writer(update)
-        bar.total = writer.total if writer else bar.total
-        bar.set_postfix_str(f"{update.get('candidate', '')} {update.get('state', '')}")
-        bar.n = update.get("done", bar.n)
-        bar.refresh()
-
     try:
         items = load_questions(config)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    if writer is not None:
-        writer.total = len(items) * len(config.candidates)
-    bar.total = len(items) * len(config.candidates)
+    total = len(items) * len(config.candidates)
+    writer = ProgressFile(out / PROGRESS_FILE, total) if args.progress else None
+    bar = tqdm(total=total, unit="réponse", desc=config.evaluation.name, file=sys.stderr)
+
+    def progress(update: dict) -> None:
+        if writer is not None:
+            writer(update)
+        bar.set_postfix_str(f"{update.get('candidate', '')} {update.get('state', '')}")
+        bar.n = update.get("done", bar.n)
+        bar.refresh()
+
     results = run_evaluation(config, progress, items=items)
     bar.close()
     print(markdown_report(results).split("\n## Réponses")[0])

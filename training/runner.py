@@ -99,19 +99,16 @@ def stop_group(proc: subprocess.Popen, timeout: float) -> None:
         pass
 
 
-class TrainingRunner:
-    """Starts, follows and cancels `python -m training.train` subprocesses; lists the runs folder."""
+class SubprocessRunner:
+    """What the training and evaluation runners share: a folder of YAML configs, one subprocess at a time."""
 
-    def __init__(self, runs_dir: str | Path = "runs", configs_dir: str | Path = "configs/train",
-                 python: str = sys.executable) -> None:  # fmt: skip
+    def __init__(self, runs_dir: str | Path, configs_dir: str | Path, python: str = sys.executable) -> None:
         self.runs_dir = resolve_path(runs_dir)
         self.configs_dir = resolve_path(configs_dir)
         self.python = python
         self._lock = threading.Lock()
         self._proc: subprocess.Popen | None = None
-        self._run_dir: Path | None = None
 
-    # -- configs
     def config_files(self) -> list[str]:
         """Names of the shipped/saved YAML configs."""
         return sorted(p.name for p in self.configs_dir.glob("*.yaml"))
@@ -123,15 +120,35 @@ class TrainingRunner:
             raise ConfigError([f"configuration introuvable : {name}"])
         return path.read_text(encoding="utf-8")
 
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def progress(self):
+        """A snapshot of the current or last subprocess (defined by each runner)."""
+        raise NotImplementedError
+
+    def stream(self, interval: float = 1.0, max_seconds: float | None = None) -> Iterator:
+        """Yield progress every `interval` seconds while the subprocess lives, then a final snapshot."""
+        deadline = time.monotonic() + max_seconds if max_seconds else None
+        while self.running and (deadline is None or time.monotonic() < deadline):
+            yield self.progress()
+            time.sleep(interval)
+        yield self.progress()
+
+
+class TrainingRunner(SubprocessRunner):
+    """Starts, follows and cancels `python -m training.train` subprocesses; lists the runs folder."""
+
+    def __init__(self, runs_dir: str | Path = "runs", configs_dir: str | Path = "configs/train",
+                 python: str = sys.executable) -> None:  # fmt: skip
+        super().__init__(runs_dir, configs_dir, python)
+        self._run_dir: Path | None = None
+
     @staticmethod
     def validate(text: str) -> TrainConfig:
         """Validate YAML text with the same classes as the CLI (raises ConfigError, French)."""
         return load_config(TrainConfig, text=text)
-
-    # -- lifecycle
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
 
     def start(self, text: str, extra_args: list[str] | None = None) -> Path:
         """Validate `text`, create the run folder and start the training subprocess; return the run folder."""
@@ -189,14 +206,6 @@ class TrainingRunner:
         return RunProgress(state=state, run=run_dir.name, log_tail=tail(run_dir / CONSOLE_LOG),
                            losses=loss_points(run_dir), metrics=_read_json(run_dir / METRICS_FILE),
                            error=status.get("error"))  # fmt: skip
-
-    def stream(self, interval: float = 1.0, max_seconds: float | None = None) -> Iterator[RunProgress]:
-        """Yield progress every `interval` seconds while the run lives, then a final snapshot."""
-        deadline = time.monotonic() + max_seconds if max_seconds else None
-        while self.running and (deadline is None or time.monotonic() < deadline):
-            yield self.progress()
-            time.sleep(interval)
-        yield self.progress()
 
     # -- past runs and chat selection
     def list_runs(self) -> list[dict]:

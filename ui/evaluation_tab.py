@@ -6,6 +6,8 @@ runs in a separate process) and `rag.llm.selection.ChatModelService` (promotion,
 
 from __future__ import annotations
 
+import html
+
 import gradio as gr
 
 from rag.llm.selection import SelectionError, describe
@@ -15,16 +17,11 @@ from training.eval_runner import SETS, EvalProgress, EvaluationRunner
 from training.evaluate import promotion_choice
 from training.runner import RunnerBusy
 from ui.evaluation_format import comparison_figure, journal_frame, metrics_frame, question_choices, side_by_side
+from ui.training_tab import error_message
 
 STATE_LABELS = {"idle": "aucune évaluation lancée", "running": "🏃 en cours", "finished": "✅ terminée",
                 "failed": "❌ échec", "cancelled": "⏹️ annulée"}  # fmt: skip
 DEFAULT_SETS = ["validation", "datasets/eval/chat_holdout.jsonl"]
-
-
-def _errors(exc: Exception) -> str:
-    if isinstance(exc, ConfigError):
-        return "⚠️ Configuration invalide :\n" + "\n".join(f"- {e}" for e in exc.errors)
-    return f"⚠️ {exc}"
 
 
 def runner_of(services) -> EvaluationRunner:
@@ -53,7 +50,7 @@ class EvaluationCallbacks:
             own, adapters = self.runner.candidate_names(text)
             sizes = self.runner.set_sizes(text)
         except (AccessDenied, ConfigError) as exc:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), _errors(exc)
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), error_message(exc)
         return text, gr.update(choices=own + adapters, value=own), *sizes, ""
 
     def progress_view(self, p: EvalProgress, note: str = "") -> tuple[str, str]:
@@ -78,7 +75,7 @@ class EvaluationCallbacks:
             out = self.runner.start(text, candidates=candidates, sets=sets, validation_limit=int(val_limit or 0),
                                     eval_limit=int(eval_limit or 0))  # fmt: skip
         except (AccessDenied, ConfigError, RunnerBusy, ValueError) as exc:
-            yield _errors(exc), gr.skip(), gr.skip()
+            yield error_message(exc), gr.skip(), gr.skip()
             return
         note = f"🚀 Évaluation `{out.name}` lancée (processus séparé)."
         final = None
@@ -113,7 +110,7 @@ class EvaluationCallbacks:
             self._user(principal)
             results = self.runner.results(name)
         except (AccessDenied, ConfigError) as exc:
-            return (*empty[:-1], _errors(exc))
+            return (*empty[:-1], error_message(exc))
         questions = question_choices(results)
         first = questions[0][1] if questions else None
         ok = [c["name"] for c in results["candidates"] if c["status"] == "ok"]
@@ -130,7 +127,7 @@ class EvaluationCallbacks:
             self._user(principal)
             return side_by_side(self.runner.results(name), item_id)
         except (AccessDenied, ConfigError) as exc:
-            return f"<p>{_errors(exc)}</p>"
+            return f"<p>{html.escape(error_message(exc))}</p>"
 
     # -- chat model
     def chat_model_view(self) -> tuple[str, object]:
@@ -145,7 +142,7 @@ class EvaluationCallbacks:
             choice = self.services.chat_models.promote(promotion_choice(self.runner.results(name), candidate),
                                                        by=user.username, note=f"évaluation {name}")  # fmt: skip
         except (AccessDenied, ConfigError, SelectionError) as exc:
-            return _errors(exc), *self.chat_model_view()
+            return error_message(exc), *self.chat_model_view()
         return f"✅ Promu : {describe(choice)}. Le chat l'utilise dès qu'il est chargé.", *self.chat_model_view()
 
     def rollback(self, principal):
@@ -153,7 +150,7 @@ class EvaluationCallbacks:
             user = self._user(principal)
             restored = self.services.chat_models.rollback(by=user.username)
         except (AccessDenied, SelectionError) as exc:
-            return _errors(exc), *self.chat_model_view()
+            return error_message(exc), *self.chat_model_view()
         return f"↩️ Retour à : {describe(restored)}.", *self.chat_model_view()
 
 

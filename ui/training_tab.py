@@ -29,7 +29,8 @@ def runner_of(services) -> TrainingRunner:
     return services.training
 
 
-def _errors(exc: Exception) -> str:
+def error_message(exc: Exception) -> str:
+    """French Markdown for a refused action: every config error on its own line."""
     if isinstance(exc, ConfigError):
         return "⚠️ Configuration invalide :\n" + "\n".join(f"- {e}" for e in exc.errors)
     return f"⚠️ {exc}"
@@ -72,14 +73,14 @@ class TrainingCallbacks:
             self._allowed(principal)
             return self.runner.read_config(name), ""
         except (AccessDenied, ConfigError) as exc:
-            return gr.update(), _errors(exc)
+            return gr.update(), error_message(exc)
 
     def validate(self, principal, text: str) -> str:
         try:
             self._allowed(principal)
             config = self.runner.validate(text)
         except (AccessDenied, ConfigError) as exc:
-            return _errors(exc)
+            return error_message(exc)
         where = "GPU (CUDA)" if config.needs_gpu else "CPU"
         return f"✅ Configuration valide : {config.model.name_or_path}, {config.training.max_steps} pas, {where}."
 
@@ -89,7 +90,7 @@ class TrainingCallbacks:
             self._allowed(principal)
             run_dir = self.runner.resume(resume_run) if resume_run else self.runner.start(text)
         except (AccessDenied, ConfigError, RunnerBusy) as exc:
-            yield _errors(exc), gr.skip(), gr.skip(), gr.skip()
+            yield error_message(exc), gr.skip(), gr.skip(), gr.skip()
             return
         note = f"🚀 Run `{run_dir.name}` lancé (processus séparé)."
         for progress in self.runner.stream(interval=1.5):
@@ -117,7 +118,7 @@ class TrainingCallbacks:
                 raise ConfigError(["choisissez un run terminé."])
             choice = self.services.chat_models.promote(self.runner.adapter_choice(run), by=user.username)
         except (AccessDenied, ConfigError, SelectionError) as exc:
-            return _errors(exc)
+            return error_message(exc)
         return (f"✅ Le chat répond désormais avec {describe(choice)} (mode hybride : réponse extractive en cas "
                 "d'échec). Annulable depuis l'onglet Évaluation.")  # fmt: skip
 

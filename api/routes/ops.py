@@ -36,8 +36,8 @@ def ops_router(ctx) -> APIRouter:
             details["llm"] = {
                 "state": getattr(llm, "state", None),
                 "error": getattr(llm, "error", None),
-                "backend": llm.config.backend if hasattr(llm, "config") else rag.llm.backend,
-                "adapter": llm.config.adapter if hasattr(llm, "config") else None,
+                "backend": llm.config.backend,
+                "adapter": llm.config.adapter,
                 "load_seconds": getattr(llm, "load_seconds", None),
             }
         chat_models = getattr(services, "chat_models", None)

@@ -189,3 +189,14 @@ def create_staff(live_app):
         assert result.returncode == 0, result.stderr
 
     return create
+
+
+def staff_login(page, username: str, password: str) -> None:
+    """Log in from the « Espace conseillers » tab and wait until the session shows the user."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="🔐 Espace conseillers").click()
+    page.locator("#staff-username input").fill(username)
+    page.locator("#staff-password input").fill(password)
+    page.locator("#staff-login-btn").click()
+    expect(page.locator("#staff-who")).to_contain_text(username)

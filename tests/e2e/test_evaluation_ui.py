@@ -8,24 +8,18 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.e2e.conftest import staff_login
+
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 PASSWORD = "eval-trainer-password-1"
 RUN_TIMEOUT_MS = 180_000
-
-
-def login(page: Page, username: str) -> None:
-    page.get_by_role("tab", name="🔐 Espace conseillers").click()
-    page.locator("#staff-username input").fill(username)
-    page.locator("#staff-password input").fill(PASSWORD)
-    page.locator("#staff-login-btn").click()
-    expect(page.locator("#staff-who")).to_contain_text(username)
 
 
 def test_trainer_compares_reads_answers_promotes_and_rolls_back(create_staff, live_app, page: Page, tmp_path) -> None:
     shots = Path(os.environ.get("MOBILIA_E2E_SCREENSHOTS", tmp_path))
     shots.mkdir(parents=True, exist_ok=True)
     create_staff("eval.trainer", "trainer", PASSWORD)
-    login(page, "eval.trainer")
+    staff_login(page, "eval.trainer", PASSWORD)
     expect(page.get_by_role("tab", name="🎫 Tickets")).to_have_count(0)  # agents' area
     page.get_by_role("tab", name="📏 Évaluation").click()
 

@@ -5,28 +5,22 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.e2e.conftest import staff_login
+
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 PASSWORD = "kb-admin-password-1"
-
-
-def login(page: Page, username: str) -> None:
-    page.get_by_role("tab", name="🔐 Espace conseillers").click()
-    page.locator("#staff-username input").fill(username)
-    page.locator("#staff-password input").fill(PASSWORD)
-    page.locator("#staff-login-btn").click()
-    expect(page.locator("#staff-who")).to_contain_text(username)
 
 
 def test_only_admins_see_the_kb_tab_and_can_update_the_index(create_staff, browser, page: Page) -> None:
     create_staff("kb.agent", "agent", PASSWORD)
     create_staff("kb.admin", "admin", PASSWORD)
 
-    login(page, "kb.agent")
+    staff_login(page, "kb.agent", PASSWORD)
     expect(page.get_by_role("tab", name="🎫 Tickets")).to_be_visible()
     expect(page.get_by_role("tab", name="📚 Base de connaissances")).to_have_count(0)
     page.locator("#staff-logout").click()
 
-    login(page, "kb.admin")
+    staff_login(page, "kb.admin", PASSWORD)
     page.get_by_role("tab", name="📚 Base de connaissances").click()
     expect(page.locator("#kb-summary")).to_contain_text("Index en service")
     expect(page.locator("#kb-summary")).to_contain_text("entrées")
