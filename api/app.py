@@ -14,10 +14,10 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from api.config import load_secret_key
-from api.ratelimit import RateLimited, RateLimits
+from api.config import app_secret_key
 from api.security import ConversationKeys, InvalidToken, TokenCodec
 from api.webhooks import WebhookDispatcher
+from guard import RateLimited, client_address
 from tickets.users import AccessDenied, StaffPrincipal, require
 
 log = logging.getLogger(__name__)
@@ -53,10 +53,9 @@ class ApiContext:
         api = self.settings.api
         self.tokens = TokenCodec(secret, api.token_ttl_minutes * 60)
         self.keys = ConversationKeys(secret)
-        self.limits = RateLimits(
-            {"ip": api.rate_limit_ip, "conversation": api.rate_limit_conversation, "login": api.rate_limit_login}
-        )
-        self.webhooks = WebhookDispatcher(services.db, api)
+        self.limits = services.limits  # shared with the Gradio events (Services builds it once)
+        cluster = getattr(services, "cluster", None)
+        self.webhooks = WebhookDispatcher(services.db, api, worker=cluster.replica if cluster else None)
 
     def db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run an idempotent DB call, retrying briefly while the DB is locked/unavailable (503 after)."""
@@ -73,7 +72,8 @@ class ApiContext:
             raise DatabaseUnavailable from exc
 
     def client_ip(self, request: Request) -> str:
-        return request.client.host if request.client else "unknown"
+        """The client's address (forwarded headers only from MOBILIA_TRUSTED_PROXIES)."""
+        return client_address(request, self.settings.trusted_proxies)
 
     def limit_ip(self, request: Request) -> None:
         """Dependency: per-IP limit of every /api/v1 call."""
@@ -153,18 +153,16 @@ def create_api(services: Any, *, secret_key: str | None = None) -> FastAPI:
     from api.routes import chat_router, ops_router, staff_router
 
     settings = services.settings
-    secret = secret_key or load_secret_key(settings.secret_key)
+    secret = secret_key or app_secret_key(settings)
     context = ApiContext(services, secret)
 
-    def publish(event: str, ticket) -> None:
-        """Ticket changes from the API and the Gradio console alike become webhooks."""
-        from api.routes.chat import _ticket_data
+    def publish(_event: str, _ticket) -> None:
+        """A ticket change was committed with its webhooks (outbox): send them now, not at the next poll."""
+        context.webhooks.wake()
 
-        data = {"ticket": _ticket_data(ticket)}
-        if event == "conversation.escalated":
-            data["conversation_id"] = ticket.conversation_id
-        context.webhooks.emit(event, data)
-
+    # Ticket changes from the API and the Gradio console alike write their webhooks in their own transaction.
+    services.tickets.outbox = context.webhooks.write_ticket
+    context.webhooks.start()  # deliveries left by an earlier run (or another replica) go out too
     services.tickets.subscribe(publish)
 
     @asynccontextmanager

@@ -21,7 +21,18 @@ class ApiSettings(BaseModel):
     token_ttl_minutes: int = Field(60, ge=1, le=24 * 60, description="Lifetime of a staff bearer token (JWT).")
     rate_limit_ip: str = Field("120/minute", description="Requests per client IP on /api/v1 ('limits' syntax).")
     rate_limit_conversation: str = Field("20/minute", description="Chat messages per conversation.")
-    rate_limit_login: str = Field("10/minute", description="Login attempts per client IP.")
+    rate_limit_login: str = Field("10/minute", description="Staff login attempts per client IP (API and UI).")
+    rate_limit_login_account: str = Field(
+        "10 per 15 minutes", description="Staff login attempts per account, from any address (lock-out)."
+    )
+    rate_limit_conversations_client: str = Field(
+        "30/hour", description="Conversations opened per client IP (API and chat tab)."
+    )
+    rate_limit_storage_uri: str = Field(
+        "memory://",
+        description="Where the limit counters live ('limits' storage URI): memory:// (this process) or a shared "
+        "store such as redis://host:6379 for several replicas.",
+    )
     max_body_bytes: int = Field(64 * 1024, ge=1024, description="Largest request body accepted on /api (413 beyond).")
     db_retry_attempts: int = Field(3, ge=1, le=10, description="Tries of a DB call when the DB is locked/unavailable.")
     retry_after_s: int = Field(2, ge=1, description="Retry-After (seconds) sent with a 503.")
@@ -35,10 +46,23 @@ class ApiSettings(BaseModel):
     webhook_max_backoff_s: float = Field(30.0, gt=0, description="Longest delay between two attempts.")
     webhook_timeout_s: float = Field(5.0, gt=0, description="Seconds per delivery attempt.")
 
-    @field_validator("rate_limit_ip", "rate_limit_conversation", "rate_limit_login")
+    @field_validator(
+        "rate_limit_ip",
+        "rate_limit_conversation",
+        "rate_limit_login",
+        "rate_limit_login_account",
+        "rate_limit_conversations_client",
+    )
     @classmethod
     def _valid_limit(cls, value: str) -> str:
         parse(value)  # raises ValueError on a malformed limit
+        return value
+
+    @field_validator("rate_limit_storage_uri")
+    @classmethod
+    def _storage_uri(cls, value: str) -> str:
+        if "://" not in value:
+            raise ValueError(f"rate-limit storage must be a URI such as memory:// (got {value!r})")
         return value
 
     @field_validator("webhook_urls")
@@ -48,6 +72,47 @@ class ApiSettings(BaseModel):
             if not url.startswith(("http://", "https://")):
                 raise ValueError(f"webhook URL must be http(s): {url!r}")
         return urls
+
+
+MIN_SECRET_CHARS = 32
+SECRET_COMMAND = 'python -c "import secrets; print(secrets.token_urlsafe(48))"'
+SECRET_REQUIRED = (
+    "MOBILIA_SECRET_KEY est obligatoire hors développement local (DATABASE_URL n'est pas SQLite) : "
+    f"générez-en un avec `{SECRET_COMMAND}`, mettez-le dans l'environnement (ou .env) et gardez le même pour "
+    "chaque instance. / MOBILIA_SECRET_KEY is required outside local development (DATABASE_URL is not SQLite): "
+    "generate one with the command above, set it in the environment (or .env) and keep it the same on every replica."
+)
+SECRET_TOO_SHORT = (
+    f"MOBILIA_SECRET_KEY est trop court ({MIN_SECRET_CHARS} caractères minimum) : générez-en un avec "
+    f"`{SECRET_COMMAND}`. / MOBILIA_SECRET_KEY is too short (at least {MIN_SECRET_CHARS} characters)."
+)
+
+
+class MissingSecretKey(RuntimeError):
+    """No usable MOBILIA_SECRET_KEY where one is required; the message says how to make one (FR / EN)."""
+
+
+def is_sqlite(database_url: str) -> bool:
+    """True for the embedded SQLite database (local development), False for a server such as PostgreSQL."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(database_url).get_backend_name() == "sqlite"
+
+
+def app_secret_key(settings, path: Path = DEFAULT_SECRET_FILE) -> str:
+    """The app secret: MOBILIA_SECRET_KEY, else (embedded SQLite only) the one kept in ``path``.
+
+    Raises MissingSecretKey when the database is a server (every replica must share one secret that
+    survives rebuilds) and none is configured, or when the configured one is too short.
+    """
+    configured = settings.secret_key.get_secret_value().strip() if settings.secret_key is not None else ""
+    if configured:
+        if len(configured) < MIN_SECRET_CHARS:
+            raise MissingSecretKey(SECRET_TOO_SHORT)
+        return configured
+    if not is_sqlite(settings.database_url):
+        raise MissingSecretKey(SECRET_REQUIRED)
+    return load_secret_key(None, path)
 
 
 def load_secret_key(configured: SecretStr | None, path: Path = DEFAULT_SECRET_FILE) -> str:

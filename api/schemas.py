@@ -58,8 +58,11 @@ class ChatMessageResponse(BaseModel):
     message: str = Field(description="The stored customer message.")
     response: str | None = Field(description="The assistant's answer (None while an agent holds the chat).")
     needs_escalation: bool
-    ticket_id: int | None = None
+    ticket_id: int | None = Field(None, description="The conversation's ticket, opened by this message or joined.")
     notice: str | None = None
+    welcome: str | None = Field(
+        None, description="First message with a context_token: the acknowledgement of the Mastodon post joined."
+    )
     sources: list[SourceOut]
     suggested_links: list[LinkOut]
 
@@ -96,6 +99,16 @@ class TicketEventOut(BaseModel):
     created_at: datetime
 
 
+class ContactOut(BaseModel):
+    """What the ticket's conversation was opened with; ``name_conflict`` when its phone came with another name."""
+
+    full_name: str
+    phone: str
+    email: str | None
+    name_conflict: bool
+    other_names: list[str]
+
+
 class TicketOut(BaseModel):
     id: int
     conversation_id: str | None
@@ -110,6 +123,7 @@ class TicketOut(BaseModel):
     sla_due_at: datetime
     resolved_at: datetime | None
     events: list[TicketEventOut] = []
+    contact: ContactOut | None = Field(None, description="Contact given in the conversation's form (one ticket read).")
 
 
 class TicketRowOut(BaseModel):
@@ -173,12 +187,21 @@ class SaveContextResponse(BaseModel):
 class HealthOut(BaseModel):
     status: Literal["ok", "degraded"]
     database: Literal["ok", "unavailable"]
+    redis: Literal["ok", "unavailable", "disabled"] = "disabled"  # disabled: one process, no Redis configured
 
 
 class ModelStatusOut(BaseModel):
+    """Public model status: whether answers are served, and how (no names, paths or errors)."""
+
+    status: Literal["ready", "loading", "unavailable"]
+    answer_mode: str
+
+
+class StaffModelStatusOut(ModelStatusOut):
+    """Model status for authenticated staff (bearer token): the same plus names, adapter paths and errors."""
+
     ready: bool
     error: str | None
-    answer_mode: str
     embedding_model: str
     details: dict = {}
 

@@ -1,9 +1,16 @@
-"""Signed webhooks: logged in ``webhook_deliveries``, delivered by one background worker with retries.
+"""Signed webhooks through a transactional outbox (``webhook_deliveries``), delivered by every replica.
 
 Each event is one JSON body per configured URL, signed with HMAC-SHA256 of the raw body:
 ``X-Mobilia-Signature: sha256=<hex>``; ``X-Mobilia-Timestamp`` (unix seconds) repeats the body's
-``timestamp`` so receivers can refuse stale replays. Failed attempts (network error or non-2xx)
-are retried with exponential backoff (tenacity); the row records attempts and the outcome.
+``timestamp`` so receivers can refuse stale replays; ``X-Mobilia-Delivery`` is the row id, the
+same on every attempt (a receiver drops repeats by it).
+
+The rows are written by ``TicketService`` in the same transaction as the ticket change they
+announce (``write``): a change is never committed without its webhooks, nor the reverse. Each
+replica runs a worker that claims due rows (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite
+serialises writers) for a while, makes one attempt per row and records the outcome. A failed
+attempt (network error or non-2xx) is rescheduled with exponential backoff in the row itself,
+so retries survive restarts and any replica may make the next one.
 """
 
 from __future__ import annotations
@@ -12,19 +19,19 @@ import hashlib
 import hmac
 import json
 import logging
-import queue
 import threading
 import time
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import select
-from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
 
 from api.config import ApiSettings
 from storage.db import Database
-from storage.models import WEBHOOK_EVENTS, WebhookDelivery, utcnow
+from storage.models import WEBHOOK_EVENTS, Ticket, WebhookDelivery, utcnow
 
 log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Mobilia-Signature"
@@ -41,150 +48,208 @@ def verify(secret: str, body: bytes, signature: str | None) -> bool:
     return bool(signature) and hmac.compare_digest(sign(secret, body), signature)
 
 
-class _Failed(Exception):
-    """One delivery attempt that did not get a 2xx."""
-
-    def __init__(self, status: int | None, error: str) -> None:
-        super().__init__(error)
-        self.status = status
+CLAIM_BATCH = 20  # rows one replica claims per round
+CLAIM_MARGIN_S = 30.0  # a claim outlives the attempt's timeout by this much (then another replica may retry)
 
 
 class WebhookDispatcher:
-    """Queue webhook events and deliver them on a daemon thread; ``start()`` / ``stop()``."""
+    """Outbox of webhook deliveries: ``write`` in the caller's transaction, a worker per replica sends them."""
 
-    def __init__(self, db: Database, settings: ApiSettings) -> None:
+    def __init__(self, db: Database, settings: ApiSettings, *, worker: str | None = None, poll_s: float = 1.0) -> None:
         self.db = db
         self.settings = settings
-        self._queue: queue.Queue[int | None] = queue.Queue()
+        self.worker = (worker or f"replica-{uuid.uuid4().hex[:8]}")[:128]
+        self.poll_s = poll_s
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self._wake = threading.Event()
 
     @property
     def enabled(self) -> bool:
         return bool(self.settings.webhook_urls) and self.settings.webhook_secret is not None
 
-    def emit(self, event: str, data: dict[str, Any]) -> list[int]:
-        """Log one delivery per URL and queue them; returns the delivery ids (none when disabled)."""
+    # --- outbox -----------------------------------------------------------------------------
+
+    def write(self, session: Session, event: str, data: dict[str, Any]) -> list[WebhookDelivery]:
+        """Add one pending delivery per URL to the caller's transaction (none when disabled)."""
         if event not in WEBHOOK_EVENTS:
             raise ValueError(f"unknown webhook event {event!r}")
         if not self.enabled:
             return []
-        now = int(time.time())
-        ids = []
+        now = utcnow()
+        rows = []
+        for url in self.settings.webhook_urls:
+            body = {"id": uuid.uuid4().hex, "event": event, "timestamp": int(now.timestamp()), "data": data}
+            payload = json.dumps(body, ensure_ascii=False, default=str)
+            row = WebhookDelivery(event=event, url=url, payload=payload, status="pending", attempts=0,
+                                  created_at=now, next_attempt_at=now)  # fmt: skip
+            session.add(row)
+            rows.append(row)
+        return rows
+
+    def write_ticket(self, session: Session, event: str, ticket: Ticket) -> None:
+        """The outbox hook of TicketService: a ticket event, in the ticket change's own transaction."""
+        from api.routes.chat import _ticket_data
+
+        data: dict[str, Any] = {"ticket": _ticket_data(ticket)}
+        if event == "conversation.escalated":
+            data["conversation_id"] = ticket.conversation_id
+        self.write(session, event, data)
+
+    def emit(self, event: str, data: dict[str, Any]) -> list[int]:
+        """Write deliveries in a transaction of their own and wake the worker; returns their ids."""
         with self.db.session() as session:
-            for url in self.settings.webhook_urls:
-                body = {"id": uuid.uuid4().hex, "event": event, "timestamp": now, "data": data}
-                row = WebhookDelivery(
-                    event=event,
-                    url=url,
-                    payload=json.dumps(body, ensure_ascii=False, default=str),
-                    status="pending",
-                    attempts=0,
-                )
-                session.add(row)
-                session.flush()
-                ids.append(row.id)
-        self.start()
-        for delivery_id in ids:
-            self._queue.put(delivery_id)
+            rows = self.write(session, event, data)
+            session.flush()
+            ids = [row.id for row in rows]
+        if ids:
+            self.wake()
         return ids
 
+    # --- worker -----------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Something was just committed: look at the outbox now rather than at the next poll."""
+        if self.enabled:
+            self.start()
+            self._wake.set()
+
     def start(self) -> None:
-        """Start the worker (idempotent); pending deliveries left by a previous run are queued again."""
+        """Start this replica's worker (idempotent); rows left pending by earlier runs are picked up."""
+        if not self.enabled:
+            return
         with self._lock:
             if self._thread is not None and self._thread.is_alive():
                 return
             self._stopping.clear()
-            with self.db.session() as session:
-                pending = session.scalars(select(WebhookDelivery.id).where(WebhookDelivery.status == "pending")).all()
             self._thread = threading.Thread(target=self._run, name="webhooks", daemon=True)
             self._thread.start()
-            for delivery_id in pending:
-                self._queue.put(delivery_id)
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Ask the worker to finish the delivery in progress and exit."""
+        """Finish the attempt in progress and exit; unfinished rows stay in the outbox for any replica."""
         with self._lock:
             thread = self._thread
             self._thread = None
         if thread is None:
             return
         self._stopping.set()
-        self._queue.put(None)
+        self._wake.set()
         thread.join(timeout)
 
+    def pending(self) -> int:
+        """Deliveries still waiting (due now or scheduled for a retry)."""
+        with self.db.session() as session:
+            return session.scalar(select(func.count()).where(WebhookDelivery.status == "pending")) or 0
+
     def wait_idle(self, timeout: float = 10.0) -> bool:
-        """Block until every queued delivery was handled (tests, shutdown)."""
+        """Block until no delivery is pending any more (tests, shutdown)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self._queue.unfinished_tasks == 0:
+            if self.pending() == 0:
                 return True
-            time.sleep(0.02)
+            self._wake.set()
+            time.sleep(0.05)
         return False
+
+    def run_once(self, client: httpx.Client | None = None) -> int:
+        """Claim the due deliveries and make one attempt at each; returns how many were attempted."""
+        claimed = self._claim(CLAIM_BATCH)
+        if not claimed:
+            return 0
+        own = client is None
+        client = client or httpx.Client(timeout=self.settings.webhook_timeout_s, follow_redirects=False)
+        try:
+            for delivery in claimed:
+                if self._stopping.is_set():
+                    self._unclaim(delivery["id"])
+                    continue
+                self._attempt(client, delivery)
+        finally:
+            if own:
+                client.close()
+        return len(claimed)
 
     def _run(self) -> None:
         with httpx.Client(timeout=self.settings.webhook_timeout_s, follow_redirects=False) as client:
-            while True:
-                delivery_id = self._queue.get()
+            while not self._stopping.is_set():
                 try:
-                    if delivery_id is None or self._stopping.is_set():
-                        return
-                    self._deliver(client, delivery_id)
-                except Exception:  # the worker must survive anything one delivery does
-                    log.exception("webhook delivery %s crashed", delivery_id)
-                finally:
-                    self._queue.task_done()
+                    done = self.run_once(client)
+                except Exception as exc:  # the database may be briefly away: the worker must survive it
+                    log.warning("webhook outbox round failed: %s", type(exc).__name__)
+                    done = 0
+                if not done:
+                    self._wake.wait(self.poll_s)
+                    self._wake.clear()
 
-    def _deliver(self, client: httpx.Client, delivery_id: int) -> None:
+    def _claim(self, limit: int) -> list[dict[str, Any]]:
+        """Mark up to ``limit`` due rows as this worker's for a while; no other worker takes them meanwhile."""
+        now = utcnow()
+        stmt = (
+            select(WebhookDelivery)
+            .where(
+                WebhookDelivery.status == "pending",
+                or_(WebhookDelivery.next_attempt_at.is_(None), WebhookDelivery.next_attempt_at <= now),
+                or_(WebhookDelivery.claimed_until.is_(None), WebhookDelivery.claimed_until < now),
+            )
+            .order_by(WebhookDelivery.id)
+            .limit(limit)
+        )
+        if not self.db.is_sqlite:
+            stmt = stmt.with_for_update(skip_locked=True)  # concurrent workers skip each other's rows
+        until = now + timedelta(seconds=self.settings.webhook_timeout_s + CLAIM_MARGIN_S)
         with self.db.session() as session:
-            row = session.get(WebhookDelivery, delivery_id)
-            if row is None or row.status != "pending":
-                return
-            url, body, event = row.url, row.payload.encode("utf-8"), row.event
+            rows = list(session.scalars(stmt))
+            for row in rows:
+                row.claimed_by, row.claimed_until = self.worker, until
+            return [{"id": r.id, "url": r.url, "payload": r.payload, "event": r.event, "attempts": r.attempts}
+                    for r in rows]  # fmt: skip
+
+    def _unclaim(self, delivery_id: int) -> None:
+        with self.db.session() as session:
+            session.execute(
+                update(WebhookDelivery)
+                .where(WebhookDelivery.id == delivery_id, WebhookDelivery.claimed_by == self.worker)
+                .values(claimed_by=None, claimed_until=None)
+            )
+
+    def _attempt(self, client: httpx.Client, delivery: dict[str, Any]) -> None:
+        """One POST; then delivered, rescheduled with backoff, or failed after the last attempt."""
+        body = delivery["payload"].encode("utf-8")
         secret = self.settings.webhook_secret.get_secret_value() if self.settings.webhook_secret else ""
         headers = {
             "Content-Type": "application/json",
             "User-Agent": "MobiliaChat-Webhooks/1",
-            "X-Mobilia-Event": event,
-            "X-Mobilia-Delivery": str(delivery_id),
+            "X-Mobilia-Event": delivery["event"],
+            "X-Mobilia-Delivery": str(delivery["id"]),
             TIMESTAMP_HEADER: str(json.loads(body)["timestamp"]),
             SIGNATURE_HEADER: sign(secret, body),
         }
-        attempts = 0
-        last: _Failed | None = None
-
-        def attempt() -> int:
-            nonlocal attempts
-            attempts += 1
-            try:
-                response = client.post(url, content=body, headers=headers)
-            except httpx.HTTPError as exc:
-                raise _Failed(None, f"{type(exc).__name__}: {exc}"[:500]) from exc
-            if not 200 <= response.status_code < 300:
-                raise _Failed(response.status_code, f"HTTP {response.status_code}")
-            return response.status_code
-
-        retrying = Retrying(
-            stop=stop_after_attempt(self.settings.webhook_max_attempts),
-            wait=wait_exponential(multiplier=self.settings.webhook_backoff_s, max=self.settings.webhook_max_backoff_s),
-            retry=retry_if_exception_type(_Failed),
-            sleep=lambda seconds: self._stopping.wait(seconds),
-            reraise=False,
-        )
         status: int | None = None
+        error: str | None = None
         try:
-            status = retrying(attempt)
-        except RetryError as exc:
-            last = exc.last_attempt.exception()  # type: ignore[assignment]
+            response = client.post(delivery["url"], content=body, headers=headers)
+            status = response.status_code
+            if not 200 <= status < 300:
+                error = f"HTTP {status}"
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
+        attempts = delivery["attempts"] + 1
+        now = utcnow()
+        values: dict[str, Any] = {"attempts": attempts, "last_status_code": status, "last_error": error,
+                                  "claimed_by": None, "claimed_until": None}  # fmt: skip
+        if error is None:
+            values |= {"status": "delivered", "delivered_at": now}
+        elif attempts >= self.settings.webhook_max_attempts:
+            values["status"] = "failed"
+            log.warning("webhook %s to %s failed after %s attempts: %s", delivery["event"], delivery["url"],
+                        attempts, error)  # fmt: skip
+        else:
+            delay = min(self.settings.webhook_max_backoff_s, self.settings.webhook_backoff_s * 2 ** (attempts - 1))
+            values["next_attempt_at"] = now + timedelta(seconds=delay)
         with self.db.session() as session:
-            row = session.get(WebhookDelivery, delivery_id)
-            row.attempts += attempts
-            if last is not None and self._stopping.is_set():
-                return  # shutting down: stays pending, resent by the next start()
-            if last is None:
-                row.status, row.last_status_code, row.last_error, row.delivered_at = "delivered", status, None, utcnow()
-            else:
-                row.status, row.last_status_code, row.last_error = "failed", last.status, str(last)
-        if last is not None:
-            log.warning("webhook %s to %s failed after %s attempts: %s", event, url, attempts, last)
+            session.execute(
+                update(WebhookDelivery)
+                .where(WebhookDelivery.id == delivery["id"], WebhookDelivery.claimed_by == self.worker)
+                .values(**values)
+            )

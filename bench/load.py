@@ -67,7 +67,9 @@ def serve(args: argparse.Namespace) -> None:
         port=args.port,
         secret_key=secrets.token_urlsafe(32),
         rag={"answer_mode": "extractive"},
-        api={"rate_limit_ip": "1000000/minute", "rate_limit_conversation": args.conversation_limit},
+        # Every simulated customer comes from loopback: per-client limits are lifted, the per-conversation one stays.
+        api={"rate_limit_ip": "1000000/minute", "rate_limit_conversations_client": "1000000/hour",
+             "rate_limit_conversation": args.conversation_limit},
     )
     services = build_services(settings)
     services.db.migrate()

@@ -101,7 +101,7 @@ class AnswerEngine:
 
     def __init__(self, config: RagConfig, embedder: Embedder | None = None, llm: ModelManager | None = None) -> None:
         self.config = config
-        self.embedder = embedder or Embedder(config.embedding_model)
+        self.embedder = embedder or Embedder.from_config(config)
         self.llm = llm if llm is not None else ModelManager(config.llm)  # loads nothing until start()
         self.answer_mode = config.answer_mode  # a promoted chat model may change it (rag/llm/selection.py)
         self._retriever: HybridRetriever | None = None
@@ -119,7 +119,7 @@ class AnswerEngine:
                         log.info("No index yet: building it from %s", self.config.kb_dir)
                         build_index(self.config, self.embedder)
                         index = KnowledgeIndex.load(self.config.index_dir, self.config.vector_store)
-                    _ = self.embedder.model  # load the weights now, not inside the first answer
+                    _ = self.embedder.encoder  # load the weights now, not inside the first answer
                     self._retriever = HybridRetriever(index, self.embedder, self.config)
         return self._retriever
 

@@ -8,15 +8,28 @@ only thing a UI keeps per user; every call checks the message or ticket belongs 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import re
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
 
 from rag.answer import Answer, AnswerEngine
 from rag.contact import Contact
 from rag.nlu import TICKET_CATEGORIES
-from storage import ConversationRepository, CustomerRepository, Database, FeedbackRepository, MessageRepository
-from storage.models import Message, Ticket
-from tickets import PRIORITY_LABELS, SLA_HOURS, Priority, TicketService, TicketStatus
+from storage import (
+    ConversationRepository,
+    CustomerRepository,
+    Database,
+    FeedbackRepository,
+    IdempotencyRepository,
+    MessageRepository,
+)
+from storage.models import Message, Ticket, utcnow
+from storage.repositories import append_messages
+from tickets import PRIORITY_LABELS, SLA_HOURS, Priority, TicketService
 from tickets.domain import strip_control_chars
 
 log = logging.getLogger(__name__)
@@ -27,10 +40,34 @@ AGENT_HANDLES_TEXT = (
 )
 # Qualification categories of the procedure; the other intents map onto them.
 _TICKET_CATEGORY_OF = {"activation": "technique", "assistance": "général"}
+# A conversation joined from a Mastodon link without a ticket offers one: context[TICKET_OFFER_KEY]
+# is its priority, and a plain "oui" from the customer accepts it.
+TICKET_OFFER_KEY = "ticket_offer"
+OFFER_ACCEPTED_TEXT = "Très bien : j'ouvre un dossier pour votre message, un conseiller va vous répondre ici même."
+_YES = re.compile(
+    r"^\s*(oui|ok|okay|d['’]accord|volontiers|je veux bien)\b[\s,!.]*"
+    r"(oui|merci|svp|s['’]il vous pla[iî]t|je veux bien)?[\s,!.]*$",
+    re.IGNORECASE,
+)
+# Latest messages read per turn (history, repeated-problem rule): never the whole conversation.
+HISTORY_WINDOW = 50
 
 
 class MessageError(ValueError):
     """A customer message that cannot be accepted; the text is a French message for the UI."""
+
+
+class DuplicateMessage(MessageError):
+    """The same message is already being answered in this conversation (a double click)."""
+
+
+class AlreadyAnswered(Exception):  # noqa: N818 (not an error: the first answer is replayed)
+    """Another call with the same Idempotency-Key stored its turn first; ``response`` is what it returned."""
+
+    def __init__(self, response: dict, request_hash: str) -> None:
+        super().__init__("idempotency key already used")
+        self.response = response
+        self.request_hash = request_hash
 
 
 @dataclass(frozen=True)
@@ -51,6 +88,16 @@ class ChatReply:
     ticket: Ticket | None = None
     notice: str | None = None
     notice_message_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """An API call's ``Idempotency-Key``: `render(reply)` is stored with the turn, in its transaction."""
+
+    scope: str
+    key: str
+    request_hash: str
+    render: Callable[[ChatReply], dict]
 
 
 def _recent_turns(messages: list[Message], turns: int) -> list[tuple[str, str]]:
@@ -82,20 +129,45 @@ class ChatService:
     """Orchestrates a customer conversation over the answer engine, storage and tickets."""
 
     def __init__(self, db: Database, engine: AnswerEngine, tickets: TicketService, max_chars: int = 1000) -> None:
+        self.db = db
         self.engine = engine
         self.tickets = tickets
         self.max_chars = max_chars
+        self.idempotency = IdempotencyRepository(db)
+        self._in_flight: set[tuple[str, str]] = set()
+        self._in_flight_lock = threading.Lock()
         self.customers = CustomerRepository(db)
         self.conversations = ConversationRepository(db)
         self.messages = MessageRepository(db)
         self.feedback_repo = FeedbackRepository(db)
 
     def start(self, contact: Contact, context: dict | None = None, channel: str = "web") -> ChatSession:
-        """Create (or find) the customer and open a new conversation for them."""
+        """Find (or create) the customer by phone and open a conversation that keeps the contact as given.
+
+        The stored customer is never rewritten by a form: the name and e-mail typed this time stay
+        on the conversation, where agents see them (and a phone used with another name is flagged).
+        """
         customer = self.customers.get_or_create(contact.full_name, contact.phone, contact.email)
-        conversation = self.conversations.create(customer_id=customer.id, channel=channel, context=context)
+        conversation = self.conversations.create(
+            customer_id=customer.id,
+            channel=channel,
+            context=context,
+            contact=(contact.full_name, contact.phone, contact.email),
+        )
         log.info("conversation %s started (channel=%s)", conversation.id, channel)
         return ChatSession(customer.id, conversation.id)
+
+    def join(self, contact: Contact, conversation_id: str) -> ChatSession:
+        """Attach a contact form to a conversation opened without a customer (a Mastodon post's) and its ticket."""
+        customer = self.customers.get_or_create(contact.full_name, contact.phone, contact.email)
+        self.conversations.attach_customer(
+            conversation_id, customer.id, (contact.full_name, contact.phone, contact.email)
+        )
+        ticket = self.tickets.for_conversation(conversation_id)
+        if ticket is not None and ticket.customer_id is None:
+            self.tickets.attach_customer(ticket.id, customer.id)
+        log.info("conversation %s joined by its customer", conversation_id)
+        return ChatSession(customer.id, conversation_id)
 
     def clean_message(self, text: str | None) -> str:
         """Validate a customer message; raise MessageError with a French explanation."""
@@ -114,60 +186,129 @@ class ChatService:
         if conversation is None or conversation.customer_id != session.customer_id:
             raise PermissionError("conversation does not belong to this session")
 
-    def send(self, session: ChatSession, text: str) -> ChatReply:
-        """Store the customer message, answer it (unless an agent holds the conversation), escalate if needed."""
+    def send(self, session: ChatSession, text: str, idempotency: Idempotency | None = None) -> ChatReply:
+        """Answer the customer message (unless an agent holds the conversation) and store the turn, escalating if needed."""
         reply = None
-        for reply in self.send_stream(session, text):  # noqa: B007 (the last item is the reply)
+        for reply in self.send_stream(session, text, idempotency):  # noqa: B007 (the last item is the reply)
             pass
         return reply
 
-    def send_stream(self, session: ChatSession, text: str) -> Iterator[str | ChatReply]:
-        """Like send(), but yield the growing answer text first; the last item is the stored ChatReply."""
+    def send_stream(
+        self, session: ChatSession, text: str, idempotency: Idempotency | None = None, dedupe: bool = False
+    ) -> Iterator[str | ChatReply]:
+        """Like send(), but yield the growing answer text first; the last item is the stored ChatReply.
+
+        One read (the conversation and its latest messages) before answering and one write
+        transaction after: the customer message, the answer, an escalation's ticket and notice and
+        the idempotency record are stored together or not at all. With ``dedupe`` the same text
+        sent again while the first is being answered raises DuplicateMessage (double clicks).
+        """
+        received_at = utcnow()
         text = self.clean_message(text)
-        self._check(session)
-        conversation = self.conversations.get(session.conversation_id)
-        earlier = self.messages.list(session.conversation_id)
-        previous = [m.meta["top_entry"] for m in earlier if m.role == "assistant" and m.meta and m.meta.get("top_entry")]
-        last_question = next((m.content for m in reversed(earlier) if m.role == "user"), None)
-        user_msg = self.messages.add(session.conversation_id, "user", text)
-        if conversation.status == "agent":
-            yield ChatReply(user_msg.id, None, None, notice=AGENT_HANDLES_TEXT)
+        conversation, earlier = self.conversations.get_with_recent(session.conversation_id, HISTORY_WINDOW)
+        if conversation is None or conversation.customer_id != session.customer_id:
+            raise PermissionError("conversation does not belong to this session")
+        with self._once(session.conversation_id, text, dedupe):
+            if conversation.status == "agent":
+                yield self._store_turn(session, text, received_at, None, idempotency)
+                return
+            if (accepted := self._offer_accepted(conversation, text)) is not None:
+                yield self._store_turn(session, text, received_at, accepted, idempotency)
+                return
+            previous = [m.meta["top_entry"] for m in earlier if m.role == "assistant" and m.meta and m.meta.get("top_entry")]
+            last_question = next((m.content for m in reversed(earlier) if m.role == "user"), None)
+            answer = None
+            for item in self.engine.stream_answer(text, previous_top_entries=previous, previous_question=last_question,
+                                                  history=_recent_turns(earlier, self.engine.config.llm.history_turns)):
+                if isinstance(item, str):
+                    yield item
+                else:
+                    answer = item
+            yield self._store_turn(session, text, received_at, answer, idempotency)
+
+    @contextmanager
+    def _once(self, conversation_id: str, text: str, dedupe: bool) -> Iterator[None]:
+        """Refuse the same text in the same conversation while it is being answered (when ``dedupe``)."""
+        if not dedupe:
+            yield
             return
+        key = (conversation_id, text)
+        with self._in_flight_lock:
+            if key in self._in_flight:
+                raise DuplicateMessage("Ce message est déjà en cours d'envoi.")
+            self._in_flight.add(key)
+        try:
+            yield
+        finally:
+            with self._in_flight_lock:
+                self._in_flight.discard(key)
 
-        answer = None
-        for item in self.engine.stream_answer(text, previous_top_entries=previous, previous_question=last_question,
-                                              history=_recent_turns(earlier, self.engine.config.llm.history_turns)):
-            if isinstance(item, str):
-                yield item
+    def _store_turn(
+        self, session: ChatSession, text: str, received_at, answer: Answer | None, idempotency: Idempotency | None
+    ) -> ChatReply:
+        """Write the turn in one transaction; without an answer (an agent has the conversation) only the message."""
+        rows: list[dict] = [{"role": "user", "content": text, "created_at": received_at}]
+        if answer is not None:
+            meta = answer.to_dict()
+            meta.pop("text")
+            rows.append({"role": "assistant", "content": answer.text, "meta": meta})
+        for attempt in range(2):
+            try:
+                return self._write_turn(session, text, rows, answer, idempotency)
+            except IntegrityError:
+                if idempotency is not None:
+                    first = self.idempotency.get(idempotency.scope, idempotency.key)
+                    if first is not None:  # a concurrent retry won: nothing of this call was stored
+                        raise AlreadyAnswered(first.response, first.request_hash) from None
+                if attempt:  # a concurrent escalation created the ticket first: the retry reuses it
+                    raise
+        raise AssertionError("unreachable")
+
+    def _write_turn(
+        self, session: ChatSession, text: str, rows: list[dict], answer: Answer | None, idempotency: Idempotency | None
+    ) -> ChatReply:
+        events: list[str] = []
+        with self.db.write() as tx:
+            stored = append_messages(tx, session.conversation_id, rows)
+            if answer is None:
+                reply = ChatReply(stored[0].id, None, None, notice=AGENT_HANDLES_TEXT)
             else:
-                answer = item
-        meta = answer.to_dict()
-        meta.pop("text")
-        assistant_msg = self.messages.add(session.conversation_id, "assistant", answer.text, meta=meta)
-        reply = ChatReply(user_msg.id, answer, assistant_msg.id)
-        if answer.needs_escalation:
-            reply.ticket = self._escalate(session, answer, text)
-            reply.notice = escalation_notice(reply.ticket)
-            reply.notice_message_id = self.messages.add(
-                session.conversation_id, "system", reply.notice, meta={"ticket_id": reply.ticket.id}
-            ).id
-        yield reply
+                reply = ChatReply(stored[0].id, answer, stored[1].id)
+            if answer is not None and answer.needs_escalation:
+                reply.ticket, events = self._escalate(tx, session, answer, text)
+                reply.notice = escalation_notice(reply.ticket)
+                notice = {"role": "system", "content": reply.notice, "meta": {"ticket_id": reply.ticket.id}}
+                reply.notice_message_id = append_messages(tx, session.conversation_id, [notice])[0].id
+            if idempotency is not None:
+                self.idempotency.record(tx, idempotency.scope, idempotency.key, idempotency.request_hash,
+                                        session.conversation_id, idempotency.render(reply))  # fmt: skip
+        if reply.ticket is not None:
+            self.tickets.publish(events, reply.ticket)
+            log.info("conversation %s escalated to ticket %s (%s)", session.conversation_id, reply.ticket.id,
+                     reply.ticket.priority)  # fmt: skip
+        return reply
 
-    def _escalate(self, session: ChatSession, answer: Answer, text: str) -> Ticket:
+    def _offer_accepted(self, conversation, text: str) -> Answer | None:
+        """A "oui" to the ticket offered on joining a Mastodon post: an answer that escalates at the post's priority."""
+        priority = (conversation.context or {}).get(TICKET_OFFER_KEY)
+        if not priority or not _YES.match(text) or self.tickets.for_conversation(conversation.id) is not None:
+            return None
+        return Answer(text=OFFER_ACCEPTED_TEXT, intent="réclamation", confidence=1.0, needs_escalation=True,
+                      escalation_reasons=["suivi demandé après une publication Mastodon"], priority=priority)  # fmt: skip
+
+    def _escalate(self, tx, session: ChatSession, answer: Answer, text: str) -> tuple[Ticket, list[str]]:
+        """Open (or reuse) the conversation's ticket inside the turn's transaction."""
         reasons = ", ".join(answer.escalation_reasons)
         excerpt = text if len(text) <= 300 else text[:297] + "…"
         summary = f"{reasons} — intention : {answer.intent}. Dernier message : « {excerpt} »"
-        ticket = self.tickets.open_ticket(
+        return self.tickets.escalate_within(
+            tx,
             conversation_id=session.conversation_id,
             customer_id=session.customer_id,
             category=answer.intent if answer.intent in TICKET_CATEGORIES else _TICKET_CATEGORY_OF.get(answer.intent, "général"),
             priority=answer.priority or "LOW",
             summary=summary,
         )
-        if ticket.status == TicketStatus.RESOLVED:
-            ticket = self.tickets.transition(ticket.id, TicketStatus.IN_PROGRESS, actor="bot")
-        log.info("conversation %s escalated to ticket %s (%s)", session.conversation_id, ticket.id, ticket.priority)
-        return ticket
 
     def history(self, session: ChatSession) -> list[Message]:
         """Messages of the session's own conversation, oldest first."""

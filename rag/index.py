@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.embeddings import Embedder
-from rag.sources import Entry, iter_source_files, load_kb, split_text
+from rag.sources import Entry, load_kb, split_text
 from rag.text import ANALYZER_VERSION, QueryCorrector, analyze
 from rag.vectorstore import STORES, VectorStore
 from settings import RagConfig
@@ -49,17 +49,20 @@ class BuildReport:
         return {**self.__dict__, "path": str(self.path)}
 
 
-def fingerprint(config: RagConfig) -> str:
-    """Hash of everything that changes the index: KB bytes, analyzer and embedding settings."""
+def fingerprint(config: RagConfig, entries: list[Entry] | None = None) -> str:
+    """Hash of everything that changes the index: the KB's entries, analyzer and embedding settings.
+
+    It hashes the loaded entries (read from `config.kb_dir` unless given), so the same KB gives the
+    same fingerprint whether it comes from the files or from the database (rag/kb.py).
+    """
     h = hashlib.sha256()
     h.update(
         json.dumps(
             [ANALYZER_VERSION, config.embedding_model, config.vector_store, config.chunk_size, config.chunk_overlap]
         ).encode()
     )
-    for path in iter_source_files(config.kb_dir):
-        h.update(str(path.relative_to(config.kb_dir)).encode())
-        h.update(hashlib.sha256(path.read_bytes()).digest())
+    for entry in load_kb(config.kb_dir) if entries is None else entries:
+        h.update(json.dumps(entry.to_dict(), ensure_ascii=False, sort_keys=True).encode())
     return h.hexdigest()[:16]
 
 
@@ -94,14 +97,16 @@ def build_index(
     rebuild: bool = False,
     progress: Progress | None = None,
     show_progress: bool = False,
+    entries: list[Entry] | None = None,
 ) -> BuildReport:
-    """Ingest the KB into a new index build unless the current one already matches it."""
+    """Ingest the KB (`entries`, else the files of `config.kb_dir`) into a new build unless the current one matches."""
     import bm25s
 
     start = time.perf_counter()
     report = progress or (lambda _f, _d: None)
     report(0.0, "Lecture de la base de connaissances")
-    key = fingerprint(config)
+    entries = load_kb(config.kb_dir) if entries is None else entries
+    key = fingerprint(config, entries)
     index_dir = config.index_dir
     active = current_build(index_dir)
     if not rebuild and active is not None:
@@ -110,11 +115,10 @@ def build_index(
             report(1.0, "Index déjà à jour")
             return BuildReport(active.name, False, manifest["entries"], manifest["views"], time.perf_counter() - start, active)
 
-    entries = load_kb(config.kb_dir)
     if not entries:
         raise ValueError(f"No knowledge-base entry found under {config.kb_dir}")
     views = make_views(entries, config)
-    embedder = embedder or Embedder(config.embedding_model)
+    embedder = embedder or Embedder.from_config(config)
     report(0.1, f"Encodage de {len(views)} passages")
     vectors = embedder.encode([v["text"] for v in views], show_progress=show_progress)
     report(0.8, "Écriture de l'index")

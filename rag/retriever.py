@@ -47,7 +47,7 @@ class HybridRetriever:
 
     def dense_scores(self, query: str) -> np.ndarray:
         """Best cosine per entry over its views (questions and answer chunks)."""
-        vector = self.embedder.encode([query])[0]
+        vector = self.embedder.encode_query(query)
         k = min(self.index.store.size, max(self.config.candidates, 4096))
         scores, ids = self.index.store.search(vector, k)
         per_entry = np.zeros(len(self.index.entries), dtype=np.float32)

@@ -60,21 +60,22 @@ def load_faq_json(path: Path, root: Path) -> list[Entry]:
     for n, item in enumerate(items):
         if not isinstance(item, dict):
             raise SourceError(f"{path}: entry {n} is not a JSON object")
-        missing = [k for k in ("question", "answer") if not str(item.get(k, "")).strip()]
+        kind = item.get("kind", "faq")  # "pdf": a PDF passage exported by `rag kb export` (no question)
+        missing = [k for k in ("question", "answer") if not str(item.get(k, "")).strip() and (k, kind) != ("question", "pdf")]
         if missing:
             raise SourceError(f"{path}: entry {n} lacks {', '.join(missing)}")
-        question = str(item["question"]).strip()
+        question = str(item.get("question", "")).strip()
         entries.append(
             Entry(
                 id=str(item.get("id") or f"{path.stem}-{n + 1:03d}"),
                 title=item.get("title") or question,
                 answer=str(item["answer"]).strip(),
                 category=item.get("category", "général"),
-                questions=[question, *[v for v in item.get("variants", []) if v.strip()]],
+                questions=[q for q in [question, *item.get("variants", [])] if q.strip()],
                 tags=list(item.get("tags", [])),
                 links=list(item.get("links", [])),
-                source=str(path.relative_to(root)),
-                kind="faq",
+                source=str(item.get("source") or path.relative_to(root)),
+                kind=kind,
             )
         )
     return entries
@@ -125,7 +126,7 @@ def load_markdown(path: Path, root: Path) -> list[Entry]:
                 title=full_title,
                 answer=text,
                 category=meta.get("category", "assistance"),
-                questions=[title],
+                questions=[title, *(meta.get("variants") or {}).get(title, [])],  # variants: {heading: [...]}
                 tags=list(meta.get("tags", [])),
                 links=list(meta.get("links", [])),
                 source=str(path.relative_to(root)),
@@ -173,7 +174,7 @@ def load_csv(path: Path, root: Path) -> list[Entry]:
             title=row["question"].strip(),
             answer=row["answer"].strip(),
             category=row.get("category") or "général",
-            questions=[row["question"].strip()],
+            questions=[row["question"].strip(), *[v for v in (row.get("variants") or "").splitlines() if v.strip()]],
             source=str(path.relative_to(root)),
             kind="conversation",
         )

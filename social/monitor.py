@@ -327,10 +327,11 @@ def make_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the monitor in the foreground (or once) with the app's settings."""
     args = make_parser().parse_args(argv)
+    from logsetup import configure_logging
     from settings import get_settings
 
     settings = get_settings(**({"database_url": args.db} if args.db else {}))
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, settings.log_format)
     if not settings.mastodon.enabled:
         print("Mastodon non configuré : définissez MOBILIA_MASTODON__INSTANCE_URL et MOBILIA_MASTODON__ACCESS_TOKEN.")
         return 2

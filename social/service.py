@@ -1,9 +1,11 @@
 """Social business logic shared by the monitor thread, the social tab and the CLI.
 
 ``handle_status`` scores a Mastodon status, stores it once and, for a complaint, drafts a reply
-and (HIGH urgency) opens a ticket. ``send_reply`` is the only code path that posts a reply, for
-auto mode and for agents alike: it claims the post with a compare-and-set on ``reply_status``,
-issues the personal chat token, and posts with an idempotency key derived from the status id.
+and (HIGH urgency) opens the post's conversation with a ticket. A post has one conversation,
+opened then or when the customer first follows the reply's link (``conversation_for_link``).
+``send_reply`` is the only code path that posts a reply, for auto mode and for agents alike: it
+claims the post with a compare-and-set on ``reply_status``, issues the personal chat token, and
+posts with an idempotency key derived from the status id.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 from social.analysis import PostAnalysis, analyze_post
 from social.config import MastodonSettings
-from social.replies import LINK_MARKER, MAX_CHARS, chat_link, draft_reply, fill_link
+from social.replies import LINK_MARKER, MAX_CHARS, chat_link, draft_reply, fill_link, opens_ticket, post_message
 from social.store import PostFilter, SocialPostRepository
 from social.tokens import ContactTokenService
 from storage import ConversationRepository, MessageRepository
@@ -88,6 +90,10 @@ class SocialService:
         self._client_factory = client_factory
         self._client: Any = None
         self._me: dict[str, str] | None = None
+        # Replicas: the monitor's lease check; automatic replies wait while it says no (an agent's send does not).
+        self.guard: Callable[[], bool] | None = None
+        if hasattr(tickets, "subscribe"):
+            tickets.subscribe(self._on_ticket)
 
     # --- Mastodon account ---------------------------------------------------------------
 
@@ -131,7 +137,7 @@ class SocialService:
         reply_status, reply_text = "none", None
         if analysis.is_complaint and self.settings.reply_mode != "off":
             reply_status = "queued" if self.settings.reply_mode == "auto" else "pending"
-            reply_text = draft_reply(account["acct"], analysis.urgency)
+            reply_text = draft_reply(account["acct"], analysis.urgency, self.settings.token_ttl_hours)
         created = status.get("created_at")
         post, inserted = self.posts.insert_if_new(
             {
@@ -149,10 +155,10 @@ class SocialService:
                 "reply_text": reply_text,
             }
         )
-        if post.is_complaint and post.urgency == "HIGH" and post.ticket_id is None:
+        if post.is_complaint and opens_ticket(post.urgency) and post.ticket_id is None:
             self._open_ticket(post)
             post = self.posts.get(post.id) or post
-        if inserted and post.reply_status == "queued":
+        if inserted and post.reply_status == "queued" and self._may_send():
             post = self.send_reply(post.id)
         return Decision(post=post, inserted=inserted, analysis=analysis)
 
@@ -168,23 +174,39 @@ class SocialService:
             "ticket_id": post.ticket_id,
         }
 
-    def _open_ticket(self, post: MastodonPost) -> None:
-        """HIGH urgency: a 'mastodon' conversation holding the post, and a HIGH ticket on it."""
+    def conversation_of(self, post: MastodonPost) -> str:
+        """The post's one conversation (the post is its first message), opened on first need."""
         context = self.context_of(post)
-        conversation = ConversationRepository(self.db).create(channel="mastodon", context=context)
-        MessageRepository(self.db).add(
-            conversation.id, "user", post.content, meta={"source": "mastodon", "post_url": post.url}
-        )
+        return self.posts.ensure_conversation(post.id, post_message(context), context)
+
+    def conversation_for_link(self, context: dict[str, Any]) -> str:
+        """The conversation a contact link joins: its post's, or (a link saved without a monitored post) a new one."""
+        post = self.posts.by_status_id(str(context["status_id"])) if context.get("status_id") else None
+        if post is not None:
+            return self.conversation_of(post)
+        conversation = ConversationRepository(self.db).create(channel="mastodon", context=dict(context))
+        meta = {"source": "mastodon", "handle": context.get("handle"), "post_url": context.get("post_url")}
+        MessageRepository(self.db).add(conversation.id, "user", post_message(context), meta=meta)
+        return conversation.id
+
+    def _open_ticket(self, post: MastodonPost) -> None:
+        """HIGH urgency: the post's conversation, and a ticket of the post's urgency on it."""
         ticket = self.tickets.open_ticket(
-            conversation_id=conversation.id,
+            conversation_id=self.conversation_of(post),
             customer_id=None,
             category="réclamation",
-            priority="HIGH",
+            priority=post.urgency or "HIGH",
             summary=f"Mastodon @{post.account} : {post.content[:300]}",
             actor="social-monitor",
+            source_key=f"mastodon:{post.status_id}",  # unique: one ticket per post, whichever replica saw it
         )
         self.posts.set_ticket(post.id, ticket.id)
         log.info("ticket %s opened for Mastodon status %s", ticket.id, post.status_id)
+
+    def _on_ticket(self, event: str, ticket: Any) -> None:
+        """A ticket opened later in a post's conversation (the customer asked for one) becomes the post's ticket."""
+        if event == "ticket.created" and ticket.conversation_id is not None:
+            self.posts.set_ticket_for_conversation(ticket.conversation_id, ticket.id)
 
     # --- replies --------------------------------------------------------------------------
 
@@ -246,8 +268,12 @@ class SocialService:
             self.posts.transition(post_id, ("sending",), "sent")
             return self.posts.get(post_id)
         token = self.tokens.issue(self.context_of(post))
+        hours = self.settings.token_ttl_hours
         text = fill_link(
-            post.reply_text or draft_reply(post.account, post.urgency), chat_link(self.public_url, token), post.account
+            post.reply_text or draft_reply(post.account, post.urgency, hours),
+            chat_link(self.public_url, token),
+            post.account,
+            hours,
         )
         try:
             reply = self.client.status_post(
@@ -278,8 +304,14 @@ class SocialService:
         """Send every approved reply still waiting (after a reconnect); returns how many were sent."""
         sent = 0
         for post in self.posts.with_status(("queued",)):
+            if not self._may_send():
+                break  # the lease is in doubt: the replica that holds it next sends them
             sent += self.send_reply(post.id).reply_status == "sent"
         return sent
+
+    def _may_send(self) -> bool:
+        """True unless this replica's monitor lease is in doubt (then the reply stays queued)."""
+        return self.guard is None or self.guard()
 
     def reconcile_stale(self, older_than: timedelta) -> int:
         """Settle replies left 'sending' by a crash: look on the server before ever posting again."""

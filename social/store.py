@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from storage.db import Database
-from storage.models import MastodonPost, utcnow
+from storage.models import Conversation, MastodonPost, Message, utcnow
 
 
 @dataclass
@@ -97,6 +97,34 @@ class SocialPostRepository:
         """Link the ticket opened for a HIGH-urgency complaint."""
         with self.db.session() as session:
             session.execute(update(MastodonPost).where(MastodonPost.id == post_id).values(ticket_id=ticket_id))
+
+    def ensure_conversation(self, post_id: int, first_message: str, context: dict[str, Any]) -> str:
+        """The post's conversation id, opening it (the post as first message) if it has none yet.
+
+        The post row is locked for the check-and-create, so concurrent callers (the HIGH-urgency
+        intake, two first uses of a link) all get the same single conversation.
+        """
+        with self.db.session() as session:
+            post = session.scalars(select(MastodonPost).where(MastodonPost.id == post_id).with_for_update()).one()
+            if post.conversation_id is not None:
+                return post.conversation_id
+            conversation = Conversation(channel="mastodon", status="bot", context=dict(context))
+            session.add(conversation)
+            session.flush()
+            meta = {"source": "mastodon", "handle": context.get("handle"), "post_url": post.url}
+            session.add(Message(conversation_id=conversation.id, role="user", content=first_message, meta=meta))
+            post.conversation_id = conversation.id
+            return conversation.id
+
+    def set_ticket_for_conversation(self, conversation_id: str, ticket_id: int) -> None:
+        """Record a ticket opened later in a post's conversation (when the post has none yet)."""
+        stmt = (
+            update(MastodonPost)
+            .where(MastodonPost.conversation_id == conversation_id, MastodonPost.ticket_id.is_(None))
+            .values(ticket_id=ticket_id)
+        )
+        with self.db.session() as session:
+            session.execute(stmt)
 
     def stale_sending(self, older_than: datetime) -> list[MastodonPost]:
         """Posts left in ``sending`` before ``older_than`` (a crash or a lost response)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,12 +12,13 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+MIGRATION_LOCK_KEY = 0x4D6F62696C6961  # pg_advisory_lock key of `migrate` ("Mobilia")
 
 # Applied on every new SQLite connection: WAL lets readers run while one writer writes.
 SQLITE_PRAGMAS = (
@@ -115,8 +117,8 @@ class Database:
         return self._sessions
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """Yield a session in a transaction: commit on success, roll back on any error."""
+    def write(self) -> Iterator[Session]:
+        """Yield a session in a write transaction: commit on success, roll back on any error."""
         with self._session_factory().begin() as session:
             if self.is_sqlite:
                 # BEGIN IMMEDIATE: in WAL mode a deferred transaction that has read cannot wait for a
@@ -125,6 +127,20 @@ class Database:
                 session.connection(execution_options={"sqlite_begin": "BEGIN IMMEDIATE"})
             yield session
 
+    session = write  # the historical name: every session that may write takes the lock up front
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """Yield a session for reads only: a deferred transaction, so SQLite never takes its write lock.
+
+        In WAL mode such a transaction reads a consistent snapshot while a writer commits and never
+        waits for one. Changing an object inside it is a bug: it raises instead of being saved.
+        """
+        with self._session_factory().begin() as session:
+            yield session
+            if session.new or session.dirty or session.deleted:
+                raise RuntimeError("Database.read() sessions cannot write: use Database.write()")
+
     def _alembic_config(self) -> Config:
         """Build an in-memory Alembic config pointing to ``storage/migrations``."""
         config = Config()
@@ -132,12 +148,40 @@ class Database:
         return config
 
     def migrate(self, revision: str = "head") -> None:
-        """Upgrade the schema to ``revision``; already applied migrations are skipped."""
+        """Upgrade the schema to ``revision``; already applied migrations are skipped.
+
+        Runs under a migration lock, so replicas starting together on an empty database migrate
+        it once: the others wait, then find it at ``revision`` and do nothing.
+        """
         config = self._alembic_config()
-        with self.engine.connect() as connection:
+        with self.engine.connect() as connection, self._migration_lock(connection):
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
             connection.commit()
+
+    @contextmanager
+    def _migration_lock(self, connection: Connection) -> Iterator[None]:
+        """PostgreSQL: a session advisory lock; SQLite file: an exclusive lock on ``<file>.migrate.lock``."""
+        if not self.is_sqlite:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            connection.commit()  # the session lock outlives this transaction; migrations run in their own
+            try:
+                yield
+            finally:
+                connection.rollback()  # a failed migration leaves an aborted transaction behind
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+                connection.commit()
+            return
+        if _is_sqlite_memory(self._url):
+            yield  # private to this process: nobody to wait for
+            return
+        lock_path = Path(self._url.database or "").expanduser().with_suffix(".migrate.lock")
+        with lock_path.open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def downgrade(self, revision: str = "base") -> None:
         """Downgrade the schema to ``revision`` (``base`` drops every table)."""

@@ -136,6 +136,10 @@ class Conversation(Base):
     channel: Mapped[str] = mapped_column(String(16), default="web")
     status: Mapped[str] = mapped_column(String(16), default="bot")
     context: Mapped[dict[str, Any] | None]
+    # The contact form as given for this conversation (the customer row keeps the first one).
+    contact_name: Mapped[str | None] = mapped_column(String(200))
+    contact_phone: Mapped[str | None] = mapped_column(String(20), index=True)
+    contact_email: Mapped[str | None] = mapped_column(String(320))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -217,6 +221,8 @@ class Ticket(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     resolved_at: Mapped[datetime | None]
     sla_due_at: Mapped[datetime]
+    # Idempotency key of the ticket's origin (e.g. "mastodon:<status id>"): one ticket per source.
+    source_key: Mapped[str | None] = mapped_column(String(80), unique=True)
 
     events: Mapped[list[TicketEvent]] = relationship(
         back_populates="ticket",
@@ -243,7 +249,7 @@ class TicketEvent(Base):
 
 
 class ContactToken(Base):
-    """Single-use link token sent in a Mastodon reply; only its SHA-256 hex is stored."""
+    """Link token sent in a Mastodon reply: single use, then bound to the first browser; stored hashed."""
 
     __tablename__ = "contact_tokens"
 
@@ -255,6 +261,8 @@ class ContactToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
+    # SHA-256 of the secret kept by the browser that first used the link (it alone may resume).
+    binding_hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class MastodonPost(Base):
@@ -288,6 +296,8 @@ class MastodonPost(Base):
     reply_error: Mapped[str | None] = mapped_column(Text)
     reply_updated_at: Mapped[datetime | None]
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
+    # The one conversation of this post: its ticket's, or the one its contact link opened.
+    conversation_id: Mapped[str | None] = mapped_column(ForeignKey("conversations.id", ondelete="SET NULL"))
 
 
 class StaffUser(Base):
@@ -332,6 +342,7 @@ class WebhookDelivery(Base):
         CheckConstraint(_in("event", WEBHOOK_EVENTS), name="event"),
         CheckConstraint(_in("status", WEBHOOK_STATUSES), name="status"),
         Index("ix_webhook_deliveries_status_created_at", "status", "created_at"),
+        Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -344,3 +355,93 @@ class WebhookDelivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     delivered_at: Mapped[datetime | None]
+    # Outbox: when the next attempt is due, and which replica is sending it until when.
+    next_attempt_at: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    claimed_until: Mapped[datetime | None]
+
+
+class IdempotencyKey(Base):
+    """The response of an API call sent with an ``Idempotency-Key``, replayed to a retry with the same key.
+
+    ``scope`` is the conversation id (or ``open:<hash of the phone>`` for a message opening a
+    conversation), so keys chosen by different customers never collide. The row is written in the
+    same transaction as the messages it answers: a refused or failed call leaves none.
+    """
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("scope", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scope: Mapped[str] = mapped_column(String(80))
+    key: Mapped[str] = mapped_column(String(128))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
+    response: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+KB_KINDS = ("faq", "procedure", "conversation", "pdf")
+KB_STATUSES = ("draft", "published", "retired")
+
+
+class KbEntry(Base):
+    """The working copy of one knowledge-base entry; what is served is a published ``KbVersion`` snapshot.
+
+    ``status`` is ``published`` when the entry is as last published, ``draft`` once edited (or
+    created, or proposed by an agent) and ``retired`` when it leaves the KB at the next publication.
+    """
+
+    __tablename__ = "kb_entries"
+    __table_args__ = (
+        CheckConstraint(_in("kind", KB_KINDS), name="kind"),
+        CheckConstraint(_in("status", KB_STATUSES), name="status"),
+        Index("ix_kb_entries_source_position", "source", "position"),
+    )
+
+    id: Mapped[str] = mapped_column(String(160), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), default="faq")
+    title: Mapped[str] = mapped_column(String(300))
+    category: Mapped[str] = mapped_column(String(64), default="général")
+    answer: Mapped[str] = mapped_column(Text)
+    questions: Mapped[list[str]] = mapped_column(JSON, default=list)  # phrasings, the main question first
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    links: Mapped[list[str]] = mapped_column(JSON, default=list)
+    source: Mapped[str] = mapped_column(String(300), default="")  # file it is exported to (seed layout)
+    position: Mapped[int] = mapped_column(Integer, default=0)  # order in the KB (the loaders' order)
+    status: Mapped[str] = mapped_column(String(16), default="draft")
+    author: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class KbRevision(Base):
+    """One change of one KB entry: who, when, what (the entry before and after), for history and restore."""
+
+    __tablename__ = "kb_revisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    entry_id: Mapped[str] = mapped_column(String(160), index=True)
+    action: Mapped[str] = mapped_column(String(16))  # import, create, update, retire, restore, propose
+    author: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str] = mapped_column(Text, default="")
+    before: Mapped[dict[str, Any] | None]
+    after: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class KbVersion(Base):
+    """A published KB: the snapshot of its entries, its index fingerprint and the gate's verdict.
+
+    Which version is served is the ``kb_published`` pointer in ``app_state`` (a stack, for rollback).
+    """
+
+    __tablename__ = "kb_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    author: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str] = mapped_column(Text, default="")
+    fingerprint: Mapped[str] = mapped_column(String(32), default="")
+    entries: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    gate: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

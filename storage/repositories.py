@@ -22,6 +22,7 @@ from storage.models import (
     Conversation,
     Customer,
     Feedback,
+    IdempotencyKey,
     Message,
     utcnow,
 )
@@ -46,7 +47,11 @@ class CustomerRepository:
         self.db = db
 
     def get_or_create(self, full_name: str, phone: str, email: str | None = None) -> Customer:
-        """Return the customer with this phone, creating it or refreshing its name and email."""
+        """Return the customer with this phone, creating it with this name and e-mail if new.
+
+        An existing customer is returned unchanged: anyone can type any phone number in the contact
+        form, so a form never rewrites a stored identity (the conversation keeps what it was given).
+        """
         if not E164_RE.match(phone):
             raise ValueError("phone must be normalised to E.164 (e.g. +33612345678)")
         full_name = full_name.strip()
@@ -61,11 +66,7 @@ class CustomerRepository:
                     if customer is None:
                         customer = Customer(full_name=full_name, phone=phone, email=email)
                         session.add(customer)
-                    else:
-                        customer.full_name = full_name
-                        if email is not None:
-                            customer.email = email
-                    session.flush()
+                        session.flush()
                     return customer
             except IntegrityError:
                 if attempt:  # a concurrent insert won twice in a row: give up loudly
@@ -74,7 +75,7 @@ class CustomerRepository:
 
     def get(self, customer_id: int) -> Customer | None:
         """Return a customer by id, or None."""
-        with self.db.session() as session:
+        with self.db.read() as session:
             return session.get(Customer, customer_id)
 
 
@@ -89,12 +90,23 @@ class ConversationRepository:
         customer_id: int | None = None,
         channel: str = "web",
         context: dict[str, Any] | None = None,
+        contact: tuple[str, str, str | None] | None = None,
     ) -> Conversation:
-        """Start a conversation in ``bot`` status and return it."""
+        """Start a conversation in ``bot`` status and return it.
+
+        ``contact`` is the (name, E.164 phone, e-mail) the conversation was opened with.
+        """
         _check_choice("channel", channel, CHANNELS)
+        name, phone, email = contact or (None, None, None)
         with self.db.session() as session:
             conversation = Conversation(
-                customer_id=customer_id, channel=channel, status="bot", context=context
+                customer_id=customer_id,
+                channel=channel,
+                status="bot",
+                context=context,
+                contact_name=name,
+                contact_phone=phone,
+                contact_email=email,
             )
             session.add(conversation)
             session.flush()
@@ -102,8 +114,22 @@ class ConversationRepository:
 
     def get(self, conversation_id: str) -> Conversation | None:
         """Return a conversation by id, or None."""
-        with self.db.session() as session:
+        with self.db.read() as session:
             return session.get(Conversation, conversation_id)
+
+    def get_with_recent(self, conversation_id: str, limit: int) -> tuple[Conversation | None, list[Message]]:
+        """The conversation and its latest ``limit`` messages (oldest first), read in one snapshot."""
+        with self.db.read() as session:
+            conversation = session.get(Conversation, conversation_id)
+            if conversation is None:
+                return None, []
+            latest = session.scalars(
+                select(Message)
+                .where(Message.conversation_id == conversation_id)
+                .order_by(Message.created_at.desc(), Message.id.desc())
+                .limit(limit)
+            )
+            return conversation, list(reversed(latest.all()))
 
     def set_status(self, conversation_id: str, status: str) -> Conversation:
         """Change who handles the conversation (bot, escalated, agent, closed)."""
@@ -121,6 +147,23 @@ class ConversationRepository:
             conversation.context = {**(conversation.context or {}), **context}
             return conversation
 
+    def attach_customer(
+        self, conversation_id: str, customer_id: int, contact: tuple[str, str, str | None]
+    ) -> Conversation:
+        """Give a conversation opened without a customer (a Mastodon post's) the one who joined it.
+
+        ``contact`` is the (name, E.164 phone, e-mail) of the form they joined with. A conversation
+        that already has a customer keeps it (PermissionError): nobody takes over someone's chat.
+        """
+        name, phone, email = contact
+        with self.db.session() as session:
+            conversation = _get_conversation(session, conversation_id)
+            if conversation.customer_id not in (None, customer_id):
+                raise PermissionError("conversation already belongs to another customer")
+            conversation.customer_id = customer_id
+            conversation.contact_name, conversation.contact_phone, conversation.contact_email = name, phone, email
+            return conversation
+
 
 class MessageRepository:
     """Chat turns of a conversation, kept in order with their metadata."""
@@ -136,20 +179,12 @@ class MessageRepository:
         meta: dict[str, Any] | None = None,
     ) -> Message:
         """Append a message and touch the conversation's ``updated_at``."""
-        _check_choice("role", role, MESSAGE_ROLES)
-        with self.db.session() as session:
-            conversation = _get_conversation(session, conversation_id)
-            message = Message(
-                conversation_id=conversation_id, role=role, content=content, meta=meta
-            )
-            session.add(message)
-            conversation.updated_at = utcnow()
-            session.flush()
-            return message
+        with self.db.write() as session:
+            return append_messages(session, conversation_id, [{"role": role, "content": content, "meta": meta}])[0]
 
     def list(self, conversation_id: str, limit: int | None = None) -> list[Message]:
         """Return the conversation's messages oldest first; ``limit`` keeps the latest N."""
-        with self.db.session() as session:
+        with self.db.read() as session:
             stmt = select(Message).where(Message.conversation_id == conversation_id)
             if limit is None:
                 return list(session.scalars(stmt.order_by(Message.created_at, Message.id)))
@@ -160,7 +195,7 @@ class MessageRepository:
 
     def list_after(self, conversation_id: str, after_id: int, roles: tuple[str, ...] | None = None) -> list[Message]:
         """Return the conversation's messages with an id above ``after_id`` (optionally of ``roles``), by id."""
-        with self.db.session() as session:
+        with self.db.read() as session:
             stmt = select(Message).where(Message.conversation_id == conversation_id, Message.id > after_id)
             if roles is not None:
                 stmt = stmt.where(Message.role.in_(roles))
@@ -168,7 +203,7 @@ class MessageRepository:
 
     def get(self, message_id: int) -> Message | None:
         """Return a message by id, or None."""
-        with self.db.session() as session:
+        with self.db.read() as session:
             return session.get(Message, message_id)
 
 
@@ -223,7 +258,7 @@ class AppStateRepository:
 
     def get(self, key: str, default: Any = None) -> Any:
         """Return the JSON value stored under ``key``, or ``default``."""
-        with self.db.session() as session:
+        with self.db.read() as session:
             state = session.get(AppState, key)
             return default if state is None else state.value
 
@@ -239,3 +274,44 @@ def _get_conversation(session: Session, conversation_id: str) -> Conversation:
     if conversation is None:
         raise NotFoundError(f"conversation {conversation_id!r} not found")
     return conversation
+
+
+def append_messages(session: Session, conversation_id: str, rows: list[dict[str, Any]]) -> list[Message]:
+    """Add messages (dicts of role, content and optionally meta, created_at) inside the caller's write transaction.
+
+    Touches the conversation's ``updated_at``; the returned messages have their ids (flushed).
+    """
+    for row in rows:
+        _check_choice("role", row["role"], MESSAGE_ROLES)
+    conversation = _get_conversation(session, conversation_id)
+    messages = [Message(conversation_id=conversation_id, **row) for row in rows]
+    session.add_all(messages)
+    conversation.updated_at = utcnow()
+    session.flush()
+    return messages
+
+
+class IdempotencyRepository:
+    """Responses stored under an API client's ``Idempotency-Key`` (see ``IdempotencyKey``)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def get(self, scope: str, key: str) -> IdempotencyKey | None:
+        """The record of ``key`` in ``scope``, or None."""
+        with self.db.read() as session:
+            return session.scalars(
+                select(IdempotencyKey).where(IdempotencyKey.scope == scope, IdempotencyKey.key == key)
+            ).one_or_none()
+
+    @staticmethod
+    def record(
+        session: Session, scope: str, key: str, request_hash: str, conversation_id: str, response: dict[str, Any]
+    ) -> IdempotencyKey:
+        """Store a response inside the caller's write transaction (IntegrityError if the key is taken)."""
+        record = IdempotencyKey(
+            scope=scope, key=key, request_hash=request_hash, conversation_id=conversation_id, response=response
+        )
+        session.add(record)
+        session.flush()
+        return record

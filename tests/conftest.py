@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,19 @@ SHIPPED_KB = ROOT / "datasets" / "raw"
 EVAL_DIR = ROOT / "datasets" / "eval"
 # Tiny models are constants overridable by env (no download in the default path).
 EMBEDDING_MODEL = os.environ.get("MOBILIA_TEST_EMBEDDING_MODEL", "packaged")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _temp_dirs_allowed_in_configs(tmp_path_factory) -> Iterator[None]:
+    """Training/evaluation configs may only name the project's folders and MOBILIA_ALLOWED_DIRS: add the test temp dirs."""
+    import json
+
+    allowed = [str(tmp_path_factory.getbasetemp())]
+    if os.environ.get("MOBILIA_TEST_TRAIN_MODEL"):
+        allowed.append(str(Path(os.environ["MOBILIA_TEST_TRAIN_MODEL"]).parent))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MOBILIA_ALLOWED_DIRS", json.dumps(allowed))
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -270,3 +283,75 @@ def llama_server(tmp_path_factory) -> Iterator[str]:
             process.kill()
             process.wait()
         log_file.close()
+
+
+class RecordingLLMServer:
+    """A tiny OpenAI-compatible peer on loopback recording each request's path and Authorization header.
+
+    GET /v1/models answers a model list, POST /v1/chat/completions streams `reply` as server-sent events.
+    """
+
+    def __init__(self, reply: str = "Rendez-vous dans votre Espace Abonné.") -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.requests: list[dict] = []
+        peer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _record(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                peer.requests.append({"method": self.command, "path": self.path,
+                                      "authorization": self.headers.get("Authorization"), "body": body})  # fmt: skip
+
+            def do_GET(self) -> None:
+                self._record()
+                data = json.dumps({"object": "list", "data": [{"id": "peer-model", "object": "model"}]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self) -> None:
+                self._record()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                for word in reply.split(" "):
+                    chunk = {"choices": [{"delta": {"content": word + " "}}]}
+                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                self.wfile.write(b"data: [DONE]\n\n")
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.server.serve_forever, name="llm-peer", daemon=True)
+        self.thread.start()
+
+    @property
+    def authorizations(self) -> list[str | None]:
+        """The Authorization header of every request received, in order."""
+        return [r["authorization"] for r in self.requests]
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def llm_peer() -> Iterator[Callable[[], RecordingLLMServer]]:
+    """Factory of recording OpenAI-compatible peers (stopped after the test)."""
+    peers: list[RecordingLLMServer] = []
+
+    def make() -> RecordingLLMServer:
+        peers.append(RecordingLLMServer())
+        return peers[-1]
+
+    yield make
+    for peer in peers:
+        peer.stop()

@@ -13,7 +13,7 @@ from tickets.domain import (
     is_breached,
     sla_due,
 )
-from tickets.queue import UNASSIGNED, QueueFilters, QueuePage, QueueRow, TicketDetail
+from tickets.queue import UNASSIGNED, ConversationContact, QueueFilters, QueuePage, QueueRow, TicketDetail
 from tickets.service import RatingError, TicketService
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "SLA_HOURS",
     "STATUS_LABELS",
     "UNASSIGNED",
+    "ConversationContact",
     "InvalidTransition",
     "Priority",
     "QueueFilters",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -26,11 +27,12 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.elements import ColumnElement
 
 from storage.db import Database
-from storage.models import Conversation, Feedback, MastodonPost, Message, Ticket, utcnow
+from storage.models import Conversation, Customer, Feedback, MastodonPost, Message, Ticket, utcnow
 from tickets.domain import TicketStatus
 from tickets.redact import redact
 
 CONVERSATIONS = Conversation.__table__
+CUSTOMERS = Customer.__table__
 MESSAGES = Message.__table__
 FEEDBACK = Feedback.__table__
 TICKETS = Ticket.__table__
@@ -254,38 +256,50 @@ class AnalyticsService:
         with self.db.engine.connect() as conn:
             return _Queries(conn, self.dialect, self.clock(), {}).previous_kpis(Period(start, end))
 
-    def export_csv(self, table: str, start: datetime, end: datetime, out_dir: Path | None = None) -> Path:
-        """Write the rows of ``table`` created in [start, end) to a CSV file, personal data removed."""
+    def export_csv(self, table: str, start: datetime, end: datetime, out_dir: Path) -> Path:
+        """Write the rows of ``table`` created in [start, end) to a CSV file in ``out_dir``, personal data removed.
+
+        Free text is redacted (phones, e-mails, IBANs, handles, introduced names) and so are the names
+        of the row's conversation: its contact-form name and its customer's. See ``exported_csv``
+        for a file that does not outlive its download.
+        """
         if table not in EXPORTS:
             raise ValueError(f"unknown export {table!r}; choose among {', '.join(EXPORTS)}")
         spec = EXPORTS[table]
         period = Period(start, end)
-        folder = Path(out_dir or Path(tempfile.gettempdir()) / "mobiliachat-exports")
+        folder = Path(out_dir)
         folder.mkdir(parents=True, exist_ok=True)
-        stem = f"mobiliachat_{table}_{period.start:%Y%m%d}_{period.end:%Y%m%d}_"
-        with tempfile.NamedTemporaryFile(
-            "w", dir=folder, prefix=stem, suffix=".csv", delete=False, encoding="utf-8-sig", newline=""
-        ) as handle:
+        path = folder / f"mobiliachat_{table}_{period.start:%Y%m%d}_{period.end:%Y%m%d}.csv"
+        with path.open("w", encoding="utf-8-sig", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow([name for name, _ in spec.columns])
-            stmt = (
-                select(*(col.label(name) for name, col in spec.columns))
-                .where(spec.time_column >= period.start, spec.time_column < period.end)
-                .order_by(spec.time_column)
-            )
             with self.db.engine.connect() as conn:
-                for rows in conn.execution_options(yield_per=5000).execute(stmt).partitions():
-                    writer.writerows(_export_row(row, spec.redacted) for row in rows)
-        return Path(handle.name)
+                for rows in conn.execution_options(yield_per=5000).execute(_export_query(spec, period)).partitions():
+                    writer.writerows(_export_row(row, spec) for row in rows)
+        return path
+
+    @contextmanager
+    def exported_csv(self, table: str, start: datetime, end: datetime) -> Iterator[Path]:
+        """``export_csv`` into a private temporary folder, deleted with the file when the block exits."""
+        folder = Path(tempfile.mkdtemp(prefix="mobiliachat-export-"))
+        try:
+            yield self.export_csv(table, start, end, folder)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 @dataclass(frozen=True)
 class ExportSpec:
-    """Columns of one exportable table; free-text ones are redacted, identity columns are never listed."""
+    """Columns of one exportable table; free-text ones are redacted, identity columns are never listed.
+
+    ``conversation_column`` links a row to its conversation, whose contact and customer names are
+    masked in the redacted columns.
+    """
 
     columns: tuple[tuple[str, ColumnElement], ...]
     time_column: ColumnElement
     redacted: frozenset[str] = frozenset()
+    conversation_column: ColumnElement | None = None
 
 
 EXPORTS: dict[str, ExportSpec] = {
@@ -307,6 +321,7 @@ EXPORTS: dict[str, ExportSpec] = {
         ),
         MESSAGES.c.created_at,
         frozenset({"content"}),
+        MESSAGES.c.conversation_id,
     ),
     "tickets": ExportSpec(
         tuple(
@@ -329,11 +344,13 @@ EXPORTS: dict[str, ExportSpec] = {
         ),
         TICKETS.c.created_at,
         frozenset({"summary", "resolution_notes"}),
+        TICKETS.c.conversation_id,
     ),
     "feedback": ExportSpec(
         tuple((c, FEEDBACK.c[c]) for c in ("id", "message_id", "conversation_id", "rating", "comment", "created_at")),
         FEEDBACK.c.created_at,
         frozenset({"comment"}),
+        FEEDBACK.c.conversation_id,
     ),
     "mastodon_posts": ExportSpec(
         tuple(
@@ -355,10 +372,30 @@ EXPORTS: dict[str, ExportSpec] = {
 }
 
 
-def _export_row(row, redacted: frozenset[str]) -> list:
+NAME_COLUMNS = ("_contact_name", "_customer_name")  # fetched to redact, never written
+
+
+def _export_query(spec: ExportSpec, period: Period):
+    """The rows of the period; with the names of each row's conversation when it has one."""
+    stmt = select(*(col.label(name) for name, col in spec.columns))
+    if spec.conversation_column is not None:
+        stmt = (
+            stmt.add_columns(
+                CONVERSATIONS.c.contact_name.label(NAME_COLUMNS[0]), CUSTOMERS.c.full_name.label(NAME_COLUMNS[1])
+            )
+            .select_from(spec.time_column.table)
+            .outerjoin(CONVERSATIONS, CONVERSATIONS.c.id == spec.conversation_column)
+            .outerjoin(CUSTOMERS, CUSTOMERS.c.id == CONVERSATIONS.c.customer_id)
+        )
+    return stmt.where(spec.time_column >= period.start, spec.time_column < period.end).order_by(spec.time_column)
+
+
+def _export_row(row, spec: ExportSpec) -> list:
     values = row._mapping
+    names = [values[c] for c in NAME_COLUMNS if values.get(c)]
     return [
-        redact(v) if k in redacted else (v.isoformat() if isinstance(v, datetime) else v) for k, v in values.items()
+        redact(v, names) if k in spec.redacted else (v.isoformat() if isinstance(v, datetime) else v)
+        for k, v in ((name, values[name]) for name, _ in spec.columns)
     ]
 
 

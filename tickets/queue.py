@@ -80,8 +80,31 @@ class CustomerInfo:
 
 
 @dataclass(frozen=True)
+class ConversationContact:
+    """What a conversation was opened with, and the other names its phone number came with.
+
+    ``other_names`` (the customer record's name, other conversations' names) is not empty when the
+    number was used with another name: agents are warned instead of the identities being merged.
+    """
+
+    full_name: str
+    phone: str
+    email: str | None
+    other_names: tuple[str, ...] = ()
+
+    @property
+    def name_conflict(self) -> bool:
+        """True when this phone number was also given with another name."""
+        return bool(self.other_names)
+
+
+@dataclass(frozen=True)
 class TicketDetail:
-    """Everything the agent console shows about one ticket."""
+    """Everything the agent console shows about one ticket.
+
+    ``customer`` is the stored customer (first contact of that phone); ``contact`` is what the
+    ticket's conversation was opened with.
+    """
 
     ticket: Ticket
     events: list[TicketEvent]
@@ -89,6 +112,7 @@ class TicketDetail:
     messages: list[Message]
     conversation_status: str | None
     breached: bool
+    contact: ConversationContact | None = None
 
 
 def _priority_rank():
@@ -101,8 +125,13 @@ def _breached_clause(now: datetime):
 
 
 def _filtered(filters: QueueFilters, now: datetime) -> Select:
-    """Ticket rows joined to their customer name, restricted by the filters."""
-    stmt = select(Ticket, Customer.full_name).outerjoin(Customer, Customer.id == Ticket.customer_id)
+    """Ticket rows with the name their conversation was opened with (else the customer's), filtered."""
+    name = func.coalesce(Conversation.contact_name, Customer.full_name)
+    stmt = (
+        select(Ticket, name)
+        .outerjoin(Conversation, Conversation.id == Ticket.conversation_id)
+        .outerjoin(Customer, Customer.id == Ticket.customer_id)
+    )
     if filters.status:
         stmt = stmt.where(Ticket.status == TicketStatus(filters.status).value)
     if filters.priority:
@@ -163,6 +192,7 @@ def ticket_detail(session: Session, ticket_id: int, now: datetime) -> TicketDeta
     customer = session.get(Customer, ticket.customer_id) if ticket.customer_id else None
     messages: list[Message] = []
     conversation_status = None
+    conversation = None
     if ticket.conversation_id:
         conversation = session.get(Conversation, ticket.conversation_id)
         conversation_status = conversation.status if conversation else None
@@ -175,7 +205,46 @@ def ticket_detail(session: Session, ticket_id: int, now: datetime) -> TicketDeta
         )
     info = CustomerInfo(customer.id, customer.full_name, customer.phone, customer.email) if customer else None
     breached = ticket.status in LIVE_STATUSES and now > ticket.sla_due_at
-    return TicketDetail(ticket, list(ticket.events), info, messages, conversation_status, breached)
+    contact = conversation_contact(session, conversation, customer)
+    return TicketDetail(ticket, list(ticket.events), info, messages, conversation_status, breached, contact)
+
+
+def same_name(a: str, b: str) -> bool:
+    """Names equal up to case and spacing ("jean  DUPONT" is "Jean Dupont")."""
+    return " ".join(a.casefold().split()) == " ".join(b.casefold().split())
+
+
+def conversation_contact(
+    session: Session, conversation: Conversation | None, customer: Customer | None = None
+) -> ConversationContact | None:
+    """The contact a conversation was opened with (else its customer's), with the phone's other names."""
+    if conversation is not None and conversation.contact_phone:
+        name, phone, email = conversation.contact_name or "", conversation.contact_phone, conversation.contact_email
+    elif customer is not None:
+        name, phone, email = customer.full_name, customer.phone, customer.email
+    else:
+        return None
+    used = session.scalars(
+        select(Conversation.contact_name)
+        .where(Conversation.contact_phone == phone, Conversation.contact_name.is_not(None))
+        .distinct()
+    ).all()
+    recorded = session.scalars(select(Customer.full_name).where(Customer.phone == phone)).all()
+    others: list[str] = []
+    for other in [*recorded, *used]:
+        if not same_name(other, name) and not any(same_name(other, seen) for seen in others):
+            others.append(other)
+    return ConversationContact(name, phone, email, tuple(others))
+
+
+def contact_for_ticket(session: Session, ticket_id: int) -> ConversationContact | None:
+    """The contact of a ticket's conversation (see ``conversation_contact``), or None."""
+    ticket = session.get(Ticket, ticket_id)
+    if ticket is None:
+        return None
+    conversation = session.get(Conversation, ticket.conversation_id) if ticket.conversation_id else None
+    customer = session.get(Customer, ticket.customer_id) if ticket.customer_id else None
+    return conversation_contact(session, conversation, customer)
 
 
 def categories(session: Session, defaults: tuple[str, ...] = ()) -> list[str]:

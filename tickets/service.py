@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 from sqlalchemy import Select, select
@@ -40,6 +41,7 @@ RELEASED_NOTICE = "🤖 Le conseiller a terminé son intervention : l'assistant 
 
 
 log = logging.getLogger(__name__)
+TOUCHED = "tickets.touched"  # session.info key: ids of the tickets a transaction changed (for the outbox)
 # A listener gets ("ticket.created" | "ticket.updated" | "conversation.escalated", ticket) after commit.
 TicketListener = Callable[[str, Ticket], None]
 
@@ -68,6 +70,9 @@ class TicketService:
         self.db = db
         self.clock = clock
         self._listeners: list[TicketListener] = []
+        # Transactional outbox hook: called as outbox(session, event, ticket) inside the change's own
+        # transaction (the API's webhooks set it), so a change and its announcement commit together.
+        self.outbox: Callable[[Session, str, Ticket], None] | None = None
 
     def subscribe(self, listener: TicketListener) -> None:
         """Call `listener(event, ticket)` after each committed change (webhooks, notifications)."""
@@ -77,6 +82,21 @@ class TicketService:
         """Stop calling a listener (e.g. when the API shuts down)."""
         if listener in self._listeners:
             self._listeners.remove(listener)
+
+    @contextmanager
+    def _tx(self, event: str = "ticket.updated") -> Iterator[Session]:
+        """A write transaction whose touched tickets (see ``_add_event``) go to the outbox before commit."""
+        with self.db.session() as session:
+            yield session
+            touched = session.info.pop(TOUCHED, [])
+            if self.outbox is not None and touched:
+                session.flush()
+                for ticket_id in dict.fromkeys(touched):
+                    self._to_outbox(session, event, _with_events(session, ticket_id))
+
+    def _to_outbox(self, session: Session, event: str, ticket: Ticket) -> None:
+        if self.outbox is not None:
+            self.outbox(session, event, ticket)
 
     def _publish(self, event: str, ticket: Ticket | None) -> None:
         for listener in self._listeners if ticket is not None else ():
@@ -94,12 +114,14 @@ class TicketService:
         priority: Priority | str,
         summary: str,
         actor: str = "bot",
+        source_key: str | None = None,
     ) -> Ticket:
         """Open a ticket for an escalation, or return the conversation's live one.
 
         A conversation has at most one ticket that is not CLOSED: escalating again returns it,
         raising its priority when the new one is higher, instead of creating a duplicate.
-        The conversation goes to ``escalated`` unless an agent already has it.
+        The conversation goes to ``escalated`` unless an agent already has it. ``source_key``
+        (e.g. "mastodon:<status id>") is unique: a second ticket for the same source returns the first.
         """
         priority = Priority(priority)
         category = category.strip()
@@ -109,21 +131,61 @@ class TicketService:
             try:
                 with self.db.session() as session:
                     ticket, created = self._open_in(
-                        session, conversation_id, customer_id, category, priority, summary, actor
+                        session, conversation_id, customer_id, category, priority, summary, actor, source_key
                     )
                     session.flush()
                     ticket = _with_events(session, ticket.id)
+                    if created:
+                        self._to_outbox(session, "ticket.created", ticket)
+                    if conversation_id is not None:
+                        self._to_outbox(session, "conversation.escalated", ticket)
                 break
             except IntegrityError:
-                # A concurrent escalation of the same conversation created the live ticket
-                # first (unique partial index); the retry finds and returns it.
-                if attempt or conversation_id is None:
+                # A concurrent escalation of the same conversation (or source) created the ticket
+                # first (unique indexes); the retry finds and returns it.
+                if attempt or (conversation_id is None and source_key is None):
                     raise
         if created:
             self._publish("ticket.created", ticket)
         if conversation_id is not None:
             self._publish("conversation.escalated", ticket)
         return ticket
+
+    def escalate_within(
+        self,
+        session: Session,
+        *,
+        conversation_id: str,
+        customer_id: int | None,
+        category: str,
+        priority: Priority | str,
+        summary: str,
+        actor: str = "bot",
+    ) -> tuple[Ticket, list[str]]:
+        """``open_ticket`` inside the caller's write transaction (a chat turn is stored at once).
+
+        A RESOLVED live ticket goes back to IN_PROGRESS. Returns the ticket and the events the
+        caller hands to ``publish`` once its transaction is committed (the outbox gets them now).
+        """
+        priority = Priority(priority)
+        ticket, created = self._open_in(
+            session, conversation_id, customer_id, category.strip() or "général", priority, summary, actor, None
+        )
+        events = ["ticket.created"] if created else []
+        events.append("conversation.escalated")
+        if ticket.status == TicketStatus.RESOLVED.value:
+            _move(session, ticket, TicketStatus.IN_PROGRESS, actor, self.clock())
+            events.append("ticket.updated")
+        session.flush()
+        ticket = _with_events(session, ticket.id)
+        for event in events:
+            self._to_outbox(session, event, ticket)
+        return ticket, events
+
+    def publish(self, events: list[str], ticket: Ticket) -> None:
+        """Tell listeners about changes committed by an ``escalate_within`` caller."""
+        for event in events:
+            self._publish(event, ticket)
 
     def _open_in(
         self,
@@ -134,9 +196,14 @@ class TicketService:
         priority: Priority,
         summary: str,
         actor: str,
+        source_key: str | None = None,
     ) -> tuple[Ticket, bool]:
         """Do the work of ``open_ticket`` inside one session; True when a ticket was created."""
         now = self.clock()
+        if source_key is not None:
+            existing = session.scalars(select(Ticket).where(Ticket.source_key == source_key)).first()
+            if existing is not None:
+                return existing, False
         conversation: Conversation | None = None
         if conversation_id is not None:
             conversation = session.get(Conversation, conversation_id)
@@ -168,6 +235,7 @@ class TicketService:
             created_at=now,
             updated_at=now,
             sla_due_at=sla_due(now, priority),
+            source_key=source_key,
         )
         session.add(ticket)
         session.flush()
@@ -201,12 +269,12 @@ class TicketService:
 
     def get(self, ticket_id: int) -> Ticket | None:
         """Return a ticket with its events, or None."""
-        with self.db.session() as session:
+        with self.db.read() as session:
             return session.scalars(_select_with_events().where(Ticket.id == ticket_id)).first()
 
     def list_for_customer(self, customer_id: int) -> list[Ticket]:
         """Return a customer's tickets, newest first (what their chat may show them)."""
-        with self.db.session() as session:
+        with self.db.read() as session:
             stmt = (
                 _select_with_events()
                 .where(Ticket.customer_id == customer_id)
@@ -216,7 +284,7 @@ class TicketService:
 
     def for_conversation(self, conversation_id: str) -> Ticket | None:
         """Return the conversation's live ticket, else its most recent one, else None."""
-        with self.db.session() as session:
+        with self.db.read() as session:
             stmt = (
                 _select_with_events()
                 .where(Ticket.conversation_id == conversation_id)
@@ -231,7 +299,7 @@ class TicketService:
     @_publishes_update
     def transition(self, ticket_id: int, new_status: TicketStatus | str, actor: str) -> Ticket:
         """Move a ticket to ``new_status`` if allowed (else InvalidTransition) and log it."""
-        with self.db.session() as session:
+        with self._tx() as session:
             ticket = _load_for_update(session, ticket_id)
             _move(session, ticket, new_status, actor, self.clock())
             session.flush()
@@ -240,7 +308,7 @@ class TicketService:
     @_publishes_update
     def assign(self, ticket_id: int, assignee: str | None, actor: str) -> Ticket:
         """Give the ticket to ``assignee`` (None to unassign) and log it."""
-        with self.db.session() as session:
+        with self._tx() as session:
             ticket = _load_for_update(session, ticket_id)
             now = self.clock()
             ticket.assignee = assignee
@@ -256,33 +324,55 @@ class TicketService:
         body = body.strip()
         if not body:
             raise ValueError("La note est vide.")
-        with self.db.session() as session:
+        with self._tx() as session:
             ticket = _load_for_update(session, ticket_id)
             now = self.clock()
             ticket.updated_at = now
             return _add_event(session, ticket, "note", actor, body, now)
 
+    @_publishes_update
+    def attach_customer(self, ticket_id: int, customer_id: int, actor: str = "client") -> Ticket:
+        """Give a ticket opened without a customer (a Mastodon post's) the customer who joined its chat.
+
+        A ticket that already has a customer keeps it; the change is logged for the agents.
+        """
+        with self._tx() as session:
+            ticket = _load_for_update(session, ticket_id)
+            if ticket.customer_id is None:
+                now = self.clock()
+                ticket.customer_id = customer_id
+                ticket.updated_at = now
+                body = "Le client a rejoint la conversation par son lien personnel et s'est identifié."
+                _add_event(session, ticket, "note", actor, body, now)
+                session.flush()
+            return _with_events(session, ticket.id)
+
     # --- agent console -------------------------------------------------------------------
 
     def list_queue(self, filters: QueueFilters) -> QueuePage:
         """One page of the agent queue (filters, sort and paging done in SQL)."""
-        with self.db.session() as session:
+        with self.db.read() as session:
             return queue.list_queue(session, filters, self.clock())
 
     def detail(self, ticket_id: int) -> TicketDetail | None:
         """The ticket with its events, customer and full conversation, or None."""
-        with self.db.session() as session:
+        with self.db.read() as session:
             return queue.ticket_detail(session, ticket_id, self.clock())
+
+    def contact(self, ticket_id: int) -> queue.ConversationContact | None:
+        """What the ticket's conversation was opened with, flagged when its phone came with another name."""
+        with self.db.read() as session:
+            return queue.contact_for_ticket(session, ticket_id)
 
     def categories(self) -> list[str]:
         """Categories for the queue filter: the procedure's ones plus any used by tickets."""
-        with self.db.session() as session:
+        with self.db.read() as session:
             return queue.categories(session, QUALIFICATION_CATEGORIES)
 
     @_publishes_update
     def take(self, ticket_id: int, agent: str) -> Ticket:
         """ "Prendre en charge": assign to ``agent``, move to IN_PROGRESS, stop the bot, tell the customer."""
-        with self.db.session() as session:
+        with self._tx() as session:
             ticket = _load_for_update(session, ticket_id)
             now = self.clock()
             if TicketStatus(ticket.status) is TicketStatus.CLOSED:
@@ -311,7 +401,7 @@ class TicketService:
             raise ValueError("La réponse est vide.")
         if len(text) > MAX_REPLY_CHARS:
             raise ValueError(f"La réponse est trop longue ({len(text)} caractères, maximum {MAX_REPLY_CHARS}).")
-        with self.db.session() as session:
+        with self._tx() as session:
             ticket = _load_for_update(session, ticket_id)
             if ticket.conversation_id is None:
                 raise ValueError("Ce ticket n'est lié à aucune conversation : impossible de répondre dans le chat.")
@@ -339,7 +429,7 @@ class TicketService:
     @_publishes_update
     def release(self, ticket_id: int, agent: str) -> Ticket:
         """ "Rendre la main au bot": the assistant answers the conversation again."""
-        with self.db.session() as session:
+        with self._tx() as session:
             ticket = _load_for_update(session, ticket_id)
             if ticket.conversation_id is None:
                 raise ValueError("Ce ticket n'est lié à aucune conversation.")
@@ -357,7 +447,7 @@ class TicketService:
 
         The customer is told when their request is resolved (and is then offered a rating).
         """
-        with self.db.session() as session:
+        with self._tx() as session:
             ticket = _load_for_update(session, ticket_id)
             target = _move(session, ticket, new_status, agent, self.clock())
             if target in (TicketStatus.RESOLVED, TicketStatus.CLOSED):
@@ -372,7 +462,7 @@ class TicketService:
         """Store the customer's 1-5 satisfaction score: own ticket only, once, after resolution."""
         if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 5:
             raise RatingError("La note doit être un nombre entier de 1 à 5.")
-        with self.db.session() as session:
+        with self._tx() as session:
             ticket = session.scalars(select(Ticket).where(Ticket.id == ticket_id).with_for_update()).first()
             if ticket is None or ticket.customer_id != customer_id:
                 raise RatingError("Ce ticket n'est pas le vôtre.")
@@ -449,6 +539,7 @@ def _add_event(
 ) -> TicketEvent:
     """Record an audit event on ``ticket``."""
     event = TicketEvent(ticket_id=ticket.id, kind=kind, actor=actor, body=body, created_at=now)
+    session.info.setdefault(TOUCHED, []).append(ticket.id)
     session.add(event)
     session.flush()
     return event

@@ -8,9 +8,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import getpass
 import re
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -29,6 +32,8 @@ AREA_ROLES = {
     "training": ("trainer", "admin"),
     "evaluation": ("trainer", "evaluator", "admin"),
     "admin": ("admin",),
+    "promotion": ("admin",),  # which model answers in the live chat (others propose)
+    "models": ROLES,  # details of the models' status (paths, errors)
 }
 MIN_PASSWORD_LENGTH = 10
 _USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
@@ -40,13 +45,29 @@ class AccessDenied(PermissionError):
     """A staff action refused server-side; the message is French, for the UI."""
 
 
+class SessionExpired(AccessDenied):
+    """A staff UI session left idle longer than allowed: the user must log in again."""
+
+
+@dataclass
+class Activity:
+    """Last use of one staff UI session (shared by every copy of its principal; monotonic seconds)."""
+
+    last: float
+    expired: bool = False
+
+
 @dataclass(frozen=True)
 class StaffPrincipal:
-    """Who is logged in; kept in server-side gr.State (or a verified token), never trusted from the client."""
+    """Who is logged in; kept in server-side gr.State (or a verified token), never trusted from the client.
+
+    A UI login also carries its session's ``activity`` (None for API tokens, which have their own expiry).
+    """
 
     user_id: int
     username: str
     role: str
+    activity: Activity | None = dataclasses.field(default=None, compare=False, repr=False)
 
     def can(self, area: str) -> bool:
         """True when this role may use the given staff area."""
@@ -65,8 +86,10 @@ def require(principal: StaffPrincipal | None, area: str) -> StaffPrincipal:
 class StaffService:
     """Create, authenticate and manage staff accounts."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, idle_minutes: float = 30, clock: Callable[[], float] = time.monotonic) -> None:
         self.db = db
+        self.idle_minutes = idle_minutes
+        self._clock = clock
 
     def create_user(self, username: str, password: str, role: str) -> StaffPrincipal:
         """Create an active account; raises ValueError on a bad name, weak password, unknown role or duplicate."""
@@ -100,19 +123,41 @@ class StaffService:
                 user.password_hash = _hasher.hash(password)
             return StaffPrincipal(user.id, user.username, user.role)
 
+    def open_session(self, principal: StaffPrincipal) -> StaffPrincipal:
+        """The principal of a new UI session: it carries its last activity, checked by ``current``."""
+        return dataclasses.replace(principal, activity=Activity(self._clock()))
+
+    def expired(self, principal: StaffPrincipal | None) -> bool:
+        """True when this UI session has been idle too long (checked without counting as activity)."""
+        activity = principal.activity if principal is not None else None
+        if activity is not None and not activity.expired:
+            activity.expired = self._clock() - activity.last > self.idle_minutes * 60
+        return activity is not None and activity.expired
+
     def current(self, principal: StaffPrincipal | None) -> StaffPrincipal | None:
-        """Re-read the account so a deactivated user or a changed role takes effect at once."""
+        """Re-read the account so a deactivated user or a changed role takes effect at once.
+
+        A UI session idle for more than ``idle_minutes`` raises SessionExpired (and stays expired);
+        otherwise this call counts as activity.
+        """
         if principal is None:
             return None
-        with self.db.session() as s:
+        if self.expired(principal):
+            raise SessionExpired(
+                f"Session expirée après {self.idle_minutes:g} minutes d'inactivité : "
+                "reconnectez-vous dans l'onglet « Espace conseillers »."
+            )
+        with self.db.read() as s:
             user = s.get(StaffUser, principal.user_id)
             if user is None or not user.active:
                 return None
-            return StaffPrincipal(user.id, user.username, user.role)
+            if principal.activity is not None:
+                principal.activity.last = self._clock()
+            return StaffPrincipal(user.id, user.username, user.role, principal.activity)
 
     def list_users(self) -> list[StaffPrincipal]:
         """All active accounts, by username."""
-        with self.db.session() as s:
+        with self.db.read() as s:
             rows = s.scalars(select(StaffUser).where(StaffUser.active.is_(True)).order_by(StaffUser.username))
             return [StaffPrincipal(u.id, u.username, u.role) for u in rows]
 

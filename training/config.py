@@ -41,6 +41,49 @@ def resolve_path(path: str | Path) -> Path:
     return path if path.is_absolute() else ROOT / path
 
 
+# ----------------------------------------------------------------------------- allowed folders
+
+
+def allowed_roots() -> list[Path]:
+    """Folders a config may read and write: datasets/, data/, the settings' runs_dir, models_dir, kb_dir and allowed_dirs."""
+    from settings import get_settings
+
+    s = get_settings()
+    roots = [ROOT / "datasets", ROOT / "data", s.runs_dir, s.rag.llm.models_dir, s.rag.kb_dir, *s.allowed_dirs]
+    return list(dict.fromkeys(resolve_path(r).resolve() for r in roots))
+
+
+def looks_local(value: str) -> bool:
+    """True when a model name is a local path (absolute, ~, ./, .., or an existing folder), not a hub id."""
+    if not value or value == "packaged":
+        return False
+    path = Path(value)
+    return (path.expanduser().is_absolute() or value.startswith((".", "~")) or ".." in path.parts
+            or resolve_path(value).exists())  # fmt: skip
+
+
+def confine(value: str | None, key: str, roots: list[Path]) -> str | None:
+    """THE path check of every config (CLI and UI): an error when `value` leaves the allowed folders, else None.
+
+    `..` components are refused outright; other paths are resolved (symbolic links included) and
+    must lie under one of `roots`.
+    """
+    if not value:
+        return None
+    inside = ".." not in Path(value).parts and any(resolve_path(value).resolve().is_relative_to(r) for r in roots)
+    if inside:
+        return None
+    shown = ", ".join(str(r.relative_to(ROOT)) if r.is_relative_to(ROOT) else str(r) for r in roots)
+    return (f"{key} : le chemin « {value} » sort des dossiers autorisés ({shown} ; « .. » interdit) / "
+            "path outside the allowed folders.")  # fmt: skip
+
+
+def confine_all(paths: dict[str, str | None]) -> list[str]:
+    """Errors of every {key: path} outside the allowed folders."""
+    roots = allowed_roots()
+    return [e for key, value in paths.items() if (e := confine(value, key, roots))]
+
+
 # ----------------------------------------------------------------------------- dataset build
 
 
@@ -105,6 +148,9 @@ class DataBuildConfig:
             errors.append("processing.variations doit être compris entre 0 et 5.")
         if self.processing.max_answer_chars < 50:
             errors.append("processing.max_answer_chars doit valoir au moins 50.")
+        outside = confine_all({"sources.kb_dir": self.sources.kb_dir, "output.out_dir": self.output.out_dir})
+        if outside:
+            return errors + outside
         if not resolve_path(self.sources.kb_dir).is_dir():
             errors.append(f"sources.kb_dir : dossier introuvable ({self.sources.kb_dir}).")
         return errors
@@ -241,7 +287,11 @@ class TrainConfig:
             errors.append("model.name_or_path est vide.")
         if not self.output.run_name.strip() or any(c in self.output.run_name for c in "/\\ "):
             errors.append("output.run_name doit être un nom simple (sans espace ni « / »).")
-        return errors
+        paths = {"model.models_dir": m.models_dir, "data.train_file": d.train_file,
+                 "data.validation_file": d.validation_file, "output.runs_dir": self.output.runs_dir}  # fmt: skip
+        if looks_local(m.name_or_path):
+            paths["model.name_or_path"] = m.name_or_path
+        return errors + confine_all(paths)
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -298,8 +348,39 @@ class CandidateArgs:
     adapter: str | None = _f(None, "PEFT adapter folder, or 'latest' (newest finished training run) - transformers only.")
     quantization: str = _f("auto", "'auto' (NF4 + bf16 on CUDA, float32 on CPU), 'none' or 'nf4'.",
                            choices=("auto", "none", "nf4"))  # fmt: skip
-    base_url: str = _f("http://127.0.0.1:8000/v1", "OpenAI-compatible endpoint (key from MOBILIA_RAG__LLM__API_KEY).")
-    endpoint_model: str = _f("default", "Model name sent to the endpoint.")
+    endpoint: str = _f("", "backend 'openai': name of an endpoint of the admins' allow-list ('default': "
+                       "MOBILIA_RAG__LLM__BASE_URL/ENDPOINT_MODEL/API_KEY; others: MOBILIA_RAG__LLM__ENDPOINTS); "
+                       "its URL, model and key come from the settings.")  # fmt: skip
+    base_url: str = _f("", "Instead of endpoint: accepted only when it is exactly the URL of an allow-listed endpoint "
+                       "(that endpoint, and only its key, is then used).")  # fmt: skip
+    endpoint_model: str = _f("", "Optional check: the model name the chosen endpoint must serve.")
+
+
+def llm_settings():
+    """The settings' LLM config: the admins' endpoint allow-list lives there."""
+    from settings import get_settings
+
+    return get_settings().rag.llm
+
+
+def candidate_endpoint(candidate: CandidateArgs, llm=None) -> str:
+    """Name of the allow-listed endpoint an 'openai' candidate uses (settings.UnknownEndpoint, French/English, else)."""
+    from settings import DEFAULT_ENDPOINT, UnknownEndpoint
+
+    llm = llm or llm_settings()
+    name = candidate.endpoint or DEFAULT_ENDPOINT
+    if candidate.base_url:
+        by_url = llm.endpoint_for_url(candidate.base_url)
+        if candidate.endpoint and candidate.endpoint != by_url:
+            raise UnknownEndpoint(f"base_url désigne l'endpoint « {by_url} », pas « {candidate.endpoint} » / "
+                                  "base_url and endpoint name two different endpoints.")  # fmt: skip
+        name = by_url
+    entry = llm.endpoint_entry(name)
+    if candidate.endpoint_model and candidate.endpoint_model != entry.model:
+        raise UnknownEndpoint(f"l'endpoint « {name} » sert le modèle « {entry.model} », pas « {candidate.endpoint_model} » "
+                              "(demandez à un administrateur d'ajouter cet endpoint) / endpoint_model differs from the "
+                              "allow-listed endpoint's model.")  # fmt: skip
+    return name
 
 
 @dataclass
@@ -325,9 +406,6 @@ class EvalConfig:
             errors.append("generation.max_new_tokens doit valoir au moins 8 et generation.max_seconds être positif.")
         if not s.validation_file and not s.eval_files:
             errors.append("aucun jeu de questions : renseignez sets.validation_file ou sets.eval_files.")
-        for path in s.eval_files:
-            if not resolve_path(path).is_file():
-                errors.append(f"sets.eval_files : fichier introuvable ({path}).")
         if not self.candidates:
             errors.append("ajoutez au moins un candidat dans la section candidates.")
         names = [c.name for c in self.candidates]
@@ -340,7 +418,33 @@ class EvalConfig:
                 errors.append(f"candidat {c.name} : un adaptateur PEFT exige backend: transformers.")
             if c.kind == "extractive" and c.prompt == "plain":
                 errors.append(f"candidat {c.name} : le mode extractif n'a pas de prompt « plain ».")
-        return errors
+            errors += self._candidate_endpoint_errors(c)
+        paths = {"evaluation.runs_dir": e.runs_dir, "sets.validation_file": s.validation_file}
+        paths |= {f"sets.eval_files[{i}]": f for i, f in enumerate(s.eval_files)}
+        for i, c in enumerate(self.candidates):
+            if c.adapter and c.adapter != "latest":
+                paths[f"candidates[{i}].adapter"] = c.adapter
+            if c.kind == "llm" and looks_local(c.model):
+                paths[f"candidates[{i}].model"] = c.model
+        outside = confine_all(paths)
+        # Existence is only told for allowed paths (no probing of the server's files).
+        for i, path in enumerate(s.eval_files):
+            if not any(err.startswith(f"sets.eval_files[{i}] ") for err in outside) and not resolve_path(path).is_file():
+                errors.append(f"sets.eval_files : fichier introuvable ({path}).")
+        return errors + outside
+
+    @staticmethod
+    def _candidate_endpoint_errors(c: CandidateArgs) -> list[str]:
+        from settings import UnknownEndpoint
+
+        if c.kind == "llm" and c.backend == "openai":
+            try:
+                candidate_endpoint(c)
+            except UnknownEndpoint as exc:
+                return [f"candidat {c.name} : {exc}"]
+        elif c.endpoint or c.base_url or c.endpoint_model:
+            return [f"candidat {c.name} : endpoint, base_url et endpoint_model exigent kind: llm et backend: openai."]
+        return []
 
 
 # ----------------------------------------------------------------------------- generic loading

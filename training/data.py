@@ -101,10 +101,13 @@ def kb_groups(config: DataBuildConfig) -> list[Group]:
 
 
 def _ticket_conversations(db_url: str):
-    """(ticket, customer name, messages, negative feedback) of conversations that have a ticket."""
+    """(ticket, known names, messages) of conversations that have a ticket.
+
+    The names are the customer's and the one the conversation's contact form was filled with.
+    """
     from sqlalchemy import select
 
-    from storage import Customer, Database, Message, Ticket
+    from storage import Conversation, Customer, Database, Message, Ticket
 
     database = Database(db_url)
     try:
@@ -112,18 +115,25 @@ def _ticket_conversations(db_url: str):
             tickets = session.scalars(select(Ticket).where(Ticket.conversation_id.is_not(None)).order_by(Ticket.id))
             for ticket in tickets:
                 customer = session.get(Customer, ticket.customer_id) if ticket.customer_id else None
+                conversation = session.get(Conversation, ticket.conversation_id)
                 messages = list(
                     session.scalars(
                         select(Message).where(Message.conversation_id == ticket.conversation_id).order_by(Message.id)
                     )
                 )
-                yield ticket, (customer.full_name if customer else None), messages
+                yield ticket, _known_names(customer, conversation), messages
     finally:
         database.dispose()
 
 
+def _known_names(customer, conversation) -> list[str]:
+    """Names to mask in a conversation's texts: its customer's and its contact form's."""
+    names = [customer.full_name if customer else None, conversation.contact_name if conversation else None]
+    return [n for n in names if n]
+
+
 def _negative_feedback(db_url: str):
-    """(customer name, question, bot answer, comment) of each thumbs-down answer."""
+    """(known names, question, bot answer, comment) of each thumbs-down answer."""
     from sqlalchemy import select
 
     from storage import Conversation, Customer, Database, Feedback, Message
@@ -145,7 +155,7 @@ def _negative_feedback(db_url: str):
                     .order_by(Message.id.desc())
                     .limit(1)
                 ).first()
-                yield (customer.full_name if customer else None), question or "", answer.content if answer else "", fb
+                yield _known_names(customer, conversation), question or "", answer.content if answer else "", fb
     finally:
         database.dispose()
 
@@ -153,8 +163,7 @@ def _negative_feedback(db_url: str):
 def db_groups_and_candidates(db_url: str, redact) -> tuple[list[Group], list[dict]]:
     """Resolved tickets -> groups (customer question -> agent answer); escalations and thumbs-down -> candidates."""
     groups, candidates = [], []
-    for ticket, name, messages in _ticket_conversations(db_url):
-        names = [name] if name else []
+    for ticket, names, messages in _ticket_conversations(db_url):
         clean = [(m.role, redact(m.content, names)) for m in messages]
         resolved = ticket.status in ("RESOLVED", "CLOSED")
         pairs, pending = [], []
@@ -175,8 +184,7 @@ def db_groups_and_candidates(db_url: str, redact) -> tuple[list[Group], list[dic
             "resolution_notes": redact(ticket.resolution_notes, names),
             "messages": [{"role": r, "content": t} for r, t in clean],
         })  # fmt: skip
-    for name, question, answer, fb in _negative_feedback(db_url):
-        names = [name] if name else []
+    for names, question, answer, fb in _negative_feedback(db_url):
         candidates.append({
             "reason": "negative_feedback",
             "feedback_id": fb.id,

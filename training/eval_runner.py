@@ -2,12 +2,14 @@
 
 Like training, the web process never loads the compared models: it writes the chosen config into
 runs/eval-<name>/, starts ``python -m training.evaluate --progress`` (argument list, own process
-group) and reads progress.json, then results.json.
+group, environment scrubbed of the server's secrets: only the keys of the allow-listed endpoints
+the candidates name are passed) and reads progress.json, then results.json.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +19,9 @@ from training.config import (
     CandidateArgs,
     ConfigError,
     EvalConfig,
+    candidate_endpoint,
     from_dict,
+    llm_settings,
     load_config,
     resolve_path,
     to_dict,
@@ -56,15 +60,54 @@ def adapter_candidates(runs_dir: Path) -> list[CandidateArgs]:
     ]  # fmt: skip
 
 
+ENDPOINT_PREFIX = "endpoint-"
+
+
+def endpoint_candidates() -> list[CandidateArgs]:
+    """One candidate per endpoint of the admins' allow-list (picked by name, RAG prompt)."""
+    return [CandidateArgs(name=f"{ENDPOINT_PREFIX}{name}", kind="llm", backend="openai", endpoint=name)
+            for name in llm_settings().endpoint_entries()]  # fmt: skip
+
+
+def endpoint_choices() -> list[tuple[str, str]]:
+    """(label, name) of the allow-listed endpoints for the tab's drop-down (no URL, no key)."""
+    return [(f"{name} — {entry.model}", name) for name, entry in llm_settings().endpoint_entries().items()]
+
+
+def endpoint_secrets(config: EvalConfig) -> dict[str, str]:
+    """The only secrets the evaluation subprocess gets: the keys of the endpoints its candidates name."""
+    from settings import DEFAULT_ENDPOINT
+
+    llm = llm_settings()
+    used = {candidate_endpoint(c, llm) for c in config.candidates if c.kind == "llm" and c.backend == "openai"}
+    named = [e for e in llm.endpoints if e.name in used]
+    env = {"MOBILIA_RAG__LLM__ENDPOINTS": json.dumps([  # always set: also masks a list kept in .env
+        {**e.model_dump(exclude={"api_key"}), "api_key": e.api_key.get_secret_value() if e.api_key else None}
+        for e in named
+    ])}  # fmt: skip
+    key = llm.bound_api_key()
+    if DEFAULT_ENDPOINT in used and key is not None:
+        env["MOBILIA_RAG__LLM__API_KEY"] = key.get_secret_value()
+    return env
+
+
 def customize(text: str, candidates: list[str] | None = None, sets: list[str] | None = None,
               validation_limit: int | None = None, eval_limit: int | None = None, name: str | None = None,
-              runs_dir: Path | None = None) -> EvalConfig:  # fmt: skip
-    """The YAML config narrowed to the tab's choices (candidates by name, incl. trained adapters; sets; sizes)."""
+              runs_dir: Path | None = None, endpoints: list[str] | None = None) -> EvalConfig:  # fmt: skip
+    """The YAML config narrowed to the tab's choices (candidates by name, incl. trained adapters and
+    allow-listed endpoints; sets; sizes)."""
     config = load_config(EvalConfig, text=text)
     data = to_dict(config)
+    if endpoints:
+        known = {c.endpoint: c.name for c in endpoint_candidates()}
+        unknown = [n for n in endpoints if n not in known]
+        if unknown:
+            raise ConfigError([f"endpoint LLM non autorisé : {', '.join(unknown)} / not in the allow-list."])
+        candidates = [*(candidates or []), *(known[n] for n in endpoints if known[n] not in (candidates or []))]
     if candidates is not None:
         pool = {c.name: c for c in config.candidates}
         pool |= {c.name: c for c in adapter_candidates(runs_dir or resolve_path(config.evaluation.runs_dir))}
+        pool |= {c.name: c for c in endpoint_candidates() if c.name not in pool}
         missing = [n for n in candidates if n not in pool]
         if missing:
             raise ConfigError([f"candidat inconnu : {', '.join(missing)}."])
@@ -115,7 +158,9 @@ class EvaluationRunner(SubprocessRunner):
                 (out / stale).unlink(missing_ok=True)
             (out / CONFIG_FILE).write_text(to_yaml(config), encoding="utf-8")
             cmd = [self.python, "-m", "training.evaluate", "--config", str(out / CONFIG_FILE), "--progress"]
-            self._proc, self._out, self._cancelled = spawn(cmd, out / CONSOLE_LOG), out, False
+            # Scrubbed environment: the child resolves the endpoints by name and gets only their keys.
+            proc = spawn(cmd, out / CONSOLE_LOG, secrets=endpoint_secrets(config))
+            self._proc, self._out, self._cancelled = proc, out, False
             return out
 
     def cancel(self, timeout: float = 10.0) -> bool:

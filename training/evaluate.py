@@ -27,6 +27,7 @@ from training.config import (
     DataBuildConfig,
     EvalConfig,
     add_config_arguments,
+    candidate_endpoint,
     load_config,
     overrides_from_args,
     resolve_path,
@@ -118,8 +119,9 @@ def candidate_llm(candidate: CandidateArgs, config: EvalConfig) -> dict:
             raise ConfigError([f"candidat {candidate.name} : adaptateur introuvable ({candidate.adapter})."])
     llm = {"backend": candidate.backend, "model": candidate.model, "adapter": adapter,
            "quantization": candidate.quantization, "max_new_tokens": config.generation.max_new_tokens}  # fmt: skip
-    if candidate.backend == "openai":
-        llm |= {"base_url": candidate.base_url, "endpoint_model": candidate.endpoint_model}
+    if candidate.backend == "openai":  # by name only: URL, model and key come from the settings' allow-list
+        llm = {"backend": "openai", "endpoint": candidate_endpoint(candidate),
+               "max_new_tokens": config.generation.max_new_tokens}  # fmt: skip
     return {k: v for k, v in llm.items() if v is not None}
 
 

@@ -1,7 +1,8 @@
 """Training runs as subprocesses, for the training tab: start, stream progress, cancel, list, select.
 
 The web process never trains: it writes the submitted config into the run folder, starts
-``python -m training.train`` with an argument list (no shell) in its own process group, sends
+``python -m training.train`` with an argument list (no shell) in its own process group, with an
+environment scrubbed of the server's secrets (keys, tokens, passwords), sends
 its output to ``console.log`` and reads the files the run writes (status.json, loss.jsonl,
 metrics.json). One run at a time per runner (the app builds one runner).
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -79,9 +81,34 @@ def _read_json(path: Path) -> dict | None:
         return None
 
 
-def spawn(cmd: list[str], log_path: Path) -> subprocess.Popen:
-    """Start `cmd` (argument list, no shell) from the repo root in its own process group, output to log_path."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
+# Environment variables a training or evaluation subprocess never inherits: the app's secrets.
+SECRET_WORDS = ("KEY", "KEYS", "SECRET", "TOKEN", "PASSWORD", "PASSWD", "PASS", "CREDENTIALS", "COOKIE")
+SECRET_NAMES = ("MOBILIA_RAG__LLM__ENDPOINTS",)  # the endpoint allow-list holds keys
+KEPT_SECRETS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")  # sent by huggingface_hub to the hub only (gated base models)
+
+
+def is_secret(name: str) -> bool:
+    """True for a variable that may hold a secret: *_KEY, *_TOKEN, *SECRET*, *PASSWORD*, the endpoint list."""
+    upper = name.upper()
+    if upper in KEPT_SECRETS:
+        return False
+    words = [w for w in re.split(r"_+", upper) if w]
+    return (upper in SECRET_NAMES or (bool(words) and words[-1] in SECRET_WORDS)
+            or any(marker in upper for marker in ("SECRET", "PASSWORD", "PASSWD")))  # fmt: skip
+
+
+def child_env(secrets: dict[str, str] | None = None) -> dict[str, str]:
+    """The subprocess environment: the server's minus every secret, plus only the `secrets` it needs."""
+    env = {k: v for k, v in os.environ.items() if not is_secret(k)}
+    return {**env, **(secrets or {}), "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def spawn(cmd: list[str], log_path: Path, secrets: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start `cmd` (argument list, no shell) from the repo root in its own process group, output to log_path.
+
+    The child gets a scrubbed environment (`child_env`): no secret of the server unless passed in `secrets`.
+    """
+    env = child_env(secrets)
     with log_path.open("ab") as console:
         return subprocess.Popen(cmd, cwd=ROOT, stdout=console, stderr=subprocess.STDOUT, env=env,
                                 start_new_session=True)  # fmt: skip

@@ -13,6 +13,7 @@ from ui.staff_tab import create_staff_tab
 from ui.tickets_tab import create_tickets_tab
 from ui.training_tab import create_training_tab
 
+CACHE_CLEANUP = (3600, 3600)  # (every N seconds, delete cached files older than M seconds)
 # Staff tabs: (label, area used for the role check, builder(services, staff_state) -> dict).
 # Each stays hidden until a user whose role may use that area logs in; callbacks re-check.
 STAFF_TABS: list[tuple[str, str, object]] = [
@@ -27,7 +28,8 @@ STAFF_TABS: list[tuple[str, str, object]] = [
 
 def build_app(services) -> gr.Blocks:
     """The whole MobiliaChat Blocks app."""
-    with gr.Blocks(title="MobiliaChat — Assistance Free Mobile") as app:
+    # Files Gradio copies into its cache to serve (CSV exports) are removed after an hour, and at shutdown.
+    with gr.Blocks(title="MobiliaChat — Assistance Free Mobile", delete_cache=CACHE_CLEANUP) as app:
         gr.Markdown("# MobiliaChat\nL'assistant du service client Free Mobile, disponible 24 h/24.")
         staff = gr.State(None)
         with gr.Tabs():

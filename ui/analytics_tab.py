@@ -62,14 +62,18 @@ class AnalyticsCallbacks:
         return (kpi_cards_html(report), "", *[figures[name] for name in CHARTS])
 
     def export(self, principal, table: str, start, end):
-        """CSV of one table over the dates, personal data removed."""
+        """CSV of one table over the dates, personal data removed; no copy of it is left behind.
+
+        A generator: Gradio copies the yielded file into its cache (cleaned by ``delete_cache``)
+        before resuming it, and resuming removes the private folder the CSV was written in.
+        """
         try:
             self._allowed(principal)
             period = period_from_dates(start, end)
-            path = self.analytics.export_csv(table, period.start, period.end)
+            with self.analytics.exported_csv(table, period.start, period.end) as path:
+                yield gr.update(value=str(path)), ""
         except (AccessDenied, ValueError) as exc:
-            return gr.update(value=None), f"⚠️ {exc}"
-        return gr.update(value=str(path)), ""
+            yield gr.update(value=None), f"⚠️ {exc}"
 
 
 def _default_start() -> str:

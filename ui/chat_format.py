@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 
 from rag.answer import Answer
 
@@ -13,9 +14,23 @@ WELCOME = (
 )
 
 
+# ASCII punctuation that Markdown may read as syntax (links, images, emphasis, code, headings, lists,
+# tables, autolinks "https://", LaTeX "$"); "&", "<", ">" and quotes are left to html.escape.
+_MARKDOWN_SYNTAX = re.compile(r"([\\`*_{}\[\]()#+\-.!|~:=$^])")
+
+
 def customer_text(text: str) -> str:
     """Customer input is shown as typed: HTML and scripts are escaped, never rendered."""
     return html.escape(text)
+
+
+def plain_markdown(text: str | None) -> str:
+    """Untrusted text (Mastodon posts, customer messages) for a staff Markdown view, shown exactly as typed.
+
+    HTML is escaped and every Markdown sign is backslash-escaped, so ``<img onerror=…>`` stays text
+    and ``[Cliquez ici](https://…)`` never becomes a link, an image or formatting.
+    """
+    return html.escape(_MARKDOWN_SYNTAX.sub(r"\\\1", text or ""))
 
 
 def answer_markdown(answer: Answer) -> str:
@@ -40,3 +55,35 @@ def pushed_markdown(role: str, content: str) -> str:
     if role == "agent":
         return f"**👤 Conseiller** : {html.escape(content)}"
     return f"*{html.escape(content)}*"
+
+
+def link_welcome_markdown(first_name: str, welcome: str | None, notice: str | None = None) -> str:
+    """First bubble after a Mastodon link: greeting, then the acknowledgement of the post (all shown as text)."""
+    parts = [f"Bonjour {customer_text(first_name)} !"]
+    if welcome:
+        parts.append(plain_markdown(welcome))
+    else:
+        parts.append(WELCOME)
+    if notice:
+        parts.append(plain_markdown(notice))
+    return "\n\n".join(parts)
+
+
+def history_messages(messages: list) -> tuple[list[dict], list[int | None]]:
+    """A stored conversation as chatbot messages and their feedback ids (a conversation resumed through its link)."""
+    history: list[dict] = []
+    ids: list[int | None] = []
+    for m in messages:
+        meta = m.meta or {}
+        if m.role == "user":
+            history.append({"role": "user", "content": customer_text(m.content)})
+            ids.append(None)
+        elif m.role == "assistant":
+            generated = meta.get("mode_used") == "generative"
+            history.append({"role": "assistant", "content": html.escape(m.content) if generated else m.content})
+            ids.append(m.id)
+        else:  # agent replies, ticket notices, the link's welcome
+            text = plain_markdown(m.content) if meta.get("welcome") else pushed_markdown(m.role, m.content)
+            history.append({"role": "assistant", "content": text})
+            ids.append(None)
+    return history, ids

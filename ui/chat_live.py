@@ -25,8 +25,12 @@ class LiveCallbacks:
 
     @staticmethod
     def toggle(session: ChatSession | None):
-        """Poll only while a conversation is open; a new conversation starts from scratch."""
-        return gr.Timer(active=session is not None), 0, None, gr.update(visible=False)
+        """Poll only while a conversation is open; a new conversation starts without a pending rating.
+
+        The cursor is set by whoever opens the conversation: 0 for a new one (everything the agent
+        side wrote is pushed), the last message shown for one resumed with its history.
+        """
+        return gr.Timer(active=session is not None), None, gr.update(visible=False)
 
     def poll(self, session: ChatSession | None, history: list, ids: list, cursor: int, rating_ticket: int | None,
              busy: bool = False):  # fmt: skip
@@ -75,9 +79,9 @@ def create_live_updates(
         send = gr.Button("Envoyer ma note", variant="primary", size="sm", elem_id="rating-send")
     timer = gr.Timer(POLL_S, active=False)
     opts = {"api_name": False, "show_progress": "hidden"}
-    session.change(cb.toggle, session, [timer, cursor, rating_ticket, box], **opts)
+    session.change(cb.toggle, session, [timer, rating_ticket, box], **opts)
     timer.tick(
         cb.poll, [session, chatbot, ids, cursor, rating_ticket, busy], [chatbot, ids, cursor, rating_ticket, box], **opts
     )
     send.click(cb.rate, [session, rating_ticket, score, chatbot, ids], [box, chatbot, ids, status], **opts)
-    return {"rating_box": box, "rating": score, "rating_send": send, "timer": timer}
+    return {"rating_box": box, "rating": score, "rating_send": send, "timer": timer, "cursor": cursor}

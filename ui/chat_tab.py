@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import logging
+
 import gradio as gr
 
+from guard import RateLimited, client_address
 from rag.chat import ChatSession, MessageError
 from rag.contact import ContactError, validate_contact
-from ui.chat_format import WELCOME, answer_markdown, customer_text, errors_markdown
+from social.links import LINK_USED, ContactLinks
+from ui.chat_format import (
+    WELCOME,
+    answer_markdown,
+    customer_text,
+    errors_markdown,
+    history_messages,
+    link_welcome_markdown,
+    plain_markdown,
+)
 from ui.chat_live import create_live_updates
+
+log = logging.getLogger(__name__)
+MAX_BINDINGS = 20  # contact links remembered per browser
+ANSWER_ERROR = "⚠️ Une erreur est survenue pendant la réponse, vous pouvez réessayer."
 
 
 class ChatCallbacks:
@@ -17,20 +33,23 @@ class ChatCallbacks:
         self.chat = services.chat
         self.services = services
 
-    def start(self, name: str, phone: str, email: str, link: tuple[str, dict] | None = None):
+    def start(self, name: str, phone: str, email: str, link: str | None = None,
+              request: gr.Request = None):
         """Validate the form; on success open a conversation and show the chat."""
         try:
             contact = validate_contact(name, phone, email)
         except ContactError as exc:
             return None, [], [], gr.update(value=errors_markdown(exc.errors), visible=True), gr.update(), gr.update()
-        if link:  # arrived from a Mastodon reply: attach the post context to the conversation
-            token, context = link
-            session = self.chat.start(contact, context=context, channel="mastodon")
-            self.services.social.tokens.mark_used(token, session.conversation_id)
+        if blocked := self._limited("conversations", self._client(request)):  # before anything is stored
+            return None, [], [], gr.update(value=blocked, visible=True), gr.update(), gr.update()
+        first = contact.full_name.split(" ")[0]
+        if link:  # arrived from a Mastodon reply: join the post's conversation (re-checked: first use only)
+            opening = ContactLinks(self.services.social, self.chat).open(link, contact)
+            session = opening.session
+            welcome = [{"role": "assistant", "content": link_welcome_markdown(first, opening.welcome, opening.notice)}]
         else:
             session = self.chat.start(contact)
-        first = contact.full_name.split(" ")[0]
-        welcome = [{"role": "assistant", "content": f"{WELCOME}\n\nEnchanté, {customer_text(first)} !"}]
+            welcome = [{"role": "assistant", "content": f"{WELCOME}\n\nEnchanté, {customer_text(first)} !"}]
         return session, welcome, [None], gr.update(value="", visible=False), gr.update(visible=False), gr.update(visible=True)
 
     def send(self, text: str, session: ChatSession | None, history: list, ids: list):
@@ -47,16 +66,26 @@ class ChatCallbacks:
         except MessageError as exc:
             yield history, ids, text, f"⚠️ {exc}", False
             return
+        if blocked := self._limited("conversation", session.conversation_id):  # nothing stored beyond the limit
+            yield history, ids, text, blocked, False
+            return
         history = [*history, {"role": "user", "content": customer_text(clean)},
                    {"role": "assistant", "content": "…"}]
         yield history, [*ids, None, None], "", "", True
         reply = None
-        for item in self.chat.send_stream(session, clean):
-            if isinstance(item, str):  # generative modes: the answer grows token by token
-                history[-1] = {"role": "assistant", "content": customer_text(item)}
-                yield history, [*ids, None, None], "", "", True
-            else:
-                reply = item
+        try:
+            for item in self.chat.send_stream(session, clean):
+                if isinstance(item, str):  # generative modes: the answer grows token by token
+                    history[-1] = {"role": "assistant", "content": customer_text(item)}
+                    yield history, [*ids, None, None], "", "", True
+                else:
+                    reply = item
+        except Exception:  # answering failed (even mid-stream): never stay busy, the live poll must resume
+            log.exception("answer failed in conversation %s", session.conversation_id)
+            # The message is stored, no answer is: drop any partial text, say so, let the customer go on.
+            history[-1] = {"role": "assistant", "content": ANSWER_ERROR}
+            yield history, [*ids, None, None], "", "", False
+            return
         history = history[:-1]
         ids = [*ids, None]
         if reply.answer is not None:
@@ -69,6 +98,20 @@ class ChatCallbacks:
             ids.append(reply.assistant_message_id)
         status = f"🎫 Ticket n° {reply.ticket.id} ouvert." if reply.ticket else ""
         yield history, ids, "", status, False
+
+    def _client(self, request: gr.Request | None) -> str:
+        """The customer's address (forwarded headers only from trusted proxies), the key of per-client limits."""
+        return client_address(request, self.services.settings.trusted_proxies)
+
+    def _limited(self, name: str, key: str) -> str | None:
+        """Count one event against the shared limiter; the French message when over the limit, else None."""
+        limits = getattr(self.services, "limits", None)  # unit-test doubles may have no limiter
+        try:
+            if limits is not None:
+                limits.hit(name, key)
+        except RateLimited as exc:
+            return f"⚠️ {exc.detail}"
+        return None
 
     def like(self, session: ChatSession | None, ids: list, data: gr.LikeData):
         """Record 👍/👎 on a bot answer; a 👎 opens the optional comment box."""
@@ -94,26 +137,48 @@ class ChatCallbacks:
         generative = engine.answer_mode != "extractive"
         return gr.update(value=engine.llm.status_text() if generative else "", visible=generative)
 
-    def restore(self, request: gr.Request):
-        """On page load, resolve `?token=…` from a Mastodon reply into the post context."""
+    def restore(self, bindings: dict | None, request: gr.Request):
+        """On page load, read `?token=…` from a Mastodon reply: show the post, or resume its conversation.
+
+        Outputs: link token, note above the form, then (resumed only) session, chat, ids, form, chat
+        area and poll cursor. Only the browser that first used the link holds its binding.
+        """
+        skip = (gr.skip(),) * 6
         token = (request.query_params.get("token") or "").strip() if request else ""
         social = getattr(self.services, "social", None)
         if not token or social is None:
-            return None, gr.update(visible=False)
-        context = social.tokens.resolve(token)
-        if context is None:
+            return None, gr.update(visible=False), *skip
+        view = ContactLinks(social, self.chat).view(token, bindings if isinstance(bindings, dict) else {})
+        if view.status == "resume":
+            history, ids = history_messages(self.chat.history(view.session))
+            history.append({"role": "assistant", "content": "🔁 Vous reprenez votre conversation."})
+            cursor = max([m.id for m in self.chat.history(view.session)], default=0)
+            return (None, gr.update(visible=False), view.session, history, [*ids, None], gr.update(visible=False),
+                    gr.update(visible=True), cursor)  # fmt: skip
+        if view.status == "used":
+            return None, gr.update(visible=True, value=plain_markdown(LINK_USED)), *skip
+        if view.status == "invalid":
             return None, gr.update(visible=True, value=(
                 "⚠️ Ce lien de contact n'est plus valable (il expire après 24 h) ou est incorrect. "
-                "Remplissez le formulaire ci-dessous pour démarrer une conversation."))
-        quote = customer_text(context.get("complaint", ""))[:280]
-        return (token, context), gr.update(visible=True, value=(
-            f"📣 Suite à votre message sur Mastodon ({customer_text(context.get('handle', ''))}) : « {quote} »\n\n"
-            "Renseignez vos coordonnées : votre message sera joint à la conversation."))
+                "Remplissez le formulaire ci-dessous pour démarrer une conversation.")), *skip
+        quote = plain_markdown(" ".join(view.context.get("complaint", "").split())[:280])
+        return token, gr.update(visible=True, value=(
+            f"📣 Suite à votre message sur Mastodon ({plain_markdown(view.context.get('handle', ''))}) : « {quote} »\n\n"
+            "Renseignez vos coordonnées : vous rejoindrez la conversation ouverte pour votre message.")), *skip
+
+    def remember_link(self, session: ChatSession | None, link: str | None, bindings: dict | None):
+        """After the first use, keep the link's binding secret in this browser (localStorage) to come back later."""
+        social = getattr(self.services, "social", None)
+        binding = ContactLinks(social, self.chat).bind(link, session) if social is not None else None
+        if binding is None:
+            return gr.skip()
+        kept = dict(list((bindings if isinstance(bindings, dict) else {}).items())[-(MAX_BINDINGS - 1):])
+        return {**kept, session.conversation_id: binding}
 
     def reset(self):
-        """New conversation: forget the session, any pending 👎 comment and the Mastodon link context."""
+        """New conversation: forget the session, any pending 👎 comment, the Mastodon link context and the cursor."""
         return (None, [], [], gr.update(visible=True), gr.update(visible=False), "", None, gr.update(visible=False), "",
-                None, gr.update(visible=False, value=""))
+                None, gr.update(visible=False, value=""), 0)
 
 
 def _create_model_status(cb: ChatCallbacks, services) -> gr.Markdown:
@@ -133,7 +198,10 @@ def create_chat_tab(services) -> dict[str, gr.Component]:
     """Build the customer tab inside the current Blocks context."""
     cb = ChatCallbacks(services)
     session, ids, disliked, busy = gr.State(None), gr.State([]), gr.State(None), gr.State(False)
-    link = gr.State(None)  # (token, Mastodon context) when opened from a reply's link
+    link = gr.State(None)  # the token of a Mastodon reply's link, while its post can still be joined
+    # Binding secrets of the links this browser used first ({conversation id: secret}). Gradio decrypts
+    # BrowserState in the page, so its key protects nothing; a fixed one keeps the value across restarts.
+    bindings = gr.BrowserState({}, storage_key="mobiliachat-contact-links", secret="mobiliachat-contact-links")
     with gr.Column(visible=True, elem_id="contact-form") as form:
         gr.Markdown("### Avant de commencer\nCes informations permettent à un conseiller de vous recontacter si besoin.")
         social_note = gr.Markdown(visible=False, elem_id="contact-social-note")
@@ -157,15 +225,18 @@ def create_chat_tab(services) -> dict[str, gr.Component]:
             comment_send = gr.Button("Envoyer le commentaire", size="sm", elem_id="feedback-send", scale=1)
         new = gr.Button("Nouvelle conversation", elem_id="chat-new")
 
-    gr.on(None, cb.restore, None, [link, social_note], api_name=False)  # triggers=None: runs on page load
+    gr.on(None, cb.restore, bindings,  # triggers=None: runs on page load
+          [link, social_note, session, chatbot, ids, form, chat_area, live["cursor"]], api_name=False)
     start.click(cb.start, [name, phone, email, link], [session, chatbot, ids, form_errors, form, chat_area],
-                api_name="start_chat")
+                api_name="start_chat").then(cb.remember_link, [session, link, bindings], bindings, api_name=False,
+                                            show_progress="hidden")
     send.click(cb.send, [message, session, chatbot, ids], [chatbot, ids, message, status, busy], api_name="send_message")
     message.submit(cb.send, [message, session, chatbot, ids], [chatbot, ids, message, status, busy], api_name=False)
     chatbot.like(cb.like, [session, ids], [disliked, comment_box, status], api_name=False)
     comment_send.click(cb.comment, [session, disliked, comment], [disliked, comment_box, comment, status], api_name=False)
     new.click(cb.reset, None,
-              [session, chatbot, ids, form, chat_area, status, disliked, comment_box, comment, link, social_note],
+              [session, chatbot, ids, form, chat_area, status, disliked, comment_box, comment, link, social_note,
+               live["cursor"]],
               api_name=False)
     return {"chatbot": chatbot, "message": message, "send": send, "status": status, "form": form,
             "model_status": model_status, **live}

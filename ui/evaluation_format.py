@@ -124,9 +124,13 @@ def side_by_side(results: dict, item_id: str) -> str:
     return DIFF_CSS + "".join(head) + f'<div class="eval-grid">{"".join(cards)}</div>'
 
 
+JOURNAL_ACTIONS = {"promote": "promotion", "rollback": "retour arrière", "propose": "proposition",
+                   "reject": "proposition refusée"}  # fmt: skip
+
+
 def journal_frame(entries: list[dict]) -> pd.DataFrame:
-    """Promotions and rollbacks, newest first."""
-    rows = [{"date": e["at"], "action": "promotion" if e["action"] == "promote" else "retour arrière",
+    """Proposals, promotions and rollbacks, newest first."""
+    rows = [{"date": e["at"], "action": JOURNAL_ACTIONS.get(e["action"], e["action"]),
              "par": e["by"], "modèle": (e.get("choice") or {}).get("label", "réglages par défaut"),
              "origine": (e.get("choice") or {}).get("origin", ""), "précédent": (e.get("previous") or {}).get("label", "réglages par défaut")}
             for e in entries]  # fmt: skip

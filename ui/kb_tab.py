@@ -52,7 +52,7 @@ def create_kb_tab(services, staff: gr.State) -> dict[str, gr.Component]:
                 gr.update(),
                 f"⚠️ La base de connaissances contient une erreur, l'index actuel reste en service : {exc}",
             )
-        services.engine.reload()
+        services.index_rebuilt()  # served here at once, and by every other replica within seconds
         done = "reconstruit" if report.rebuilt else "déjà à jour"
         return index_summary(config), f"✅ Index {done} ({report.entries} entrées, {report.seconds:.1f} s)."
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import gradio as gr
 import pandas as pd
 
 from social.service import ReplyError
 from social.store import PostFilter
 from tickets.users import AccessDenied, require
+from ui.chat_format import plain_markdown
 
 URGENCY_LABELS = {"HIGH": "🔴 Haute", "MEDIUM": "🟠 Moyenne", "LOW": "🟢 Basse"}
 REPLY_LABELS = {
@@ -22,6 +25,7 @@ REPLY_LABELS = {
 ALL = "Toutes"
 COLUMNS = ["N°", "Date", "Compte", "Publication", "Score", "Urgence", "Réponse", "Ticket", "Raisons"]
 QUEUE_STATES = ("pending", "queued", "failed")
+SAFE_URL = re.compile(r"^https?://[^\s<>()\[\]\"'`\\]+$")
 
 
 def _choices(labels: dict[str, str]) -> list[tuple[str, str]]:
@@ -62,7 +66,13 @@ def monitor_markdown(services) -> str:
         f"**Surveillance Mastodon : {state}** — mode de réponse `{services.settings.mastodon.reply_mode}`, "
         f"{st.processed} publications traitées, {st.reconnects} reconnexions.\n\nDerniers identifiants vus : {seen}"
     )
-    return text + (f"\n\n⚠️ Dernière erreur : {st.last_error}" if st.last_error else "")
+    return text + (f"\n\n⚠️ Dernière erreur : {plain_markdown(st.last_error)}" if st.last_error else "")
+
+
+def post_markdown(post) -> str:
+    """A post for the reply queue: account, link and text from Mastodon shown as text, never as Markdown or HTML."""
+    link = f" ([voir la publication]({post.url}))" if SAFE_URL.match(post.url or "") else ""
+    return f"**@{plain_markdown(post.account)}**{link} : {plain_markdown(post.content)}\n\n_{plain_markdown(post.reason)}_"
 
 
 class SocialCallbacks:
@@ -106,8 +116,7 @@ class SocialCallbacks:
         post = self.social.posts.get(post_id) if post_id is not None else None
         if post is None:
             return "", "", gr.update()  # keep the last action's message
-        quote = f"**@{post.account}** ([voir la publication]({post.url})) : {post.content}\n\n_{post.reason}_"
-        return quote, post.reply_text or "", gr.update()
+        return post_markdown(post), post.reply_text or "", gr.update()
 
     def act(self, action: str):
         """Build the callback of one queue button: approve and send, save the draft, or skip."""

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from storage.models import Message, TicketEvent
 from tickets import PRIORITY_LABELS, STATUS_LABELS, Priority, QueuePage, TicketDetail, TicketStatus
+from ui.chat_format import plain_markdown
 
 PARIS = ZoneInfo("Europe/Paris")
 QUEUE_HEADERS = ["N°", "Priorité", "Statut", "Échéance SLA", "Catégorie", "Client", "Résumé", "Assigné à", "Créé le"]
@@ -26,6 +27,7 @@ CONVERSATION_LABELS = {
     "closed": "conversation close",
 }
 FINISHED = (TicketStatus.RESOLVED.value, TicketStatus.CLOSED.value)
+SHARED_PHONE_WARNING = "⚠️ ce numéro a été utilisé avec un autre nom"
 
 
 def local(dt: datetime) -> str:
@@ -102,7 +104,7 @@ def detail_header(detail: TicketDetail, now: datetime) -> str:
         f"**Priorité** {priority_label(t.priority)} · **Statut** {status_label(t.status)} · "
         f"**SLA** {local(t.sla_due_at)} ({sla}) · **Assigné à** {html.escape(t.assignee or '—')}",
         f"**Conversation** : {conversation}",
-        f"**Résumé** : {html.escape(t.summary)}",
+        f"**Résumé** : {plain_markdown(t.summary)}",
     ]
     if t.csat is not None:
         lines.append(f"**Satisfaction client** : {'⭐' * t.csat} ({t.csat}/5)")
@@ -110,12 +112,16 @@ def detail_header(detail: TicketDetail, now: datetime) -> str:
 
 
 def customer_markdown(detail: TicketDetail) -> str:
-    """Contact card of the ticket's customer."""
-    c = detail.customer
+    """Contact card: what the conversation was opened with, flagged when the phone came with another name."""
+    c = detail.contact
     if c is None:
         return "#### Client\nAucun client associé."
-    email = html.escape(c.email) if c.email else "—"
-    return f"#### Client\n**{html.escape(c.full_name)}**  \n📞 {c.phone}  \n✉️ {email}"
+    email = plain_markdown(c.email) if c.email else "—"
+    card = f"#### Client\n**{plain_markdown(c.full_name)}**  \n📞 {plain_markdown(c.phone)}  \n✉️ {email}"
+    if c.name_conflict:
+        others = ", ".join(f"« {plain_markdown(name)} »" for name in c.other_names)
+        card += f"\n\n**{SHARED_PHONE_WARNING}** : {others}. Vérifiez l'identité avant de communiquer des informations."
+    return card
 
 
 def events_markdown(events: list[TicketEvent]) -> str:
@@ -124,23 +130,26 @@ def events_markdown(events: list[TicketEvent]) -> str:
         return "Aucun événement."
     lines = [
         f"- `{local(e.created_at)}` **{EVENT_LABELS.get(e.kind, e.kind)}** ({html.escape(e.actor)})"
-        + (f" : {html.escape(_excerpt(e.body, 160))}" if e.body else "")
+        + (f" : {plain_markdown(_excerpt(e.body, 160))}" if e.body else "")
         for e in events
     ]
     return "\n".join(lines)
 
 
 def conversation_messages(messages: list[Message]) -> list[dict]:
-    """The conversation for a gr.Chatbot: customer on the right, bot, agent and notices on the left."""
+    """The conversation for a gr.Chatbot: customer on the right, bot, agent and notices on the left.
+
+    Customer and Mastodon text is shown as typed (``plain_markdown``): never HTML, links or formatting.
+    """
     shown = []
     for m in messages:
         if m.role == "user":
-            shown.append({"role": "user", "content": html.escape(m.content)})
+            shown.append({"role": "user", "content": plain_markdown(m.content)})
         elif m.role == "agent":
             agent = html.escape((m.meta or {}).get("agent", ""))
-            shown.append({"role": "assistant", "content": f"**👤 Conseiller {agent}** : {html.escape(m.content)}"})
+            shown.append({"role": "assistant", "content": f"**👤 Conseiller {agent}** : {plain_markdown(m.content)}"})
         elif m.role == "system":
-            shown.append({"role": "assistant", "content": f"*{html.escape(m.content)}*"})
+            shown.append({"role": "assistant", "content": f"*{plain_markdown(m.content)}*"})
         else:
             shown.append({"role": "assistant", "content": f"🤖 {m.content}"})
     return shown
@@ -148,6 +157,6 @@ def conversation_messages(messages: list[Message]) -> list[dict]:
 
 def first_name(detail: TicketDetail | None) -> str | None:
     """The customer's first name, to greet them in canned replies."""
-    if detail is None or detail.customer is None:
+    if detail is None or detail.contact is None:
         return None
-    return detail.customer.full_name.split(" ")[0] or None
+    return detail.contact.full_name.split(" ")[0] or None

@@ -81,7 +81,10 @@ class TicketsConsole:
 
     def options(self, principal: StaffPrincipal | None):
         """On login: data-dependent dropdown choices and the periodic refresh; on logout: stop it."""
-        agent = self.staff.current(principal)
+        try:
+            agent = self.staff.current(principal)
+        except AccessDenied:  # a staff session expired while idle: as after a logout
+            agent = None
         if agent is None or not agent.can("tickets"):
             return gr.skip(), gr.skip(), gr.skip(), gr.Timer(active=False), "", ""
         agents = [u.username for u in self.staff.list_users() if u.can("tickets")]

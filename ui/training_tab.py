@@ -1,7 +1,8 @@
 """Training tab (trainers, admins): edit a run config, launch/cancel a fine-tuning subprocess, follow it live.
 
 Callbacks are thin: the role check, then `training.runner.TrainingRunner` (the run lives in a
-separate process; this tab only reads the files it writes).
+separate process; this tab only reads the files it writes). A trainer proposes an adapter for the
+chat; only an admin promotes it (here, or by accepting the proposal in the evaluation tab).
 """
 
 from __future__ import annotations
@@ -111,12 +112,18 @@ class TrainingCallbacks:
         return "⏹️ Entraînement annulé." if self.runner.cancel() else "Aucun entraînement en cours."
 
     def use_in_chat(self, principal, run: str | None) -> str:
-        """Promote the run's adapter as the chat's model (reversible in the evaluation tab)."""
+        """Admins promote the run's adapter as the chat's model; trainers propose it to an admin."""
         try:
             user = require(self.services.staff.current(principal), "training")
             if not run:
                 raise ConfigError(["choisissez un run terminé."])
-            choice = self.services.chat_models.promote(self.runner.adapter_choice(run), by=user.username)
+            choice = self.runner.adapter_choice(run)
+            models = self.services.chat_models
+            if not user.can("promotion"):  # role re-read from the DB above: only admins change the live chat
+                models.propose(choice, by=user.username, note=f"entraînement {run}")
+                return (f"📨 Proposition enregistrée : {describe(choice)}. Un administrateur doit l'accepter dans "
+                        "l'onglet Évaluation pour que le chat l'utilise.")  # fmt: skip
+            choice = models.promote(choice, by=user.username)
         except (AccessDenied, ConfigError, SelectionError) as exc:
             return error_message(exc)
         return (f"✅ Le chat répond désormais avec {describe(choice)} (mode hybride : réponse extractive en cas "
@@ -148,7 +155,8 @@ def _monitor() -> dict:
         run = gr.Dropdown([], label="Run", scale=3, elem_id="training-run")
         refresh = gr.Button("Rafraîchir", scale=1)
         resume = gr.Button("Reprendre ce run", scale=1)
-        use = gr.Button("Utiliser dans le chat", variant="primary", scale=1, elem_id="training-use")
+        use = gr.Button("Utiliser dans le chat (administrateur) ou proposer", variant="primary", scale=1,
+                        elem_id="training-use")  # fmt: skip
     return {"message": message, "plot": plot, "log": log, "runs": runs, "run": run, "refresh": refresh,
             "resume": resume, "use": use}  # fmt: skip
 

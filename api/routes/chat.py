@@ -6,18 +6,25 @@ settings (longest message) and FastAPI must see the class itself.
 
 import logging
 
-from fastapi import APIRouter, Header, HTTPException, Path
+from fastapi import APIRouter, Header, HTTPException, Path, Request
 from fastapi.responses import JSONResponse
 
 from api.schemas import ChatMessageResponse, ConversationMessages, ErrorOut, MessageOut, chat_request_model
 from rag.chat import ChatSession, MessageError
 from rag.contact import ContactError, validate_contact
+from social.links import ContactLinks, LinkOpening, LinkUnavailable
 
 log = logging.getLogger(__name__)
 NOT_FOUND = "Conversation introuvable ou clé d'accès invalide."
+LINK_INVALID = "Ce lien de contact n'est plus valable (il expire après 24 h) ou est incorrect."
+LINK_USED = (
+    "Ce lien de contact a déjà été utilisé : il ne sert qu'une fois. Reprenez la conversation avec son "
+    "identifiant et sa clé (X-Conversation-Key), ou écrivez sans context_token pour en ouvrir une nouvelle."
+)
 ERRORS = {
     401: {"model": ErrorOut},
     404: {"model": ErrorOut},
+    409: {"model": ErrorOut},
     422: {"model": ErrorOut},
     429: {"model": ErrorOut},
     503: {"model": ErrorOut},
@@ -43,7 +50,8 @@ def chat_router(ctx) -> APIRouter:
             raise HTTPException(404, NOT_FOUND)
         return ChatSession(conversation.customer_id, conversation.id)
 
-    def open_conversation(body) -> ChatSession:
+    def open_conversation(body, client: str) -> tuple[ChatSession, LinkOpening | None]:
+        """A new conversation, or (``context_token``, first use only) the Mastodon post's one joined."""
         if body.user_info is None:
             raise HTTPException(
                 422, "Pour démarrer une conversation, indiquez vos coordonnées (user_info : full_name, phone)."
@@ -53,23 +61,22 @@ def chat_router(ctx) -> APIRouter:
             contact = validate_contact(info.full_name, info.phone, info.email)
         except ContactError as exc:
             raise _ContactInvalid(exc.errors) from None
-        context, channel = None, "api"
-        if body.context_token:
-            social = ctx.services.social
-            context = ctx.db(social.tokens.resolve, body.context_token) if social is not None else None
-            if context is None:
-                raise HTTPException(
-                    422, "Ce lien de contact n'est plus valable (il expire après 24 h) ou est incorrect."
-                )
-            channel = "mastodon"
-        session = ctx.db(chat.start, contact, context=context, channel=channel)
-        if context is not None:
-            ctx.db(ctx.services.social.tokens.mark_used, body.context_token, session.conversation_id)
-        return session
+        social = ctx.services.social
+        if body.context_token and social is None:
+            raise HTTPException(422, LINK_INVALID)
+        ctx.limits.hit("conversations", client)  # per client address, shared with the chat tab
+        if not body.context_token:
+            return ctx.db(chat.start, contact, channel="api"), None
+        try:  # not retried: the first use claims the link
+            opening = ContactLinks(social, chat).join(body.context_token, contact)
+        except LinkUnavailable as exc:
+            raise HTTPException(409 if exc.used else 422, LINK_USED if exc.used else LINK_INVALID) from None
+        return opening.session, opening
 
     @router.post("/chat/message", response_model=ChatMessageResponse, responses=ERRORS)
     def post_message(
         body: ChatMessageRequest,
+        request: Request,
         x_conversation_key: str | None = Header(None, max_length=128),
         authorization: str | None = Header(None, max_length=4096),
     ):
@@ -78,10 +85,10 @@ def chat_router(ctx) -> APIRouter:
             text = chat.clean_message(body.message)
         except MessageError as exc:
             raise HTTPException(422, str(exc)) from None
-        new_key = None
+        new_key, opening = None, None
         if body.conversation_id is None:
             try:
-                session = open_conversation(body)
+                session, opening = open_conversation(body, ctx.client_ip(request))
             except _ContactInvalid as exc:
                 return JSONResponse(
                     {"detail": "Coordonnées invalides : " + " ".join(exc.errors.values()), "errors": exc.errors}, 422
@@ -101,8 +108,9 @@ def chat_router(ctx) -> APIRouter:
             message=text,
             response=answer.text if answer else None,
             needs_escalation=bool(answer and answer.needs_escalation),
-            ticket_id=reply.ticket.id if reply.ticket else None,
+            ticket_id=reply.ticket.id if reply.ticket else (opening.ticket.id if opening and opening.ticket else None),
             notice=reply.notice,
+            welcome=opening.welcome if opening else None,
             sources=[{"id": s.id, "title": s.title, "score": s.score} for s in (answer.sources if answer else [])],
             suggested_links=list(answer.links) if answer else [],
         )

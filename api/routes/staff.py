@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Requ
 
 from api.schemas import (
     AnalyticsOut,
+    ContactOut,
     ErrorOut,
     LoginRequest,
     Priority,
@@ -46,7 +47,7 @@ def staff_router(ctx) -> APIRouter:
     @router.post("/auth/login", response_model=TokenResponse, tags=["auth"], responses=AUTH_ERRORS)
     def login(body: LoginRequest, request: Request):
         """Exchange staff credentials for a bearer token (JWT, HS256)."""
-        ctx.limits.hit("login", ctx.client_ip(request))
+        ctx.limits.login(ctx.client_ip(request), body.username)  # per client and per account, shared with the UI
         principal = ctx.db(services.staff.authenticate, body.username, body.password)
         if principal is None:
             raise HTTPException(401, "Identifiant ou mot de passe incorrect.", headers={"WWW-Authenticate": "Bearer"})
@@ -94,7 +95,11 @@ def staff_router(ctx) -> APIRouter:
         ticket = ctx.db(tickets.get, ticket_id)
         if ticket is None:
             raise HTTPException(404, TICKET_NOT_FOUND)
-        return _ticket_out(ticket)
+        out = _ticket_out(ticket)
+        contact = ctx.db(tickets.contact, ticket_id)
+        if contact is not None:
+            out.contact = ContactOut(**dataclasses.asdict(contact), name_conflict=contact.name_conflict)
+        return out
 
     @router.post("/tickets", response_model=TicketOut, status_code=201, tags=["tickets"], responses=AUTH_ERRORS)
     def create_ticket(body: TicketCreate, response: Response, staff: TicketStaff):
@@ -210,7 +215,7 @@ def staff_router(ctx) -> APIRouter:
             "ticket_id": None,
         }
         token = ctx.db(social.tokens.issue, context)
-        log.info("mastodon context saved by %s for %s", actor, handle)
+        log.info("mastodon context saved by %s", actor)  # never the handle (personal data)
         return SaveContextResponse(
             token=token,
             link=chat_link(ctx.settings.public_url, token),

@@ -1,7 +1,9 @@
 """OpenAI-compatible HTTP backend (vLLM, TGI, Ollama, llama.cpp server): streamed chat completions.
 
 httpx does the streaming, tenacity retries connection errors and 5xx answers before the first
-token (never in the middle of an answer). The API key goes in a header and is never logged.
+token (never in the middle of an answer). URL, model name and key all come from ONE entry of the
+admins' endpoint allow-list (`LLMConfig.endpoint_entry()`), so a key only ever goes to the URL it
+was configured for; it travels in a header and is never logged.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import httpx
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from rag.llm.base import GenerationError, LLMBackend
+from settings import UnknownEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -32,18 +35,23 @@ class OpenAICompatibleBackend(LLMBackend):
 
     def __init__(self, config, transport: httpx.BaseTransport | None = None) -> None:
         super().__init__(config)
+        try:
+            self.endpoint = config.endpoint_entry()
+        except UnknownEndpoint as exc:
+            raise GenerationError(str(exc)) from exc
         headers = {"Accept": "text/event-stream"}
-        if config.api_key is not None:
-            headers["Authorization"] = f"Bearer {config.api_key.get_secret_value()}"
+        if self.endpoint.api_key is not None:  # the entry's own key, for the entry's own URL
+            headers["Authorization"] = f"Bearer {self.endpoint.api_key.get_secret_value()}"
         self.client = httpx.Client(
-            base_url=config.base_url.rstrip("/") + "/",
+            base_url=self.endpoint.base_url.rstrip("/") + "/",
             headers=headers,
             timeout=httpx.Timeout(config.request_timeout),
             transport=transport,
+            follow_redirects=False,  # a redirect must not carry the key to another host
         )
 
     def describe(self) -> str:
-        return f"{self.name}:{self.config.endpoint_model}@{self.config.base_url}"
+        return f"{self.name}:{self.endpoint.name}:{self.endpoint.model}@{self.endpoint.base_url}"
 
     def _retrying(self) -> Retrying:
         return Retrying(
@@ -60,7 +68,7 @@ class OpenAICompatibleBackend(LLMBackend):
                 with attempt:
                     self.client.get("models").raise_for_status()
         except httpx.HTTPError as exc:
-            raise GenerationError(f"endpoint {self.config.base_url} unreachable: {type(exc).__name__}") from exc
+            raise GenerationError(f"endpoint {self.endpoint.name} unreachable: {type(exc).__name__}") from exc
 
     def _open(self, payload: dict) -> httpx.Response:
         for attempt in self._retrying():
@@ -77,7 +85,7 @@ class OpenAICompatibleBackend(LLMBackend):
 
     def stream(self, messages: list[dict], stop: threading.Event | None = None) -> Iterator[str]:
         payload = {
-            "model": self.config.endpoint_model,
+            "model": self.endpoint.model,
             "messages": messages,
             "stream": True,
             "max_tokens": self.config.max_new_tokens,

@@ -44,6 +44,27 @@ def test_login_attempts_are_limited(make_client) -> None:
     assert client.post("/api/v1/auth/login", json={"username": "x", "password": "y"}).status_code == 429
 
 
+def test_conversations_opened_per_client_are_limited_before_anything_is_stored(make_client) -> None:
+    client = make_client(rate_limit_conversations_client="2/hour")
+    for phone in ("0611111111", "0622222222"):
+        start_chat(client, phone=phone)
+    limited = client.post(URL, json={"message": "Bonjour", "user_info": {**CUSTOMER, "phone": "0633333333"}})
+    assert limited.status_code == 429 and int(limited.headers["Retry-After"]) > 59 * 60
+    assert limited.json()["detail"].startswith("Trop de conversations ouvertes depuis votre connexion")
+    with client.services.db.session() as s:
+        assert s.execute(sqlite3_count("conversations")).scalar() == 2
+        assert s.execute(sqlite3_count("customers")).scalar() == 2
+
+
+def test_api_and_ui_share_one_limiter(make_client) -> None:
+    client = make_client(rate_limit_login="2/minute")
+    assert client.app.state.api.limits is client.services.limits  # the one the Gradio callbacks use
+    client.services.limits.login("testclient", "someone")  # e.g. two attempts in the Gradio staff tab
+    client.services.limits.login("testclient", "someone")
+    refused = client.post("/api/v1/auth/login", json={"username": "x", "password": "y"})
+    assert refused.status_code == 429 and "Trop de tentatives de connexion" in refused.json()["detail"]
+
+
 @pytest.fixture
 def quick_lock_db(tmp_path, monkeypatch):
     """A migrated SQLite file whose connections wait only 100 ms on a lock."""

@@ -118,6 +118,34 @@ def test_ticket_lifecycle(client, staff_tokens) -> None:
     assert client.patch(url, headers=agent, json={"assignee": "nobody"}).status_code == 422
 
 
+def test_a_chat_opened_with_someone_elses_phone_is_flagged_not_merged(client, staff_tokens) -> None:
+    """Finding 2 of issue 12: the intruder's form leaves the victim's identity as it was; both tickets say who wrote."""
+    escalate = "Je veux parler à un conseiller"
+    victim = start_chat(client, escalate)
+    intruder = start_chat(client, escalate, full_name="Mallory Intrus", email="mallory@evil.example")
+    assert victim["ticket_id"] and intruder["ticket_id"] and victim["ticket_id"] != intruder["ticket_id"]
+
+    agent = staff_tokens["agent"]
+    mine = client.get(f"/api/v1/tickets/{victim['ticket_id']}", headers=agent).json()
+    theirs = client.get(f"/api/v1/tickets/{intruder['ticket_id']}", headers=agent).json()
+    assert mine["contact"] == {
+        "full_name": "Amélie Blanc",
+        "phone": "+33655443322",
+        "email": "amelie@example.fr",
+        "name_conflict": True,
+        "other_names": ["Mallory Intrus"],
+    }
+    assert theirs["contact"]["full_name"] == "Mallory Intrus" and theirs["contact"]["email"] == "mallory@evil.example"
+    assert theirs["contact"]["name_conflict"] is True and theirs["contact"]["other_names"] == ["Amélie Blanc"]
+    customer = client.services.chat.customers.get(mine["customer_id"])
+    assert (customer.full_name, customer.email) == ("Amélie Blanc", "amelie@example.fr")  # not overwritten
+    rows = client.get("/api/v1/tickets", headers=agent).json()["tickets"]
+    assert {r["id"]: r["customer_name"] for r in rows} == {
+        victim["ticket_id"]: "Amélie Blanc",
+        intruder["ticket_id"]: "Mallory Intrus",
+    }
+
+
 def test_ticket_bad_inputs_are_4xx_and_store_nothing(client, staff_tokens) -> None:
     from sqlalchemy import func, select
 
@@ -196,7 +224,7 @@ def test_save_context_for_staff_needs_the_social_area(client, staff_tokens) -> N
 def test_health_model_status_and_docs(client) -> None:
     assert client.get("/api/v1/health").json() == {"status": "ok", "database": "ok"}
     status = client.get("/api/v1/model-status").json()
-    assert status["ready"] is True and status["answer_mode"] == "extractive"
+    assert status == {"status": "ready", "answer_mode": "extractive"}
     assert client.get("/docs").status_code == 200
     paths = client.get("/openapi.json").json()["paths"]
     assert {
@@ -210,3 +238,23 @@ def test_health_model_status_and_docs(client) -> None:
         "/api/v1/model-status",
         "/api/v1/chat/conversation/{conversation_id}/messages",
     } <= paths.keys()
+
+
+def test_public_model_status_leaks_no_path_error_or_name(client, staff_tokens) -> None:
+    """The probe: an anonymous client reads adapter paths, model names and error strings from /model-status."""
+    services = client.services
+    services.startup_error = "index introuvable : /srv/mobilia/data/index (PermissionError)"
+    public = client.get("/api/v1/model-status")
+    assert public.status_code == 200 and public.json() == {"status": "unavailable", "answer_mode": "extractive"}
+    for secret in ("/srv/", "PermissionError", "embedding", "adapter", "details"):
+        assert secret not in public.text
+    staff = client.get("/api/v1/model-status", headers=staff_tokens["agent"]).json()
+    assert staff["status"] == "unavailable" and staff["error"] == services.startup_error
+    assert staff["embedding_model"] and "llm" in staff["details"]
+    assert client.get("/api/v1/model-status", headers={"Authorization": "Bearer forged"}).status_code == 401
+
+
+def test_the_api_offers_no_way_to_change_the_chat_model(client) -> None:
+    """Promotion and rollback exist only in the admins' evaluation tab (role re-checked in each callback)."""
+    paths = client.get("/openapi.json").json()["paths"]
+    assert not [p for p in paths if any(word in p for word in ("promot", "rollback", "chat-model", "proposal"))]

@@ -29,6 +29,13 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 STARTUP_TIMEOUT_S = 90
+# Every e2e client comes from loopback: the per-client limits are lifted (tests/e2e/test_abuse.py sets them
+# back); the per-conversation message limit stays on.
+LIFTED_CLIENT_LIMITS = {
+    "MOBILIA_API__RATE_LIMIT_CONVERSATIONS_CLIENT": "1000000/hour",
+    "MOBILIA_API__RATE_LIMIT_LOGIN": "1000000/minute",
+    "MOBILIA_API__RATE_LIMIT_LOGIN_ACCOUNT": "1000000/minute",
+}
 
 
 @dataclass(frozen=True)
@@ -118,6 +125,7 @@ def start_app(workdir: Path, shipped_config, extra_env: dict | None = None) -> I
         "GRADIO_ANALYTICS_ENABLED": "False",
         "HF_HUB_OFFLINE": "1",
         "PYTHONUNBUFFERED": "1",
+        **LIFTED_CLIENT_LIMITS,
         **(extra_env or {}),
     }
     env.pop("MOBILIA_DATABASE_URL", None)

@@ -28,6 +28,22 @@ def test_start_creates_customer_and_conversation(chat_service, session: ChatSess
     assert again.conversation_id != session.conversation_id
 
 
+def test_a_form_with_someone_elses_phone_never_rewrites_their_identity(chat_service, session: ChatSession) -> None:
+    """Finding 2 of issue 12: same phone, other name and e-mail -> the stored customer is unchanged."""
+    intruder = chat_service.start(validate_contact("Mallory Intrus", "06 12 34 56 78", "mallory@evil.example"))
+
+    customer = chat_service.customers.get(session.customer_id)
+    assert (customer.full_name, customer.email) == ("Jean Dupont", "jean@exemple.fr")
+    own = chat_service.conversations.get(session.conversation_id)
+    other = chat_service.conversations.get(intruder.conversation_id)
+    assert (own.contact_name, own.contact_phone, own.contact_email) == ("Jean Dupont", "+33612345678", "jean@exemple.fr")
+    assert (other.contact_name, other.contact_phone, other.contact_email) == (
+        "Mallory Intrus",
+        "+33612345678",
+        "mallory@evil.example",
+    )
+
+
 def test_send_stores_user_and_assistant_messages_with_meta(chat_service, session: ChatSession) -> None:
     reply = chat_service.send(session, "Comment télécharger ma facture ?")
     assert reply.answer.top_entry == "fac-001" and reply.ticket is None and reply.notice is None

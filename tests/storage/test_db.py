@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from storage import Base, Customer, Database, Message
 from storage.db import MIGRATIONS_DIR
 
-HEAD = "0005"  # latest revision in storage/migrations/versions
+HEAD = "0010"  # latest revision in storage/migrations/versions
 TABLES = {
     "customers",
     "conversations",
@@ -176,6 +176,34 @@ def test_downgrade_to_base_and_back(empty_db: Database) -> None:
     assert not TABLES & set(inspect(empty_db.engine).get_table_names())
     empty_db.migrate()
     assert set(inspect(empty_db.engine).get_table_names()) >= TABLES
+
+
+def test_conversation_contact_migration_fills_existing_conversations(empty_db: Database) -> None:
+    """0006 copies each customer's contact onto its conversations, and goes back down cleanly."""
+    empty_db.migrate("0005")
+    now = datetime(2026, 3, 1, tzinfo=UTC)
+    with empty_db.engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO customers (id, full_name, phone, email, created_at) VALUES (1, 'Alice Martin', "
+                 "'+33612345678', 'alice@example.fr', :now)"),
+            {"now": now},
+        )
+        for cid, customer in (("a" * 32, 1), ("b" * 32, None)):
+            connection.execute(
+                text("INSERT INTO conversations (id, customer_id, channel, status, created_at, updated_at) "
+                     "VALUES (:id, :customer, 'web', 'bot', :now, :now)"),
+                {"id": cid, "customer": customer, "now": now},
+            )
+    empty_db.migrate("0006")
+    with empty_db.engine.connect() as connection:
+        result = connection.execute(text("SELECT id, contact_name, contact_phone, contact_email FROM conversations"))
+        rows = {r[0]: tuple(r[1:]) for r in result}
+    assert rows == {"a" * 32: ("Alice Martin", "+33612345678", "alice@example.fr"), "b" * 32: (None, None, None)}
+    empty_db.downgrade("0005")
+    columns = {c["name"] for c in inspect(empty_db.engine).get_columns("conversations")}
+    assert not {"contact_name", "contact_phone", "contact_email"} & columns
+    empty_db.migrate()
+    assert empty_db.current_revision() == HEAD
 
 
 def test_in_memory_database_is_shared_by_sessions_and_threads() -> None:

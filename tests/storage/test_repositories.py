@@ -30,7 +30,7 @@ def conversation_id(db: Database) -> str:
 # --- customers ---------------------------------------------------------------------------
 
 
-def test_customers_are_deduplicated_by_phone(db: Database) -> None:
+def test_customers_are_deduplicated_by_phone_and_never_rewritten(db: Database) -> None:
     repo = CustomerRepository(db)
     first = repo.get_or_create("Alice Martin", "+33612345678", "alice@example.fr")
     second = repo.get_or_create("Alice Martin-Durand", "+33612345678")
@@ -38,12 +38,25 @@ def test_customers_are_deduplicated_by_phone(db: Database) -> None:
 
     assert second.id == first.id
     assert other.id != first.id
+    # Anyone may type this phone number: a later form never rewrites the stored identity.
+    intruder = repo.get_or_create("Mallory Intrus", "+33612345678", "mallory@evil.example")
+    assert intruder.id == first.id
     stored = repo.get(first.id)
     assert stored is not None
-    assert stored.full_name == "Alice Martin-Durand"  # name refreshed
-    assert stored.email == "alice@example.fr"  # kept when not given
-    assert repo.get_or_create("Alice M", "+33612345678", "a@example.fr").email == "a@example.fr"
+    assert (stored.full_name, stored.email) == ("Alice Martin", "alice@example.fr")
+    assert (intruder.full_name, intruder.email) == ("Alice Martin", "alice@example.fr")
     assert stored.created_at.tzinfo is UTC
+
+
+def test_conversation_keeps_the_contact_it_was_opened_with(db: Database) -> None:
+    customer = CustomerRepository(db).get_or_create("Alice Martin", "+33612345678", "alice@example.fr")
+    repo = ConversationRepository(db)
+    own = repo.create(customer_id=customer.id, contact=("Alice Martin", "+33612345678", "alice@example.fr"))
+    other = repo.create(customer_id=customer.id, contact=("Mallory Intrus", "+33612345678", None))
+    loaded = repo.get(other.id)
+    assert (loaded.contact_name, loaded.contact_phone, loaded.contact_email) == ("Mallory Intrus", "+33612345678", None)
+    assert repo.get(own.id).contact_name == "Alice Martin"
+    assert repo.create().contact_name is None  # e.g. a Mastodon conversation with no form
 
 
 @pytest.mark.parametrize("phone", ["0612345678", "+33 6 12 34 56 78", "", "+0612345678"])

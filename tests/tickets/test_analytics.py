@@ -212,9 +212,45 @@ def test_csv_export_of_messages_keeps_redacted_text_and_meta(service, tmp_path):
     }
 
 
-def test_export_refuses_unknown_table(service):
+def test_export_refuses_unknown_table(service, tmp_path):
     with pytest.raises(ValueError, match="unknown export"):
-        service.export_csv("customers", START, END)
+        service.export_csv("customers", START, END, tmp_path)
+
+
+def test_csv_exports_contain_no_customer_name(db, tmp_path):
+    """Finding 8 of issue 12: names from the customers table and the contact form are masked, not only phones."""
+    with db.session() as s:
+        customer = Customer(full_name="Alice Martin", phone="+33612345678", email="alice.martin@example.org")
+        s.add(customer)
+        s.flush()
+        s.add(Conversation(id="n1", customer_id=customer.id, contact_name="Mallory Intrus", contact_phone="+33612345678",
+                           created_at=at(10, 9), updated_at=at(10, 9)))  # fmt: skip
+        s.flush()
+        s.add(Message(conversation_id="n1", role="user", content="Bonjour, c'est Mallory, pour ALICE", created_at=at(10, 9)))
+        answer = Message(conversation_id="n1", role="assistant", content="Bonjour Mallory Intrus", created_at=at(10, 10))
+        s.add(answer)
+        s.flush()
+        s.add(Feedback(message_id=answer.id, conversation_id="n1", rating=-1, comment="Mallory pas content",
+                       created_at=at(10, 11)))  # fmt: skip
+        s.add(Ticket(conversation_id="n1", customer_id=customer.id, category="technique", priority="HIGH", status="OPEN",
+                     summary="Rappeler Mme Martin (ou Mallory)", resolution_notes="Alice rappelée", created_at=at(10, 12),
+                     updated_at=at(10, 12), sla_due_at=at(10, 16)))  # fmt: skip
+    service = AnalyticsService(db, clock=lambda: NOW)
+    for table in ("messages", "tickets", "feedback"):
+        text = service.export_csv(table, START, END, tmp_path).read_text(encoding="utf-8-sig")
+        assert "[nom]" in text, table
+        for name in ("Alice", "ALICE", "Martin", "Mallory", "Intrus"):
+            assert name not in text, (table, name)
+
+
+def test_export_files_do_not_outlive_their_download(service):
+    with service.exported_csv("messages", START, END) as path:
+        folder = path.parent
+        assert path.is_file() and list(folder.iterdir()) == [path]
+        assert folder.name.startswith("mobiliachat-export-") and oct(folder.stat().st_mode & 0o777) == "0o700"
+    assert not folder.exists()
+    with pytest.raises(ValueError), service.exported_csv("customers", START, END) as path:
+        pass
 
 
 def test_redact_examples():

@@ -142,6 +142,44 @@ def test_detail_has_customer_conversation_and_events(db, service, clock, four) -
     assert "réclamation" in service.categories() and "technique" in service.categories()
 
 
+def test_each_ticket_shows_its_own_contact_and_a_shared_phone_is_flagged(db, service) -> None:
+    """Finding 2 of issue 12: two forms with one phone and two names -> two contacts, a flag, no merge."""
+    from rag.chat import ChatService
+
+    chat = ChatService(db, engine=None, tickets=service)
+    alice = chat.start(validate_contact("Alice Martin", "06 00 00 00 09", "alice@example.fr"))
+    mallory = chat.start(validate_contact("Mallory Intrus", "06 00 00 00 09", "mallory@evil.example"))
+    again = chat.start(validate_contact("alice  MARTIN", "06 00 00 00 09"))  # same person, other spelling
+    tickets = [
+        service.open_ticket(conversation_id=s.conversation_id, customer_id=None, category="facturation",
+                            priority="LOW", summary="résumé")
+        for s in (alice, mallory, again)
+    ]  # fmt: skip
+
+    first, second, third = (service.detail(t.id) for t in tickets)
+    assert (first.customer.full_name, first.customer.email) == ("Alice Martin", "alice@example.fr")
+    assert (second.customer.full_name, second.customer.email) == ("Alice Martin", "alice@example.fr")
+    assert (first.contact.full_name, first.contact.email) == ("Alice Martin", "alice@example.fr")
+    assert (second.contact.full_name, second.contact.phone, second.contact.email) == (
+        "Mallory Intrus",
+        "+33600000009",
+        "mallory@evil.example",
+    )
+    assert first.contact.other_names == ("Mallory Intrus",) and first.contact.name_conflict
+    assert second.contact.other_names == ("Alice Martin",) and second.contact.name_conflict
+    assert third.contact.other_names == ("Mallory Intrus",)  # case and spacing are not another name
+    assert service.contact(tickets[1].id) == second.contact
+    assert service.contact(424242) is None
+    names = {row.id: row.customer_name for row in service.list_queue(QueueFilters()).rows}
+    assert [names[t.id] for t in tickets] == ["Alice Martin", "Mallory Intrus", "alice  MARTIN"]
+
+
+def test_a_phone_used_with_one_name_is_not_flagged(db, service, four) -> None:
+    contact = service.detail(four[0].id).contact
+    assert (contact.full_name, contact.phone, contact.other_names) == ("Alice Martin", "+33600000001", ())
+    assert not contact.name_conflict
+
+
 def test_take_assigns_moves_and_tells_the_customer(db, service, four) -> None:
     urgent = four[0]
     taken = service.take(urgent.id, "lea")

@@ -134,3 +134,43 @@ def test_cli_create_list_and_deactivate(tmp_path) -> None:
     assert run_cli("--db", url, "list").stdout.split() == ["x.agent", "agent"]
     assert run_cli("--db", url, "deactivate", "--username", "x.agent").returncode == 0
     assert run_cli("--db", url, "deactivate", "--username", "x.agent.gone").returncode == 1
+
+
+class FakeClock:
+    """An injectable monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_ui_session_expires_after_the_idle_time_and_stays_expired(db) -> None:
+    from tickets.users import SessionExpired
+
+    clock = FakeClock()
+    staff = StaffService(db, idle_minutes=30, clock=clock)
+    staff.create_user("lea", PASSWORD, "agent")
+    session = staff.open_session(staff.authenticate("lea", PASSWORD))
+
+    clock.now += 29 * 60
+    assert staff.current(session).username == "lea"  # an activity: the idle time starts again
+    clock.now += 29 * 60
+    assert not staff.expired(session) and require(staff.current(session), "tickets").role == "agent"
+    clock.now += 30 * 60 + 1
+    assert staff.expired(session)
+    with pytest.raises(SessionExpired, match="Session expirée après 30 minutes d'inactivité"):
+        require(staff.current(session), "tickets")
+    clock.now += 1
+    with pytest.raises(AccessDenied):  # no coming back: a new login is needed
+        staff.current(session)
+    assert staff.current(staff.open_session(staff.authenticate("lea", PASSWORD))).username == "lea"
+
+
+def test_api_token_principals_have_no_idle_expiry(db) -> None:
+    clock = FakeClock()
+    staff = StaffService(db, idle_minutes=1, clock=clock)
+    principal = staff.create_user("tom", PASSWORD, "trainer")  # as decoded from a bearer token: no activity
+    clock.now += 24 * 3600
+    assert staff.current(principal) == principal

@@ -8,6 +8,7 @@ from training.config import (
     ROOT,
     ConfigError,
     DataBuildConfig,
+    EvalConfig,
     TrainConfig,
     field_help,
     load_config,
@@ -98,3 +99,50 @@ def test_dry_run_cpu_ok_and_gpu_explains(capsys, tmp_path):
     missing = train_main(["--config", "configs/train/smollm2-lora-cpu.yaml", "--dry-run",
                           "--set", f"data.train_file={tmp_path / 'none.jsonl'}"])  # fmt: skip
     assert missing == 2 and "fichier de données introuvable" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- allowed folders
+
+OUTSIDE = "/var/tmp/mobilia-outside"  # neither the project's folders nor the test temp dirs
+
+
+@pytest.mark.parametrize(
+    ("cls", "yaml_text", "key"),
+    [
+        (TrainConfig, f"output: {{runs_dir: {OUTSIDE}}}", "output.runs_dir"),
+        (TrainConfig, "data: {train_file: ../../etc/passwd}", "data.train_file"),
+        (TrainConfig, "data: {validation_file: datasets/../../secret.jsonl}", "data.validation_file"),
+        (TrainConfig, "model: {name_or_path: /etc}", "model.name_or_path"),
+        (TrainConfig, "model: {models_dir: ~/models}", "model.models_dir"),
+        (EvalConfig, f"evaluation: {{runs_dir: {OUTSIDE}}}\ncandidates: [{{name: e, kind: extractive}}]",
+         "evaluation.runs_dir"),
+        (EvalConfig, "sets: {eval_files: [/etc/hostname]}\ncandidates: [{name: e, kind: extractive}]",
+         "sets.eval_files[0]"),
+        (EvalConfig, "candidates: [{name: a, kind: llm, adapter: /root/adapter}]", "candidates[0].adapter"),
+        (DataBuildConfig, f"output: {{out_dir: {OUTSIDE}}}", "output.out_dir"),
+    ],
+)
+def test_paths_outside_the_allowed_folders_are_refused(cls, yaml_text, key):
+    with pytest.raises(ConfigError) as err:
+        load_config(cls, text=yaml_text)
+    errors = [e for e in err.value.errors if e.startswith(f"{key} : le chemin")]
+    assert errors and "sort des dossiers autorisés" in errors[0] and "outside the allowed folders" in errors[0]
+    assert not any("introuvable" in e for e in err.value.errors)  # no probing of files outside
+
+
+def test_project_folders_hub_ids_and_allowed_dirs_are_accepted(tmp_path, monkeypatch):
+    config = load_config(TrainConfig, text="model: {name_or_path: HuggingFaceTB/SmolLM2-135M-Instruct}\n"
+                                           "data: {train_file: datasets/processed/x.jsonl}\noutput: {runs_dir: runs}")  # fmt: skip
+    assert config.model.name_or_path.startswith("HuggingFaceTB/")
+    assert load_config(TrainConfig, text=f"output: {{runs_dir: {tmp_path}}}").output.runs_dir == str(tmp_path)
+    monkeypatch.setenv("MOBILIA_ALLOWED_DIRS", "[]")  # the admins' list decides
+    with pytest.raises(ConfigError, match=r"output\.runs_dir : le chemin"):
+        load_config(TrainConfig, text=f"output: {{runs_dir: {tmp_path}}}")
+    monkeypatch.setenv("MOBILIA_RUNS_DIR", str(tmp_path))  # the settings' runs folder is allowed
+    assert load_config(TrainConfig, text=f"output: {{runs_dir: {tmp_path / 'sub'}}}")
+
+
+def test_a_symlink_out_of_an_allowed_folder_is_refused(tmp_path):
+    (tmp_path / "link").symlink_to(OUTSIDE.rsplit("/", 1)[0])
+    with pytest.raises(ConfigError, match=r"data\.train_file : le chemin"):
+        load_config(TrainConfig, text=f"data: {{train_file: {tmp_path / 'link' / 'x.jsonl'}}}")

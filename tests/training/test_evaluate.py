@@ -13,11 +13,20 @@ import pytest
 
 from rag.answer import AnswerEngine
 from rag.llm.selection import ChatModelService, SelectionError
+from settings import get_settings
 from storage import AppStateRepository
 from tests.conftest import EVAL_DIR
 from training.config import ConfigError, EvalConfig, load_config
-from training.eval_runner import EvaluationRunner, customize
-from training.evaluate import RESULTS_FILE, load_questions, promotion_choice, run_evaluation, spread
+from training.eval_runner import EvaluationRunner, customize, endpoint_secrets
+from training.evaluate import (
+    RESULTS_FILE,
+    candidate_llm,
+    load_questions,
+    main,
+    promotion_choice,
+    run_evaluation,
+    spread,
+)
 
 EVAL_ITEMS = ["ev-001", "ev-003"]  # facts about invoices (no escalation)
 
@@ -103,16 +112,18 @@ def tiny_adapter(tiny_model, tmp_path) -> Path:
 
 @pytest.mark.slow
 def test_comparison_end_to_end_then_promotion_and_rollback(tmp_path, shipped_config, embedder, tiny_model,
-                                                          tiny_adapter, llama_server, db):  # fmt: skip
+                                                          tiny_adapter, llama_server, db, monkeypatch):  # fmt: skip
+    monkeypatch.setenv("MOBILIA_RAG__LLM__ENDPOINTS", json.dumps([{"name": "llama", "base_url": llama_server,
+                                                                   "model": "smollm2"}]))  # fmt: skip
     candidates = (
         EXTRACTIVE
         + f"  - {{name: tiny-plain, kind: llm, prompt: plain, backend: transformers, model: {tiny_model}}}\n"
         + f"  - {{name: tiny-lora, kind: llm, prompt: plain, backend: transformers, model: {tiny_model}, adapter: {tiny_adapter}}}\n"
-        + f"  - {{name: endpoint, kind: llm, backend: openai, base_url: {llama_server}, endpoint_model: smollm2}}\n"
+        + "  - {name: endpoint, kind: llm, backend: openai, endpoint: llama}\n"
         + f"  - {{name: broken, kind: llm, backend: transformers, adapter: {tmp_path / 'nope'}}}\n"
     )  # fmt: skip
     config = load_config(EvalConfig, text=config_text(tmp_path, candidates))
-    engine = AnswerEngine(shipped_config, embedder)
+    engine = AnswerEngine(shipped_config.model_copy(update={"llm": get_settings().rag.llm}), embedder)
     updates = []
     results = run_evaluation(config, updates.append, engine=engine)
 
@@ -150,7 +161,7 @@ def test_comparison_end_to_end_then_promotion_and_rollback(tmp_path, shipped_con
     choice = models.promote(promotion_choice(results, "endpoint"), by="t.trainer")
     assert choice["answer_mode"] == "hybrid" and choice["origin"].startswith("evaluation:test@")
     assert choice["metrics"]["escalation_accuracy"] == 1.0
-    assert engine.answer_mode == "hybrid" and engine.llm.config.base_url == llama_server
+    assert engine.answer_mode == "hybrid" and engine.llm.config.endpoint_entry().base_url == llama_server
     assert engine.llm.wait(60)
     answer = engine.answer("Comment télécharger ma facture ?", timeout=30)
     assert answer.mode_used == "generative" or answer.fallback_reason.startswith("low_confidence")
@@ -172,3 +183,66 @@ def test_runner_runs_the_cli_in_a_subprocess(tmp_path, shipped_config, monkeypat
     assert runner.list_results()[0]["name"] == "sub" and runner.progress().done == runner.progress().total == 4
     with pytest.raises(ConfigError, match="candidat inconnu"):
         customize(text, candidates=["gpt-9"])
+
+
+# ----------------------------------------------------------------------------- endpoint allow-list
+
+
+@pytest.fixture
+def endpoints(monkeypatch, llm_peer):
+    """Two recording peers: the settings' endpoint ('default', key sk-default) and an allow-listed 'partner'."""
+    default, partner = llm_peer(), llm_peer()
+    monkeypatch.setenv("MOBILIA_RAG__LLM__BASE_URL", default.url)
+    monkeypatch.setenv("MOBILIA_RAG__LLM__API_KEY", "sk-default")
+    monkeypatch.setenv("MOBILIA_RAG__LLM__ENDPOINTS", json.dumps([{"name": "partner", "base_url": partner.url,
+                                                                   "model": "partner-model", "api_key": "sk-partner"}]))  # fmt: skip
+    return default, partner
+
+
+def test_a_rogue_base_url_is_refused_and_receives_nothing(tmp_path, endpoints, llm_peer, capsys):
+    """The attack: an evaluator's candidate points at their own server to collect the live API key."""
+    rogue = llm_peer()
+    text = config_text(tmp_path, EXTRACTIVE + f"  - {{name: rogue, kind: llm, backend: openai, base_url: {rogue.url}}}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(EvalConfig, text=text)
+    message = "\n".join(err.value.errors)
+    assert "n'est pas un endpoint LLM autorisé" in message and "allow-list" in message
+    runner = EvaluationRunner(runs_dir=tmp_path / "runs")
+    with pytest.raises(ConfigError, match="endpoint LLM autorisé"):
+        runner.start(text, candidates=["extractif", "rogue"], sets=["validation"])
+    (tmp_path / "rogue.yaml").write_text(text, encoding="utf-8")
+    assert main(["--config", str(tmp_path / "rogue.yaml")]) == 2  # the CLI runs the same validation
+    assert "endpoint LLM autorisé" in capsys.readouterr().err
+    assert not runner.running and rogue.requests == []
+    unknown = config_text(tmp_path, EXTRACTIVE + "  - {name: x, kind: llm, backend: openai, endpoint: nowhere}\n")
+    with pytest.raises(ConfigError, match="inconnu"):
+        load_config(EvalConfig, text=unknown)
+
+
+def test_an_allow_listed_endpoint_is_picked_by_name_or_exact_url(tmp_path, endpoints):
+    _, partner = endpoints
+    for spec in ("endpoint: partner", f"base_url: {partner.url}/", "endpoint: partner, endpoint_model: partner-model"):
+        config = load_config(EvalConfig, text=config_text(tmp_path, f"  - {{name: p, kind: llm, backend: openai, {spec}}}\n"))
+        assert candidate_llm(config.candidates[0], config) == {"backend": "openai", "endpoint": "partner",
+                                                              "max_new_tokens": 12}  # fmt: skip
+    wrong_model = config_text(tmp_path, "  - {name: p, kind: llm, backend: openai, endpoint: partner, endpoint_model: gpt}\n")
+    with pytest.raises(ConfigError, match="sert le modèle"):
+        load_config(EvalConfig, text=wrong_model)
+    # The subprocess only gets the key of the endpoint its candidates name.
+    config = load_config(EvalConfig, text=config_text(tmp_path, "  - {name: p, kind: llm, backend: openai, endpoint: partner}\n"))
+    secrets = endpoint_secrets(config)
+    assert "MOBILIA_RAG__LLM__API_KEY" not in secrets and "sk-default" not in json.dumps(secrets)
+    assert json.loads(secrets["MOBILIA_RAG__LLM__ENDPOINTS"])[0]["api_key"] == "sk-partner"
+    config = load_config(EvalConfig, text=config_text(tmp_path, "  - {name: d, kind: llm, backend: openai, endpoint: default}\n"))
+    assert endpoint_secrets(config) == {"MOBILIA_RAG__LLM__ENDPOINTS": "[]", "MOBILIA_RAG__LLM__API_KEY": "sk-default"}
+
+
+def test_the_evaluated_endpoint_receives_its_own_key_only(tmp_path, endpoints, shipped_config, embedder):
+    default, partner = endpoints
+    config = load_config(EvalConfig, text=config_text(tmp_path, "  - {name: p, kind: llm, backend: openai, endpoint: partner}\n"))
+    engine = AnswerEngine(shipped_config.model_copy(update={"llm": get_settings().rag.llm}), embedder)
+    results = run_evaluation(config, engine=engine)
+    assert results["candidates"][0]["status"] == "ok", results["candidates"][0]["error"]
+    assert partner.authorizations and set(partner.authorizations) == {"Bearer sk-partner"}
+    assert default.requests == []
+    assert "sk-partner" not in json.dumps(results) and "sk-default" not in json.dumps(results)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import gradio as gr
@@ -10,7 +11,8 @@ import pytest
 from rag.llm.selection import ChatModelService
 from storage import AppStateRepository
 from tests.training.conftest import tiny_config_text
-from tickets.users import StaffService
+from tickets.users import StaffPrincipal, StaffService
+from training.config import TrainConfig, to_yaml
 from training.runner import TrainingRunner
 from ui.training_tab import TrainingCallbacks, create_training_tab
 
@@ -68,3 +70,26 @@ def test_launch_stream_and_cancel(services, trainer, tiny_model, tiny_data, tmp_
     message, *_ = next(stream)
     assert "annulé" in message and not services.training.running
     assert list(runs.columns)[:2] == ["run", "state"]
+
+
+def finished_run(runs_dir: Path, name: str = "demo-20250101-000000") -> str:
+    """A run folder as training leaves it: its config and a saved adapter."""
+    run_dir = runs_dir / name
+    (run_dir / "adapter").mkdir(parents=True)
+    (run_dir / "adapter" / "adapter_config.json").write_text("{}", encoding="utf-8")
+    (run_dir / "config.yaml").write_text(to_yaml(TrainConfig()), encoding="utf-8")
+    return name
+
+
+def test_trainers_propose_an_adapter_admins_promote_it(services, trainer):
+    """The attack: a trainer points the live chat at their adapter. It becomes a proposal for an admin."""
+    run = finished_run(services.training.runs_dir)
+    cb = TrainingCallbacks(services)
+    message = cb.use_in_chat(trainer, run)
+    assert message.startswith("📨 Proposition enregistrée") and services.chat_models.current() is None
+    [proposal] = services.chat_models.proposals()
+    assert proposal["by"] == "t.trainer" and proposal["choice"]["origin"] == f"training:{run}"
+    forged = StaffPrincipal(trainer.user_id, trainer.username, "admin")  # the role is re-read from the DB
+    assert cb.use_in_chat(forged, run).startswith("📨") and services.chat_models.current() is None
+    admin = services.staff.create_user("a.admin", PASSWORD, "admin")
+    assert cb.use_in_chat(admin, run).startswith("✅") and services.chat_models.current()["promoted_by"] == "a.admin"

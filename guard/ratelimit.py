@@ -1,0 +1,104 @@
+"""The one rate limiter of the app: API routes and Gradio events count in the same store.
+
+Moving-window limits of the ``limits`` package, named (``conversation``, ``login``, ...) and keyed
+per conversation, client address or account. The counters live in the storage named by a URI:
+``memory://`` (one process, the default) or, for several replicas, a shared one such as
+``redis://host:6379`` (``limits`` storage URIs).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from limits import RateLimitItem, parse
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+
+TOO_MANY = "Trop de requêtes : merci de patienter avant de réessayer."
+TOO_FAST = "Vous envoyez trop de messages : merci de patienter {wait} avant de réessayer."
+TOO_MANY_CONVERSATIONS = (
+    "Trop de conversations ouvertes depuis votre connexion : réessayez dans {wait}, "
+    "ou poursuivez la conversation déjà ouverte."
+)
+LOCKED_OUT = "Trop de tentatives de connexion… réessayez dans {minutes}."
+
+
+def wait_text(seconds: int) -> str:
+    """A wait in French words: '45 secondes', '1 minute', '15 minutes'."""
+    if seconds < 60:
+        return f"{seconds} seconde{'s' if seconds > 1 else ''}"
+    return minutes_text(seconds)
+
+
+def minutes_text(seconds: int) -> str:
+    """A wait rounded up to whole minutes: '1 minute', '15 minutes'."""
+    minutes = max(1, math.ceil(seconds / 60))
+    return f"{minutes} minute{'s' if minutes > 1 else ''}"
+
+
+class RateLimited(Exception):
+    """Over a limit: ``retry_after`` seconds to wait, ``detail`` a French message for the user."""
+
+    def __init__(self, retry_after: int, detail: str) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Limit:
+    """One named limit: a ``limits`` rate ('10/minute', '5 per 15 minutes') and its French message.
+
+    The message may use ``{wait}`` (seconds or minutes) and ``{minutes}`` (always minutes).
+    """
+
+    rate: str
+    message: str = TOO_MANY
+
+
+class RateLimits:
+    """Named limits checked with ``hit(name, key)``; built once per process (``Services.limits``)."""
+
+    def __init__(self, limits: Mapping[str, str | Limit], storage_uri: str = "memory://") -> None:
+        self.storage_uri = storage_uri
+        self._storage = storage_from_string(storage_uri)
+        self._limiter = MovingWindowRateLimiter(self._storage)
+        specs = {name: spec if isinstance(spec, Limit) else Limit(spec) for name, spec in limits.items()}
+        self._items: dict[str, RateLimitItem] = {name: parse(spec.rate) for name, spec in specs.items()}
+        self._messages = {name: spec.message for name, spec in specs.items()}
+
+    @classmethod
+    def from_settings(cls, api) -> RateLimits:
+        """The app's limits from ``ApiSettings`` (``MOBILIA_API__RATE_LIMIT_*``)."""
+        return cls(
+            {
+                "ip": Limit(api.rate_limit_ip),
+                "conversation": Limit(api.rate_limit_conversation, TOO_FAST),
+                "conversations": Limit(api.rate_limit_conversations_client, TOO_MANY_CONVERSATIONS),
+                "login": Limit(api.rate_limit_login, LOCKED_OUT),
+                "login_account": Limit(api.rate_limit_login_account, LOCKED_OUT),
+            },
+            storage_uri=api.rate_limit_storage_uri,
+        )
+
+    def hit(self, name: str, key: str) -> None:
+        """Count one event of ``key`` against limit ``name``; raise RateLimited (nothing counted) when over it."""
+        item = self._items[name]
+        if self._limiter.hit(item, name, key):
+            return
+        reset_at, _remaining = self._limiter.get_window_stats(item, name, key)
+        retry_after = max(1, math.ceil(reset_at - time.time()))
+        detail = self._messages[name].format(wait=wait_text(retry_after), minutes=minutes_text(retry_after))
+        raise RateLimited(retry_after, detail)
+
+    def login(self, client: str, username: str) -> None:
+        """Count one staff login attempt per client address and per account (lock-out when over either)."""
+        self.hit("login", client)
+        self.hit("login_account", (username or "").strip().lower()[:128])
+
+    def reset(self) -> None:
+        """Forget every counter (tests)."""
+        self._storage.reset()

@@ -1,0 +1,58 @@
+"""App logging: one redacting handler on the root logger, text or one JSON object per line."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from logsetup import configure_logging
+from settings import get_settings
+
+
+@pytest.fixture
+def restore_root() -> Iterator[None]:
+    """configure_logging replaces the root handlers: put pytest's back afterwards."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(level)
+
+
+def test_json_format_writes_one_parsable_object_per_line(restore_root) -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", "json", stream=stream)
+    logging.getLogger("rag.chat").info("conversation %s started\nsecond line", "abc")
+    logging.getLogger("uvicorn.access").info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:1", "GET", "/?token=t0k3n", "1.1", 200)
+    try:
+        raise RuntimeError("boom for alice@example.fr")
+    except RuntimeError:
+        logging.getLogger("api").exception("failed for 06 12 34 56 78")
+    logging.getLogger("quiet").debug("below the level")
+
+    lines = stream.getvalue().splitlines()
+    entries = [json.loads(line) for line in lines]  # every line is one JSON object
+    assert len(entries) == 3
+    assert entries[0]["message"] == "conversation abc started\nsecond line"
+    assert (entries[0]["level"], entries[0]["logger"]) == ("INFO", "rag.chat")
+    assert entries[0]["time"].endswith("+00:00")
+    assert entries[1]["message"] == '127.0.0.1:1 - "GET /?token=*** HTTP/1.1" 200'
+    assert entries[2]["message"] == "failed for [téléphone]"
+    assert "RuntimeError: boom for [email]" in entries[2]["exception"] and "alice" not in lines[2]
+
+
+def test_text_format_is_the_default_and_redacts_too(restore_root) -> None:
+    assert get_settings().log_format == "text"
+    assert get_settings(log_format="json").log_format == "json"
+    stream = io.StringIO()
+    configure_logging("INFO", stream=stream)
+    logging.getLogger("social.service").info("post by @mallory@evil.example")
+    assert stream.getvalue().rstrip().endswith("INFO social.service: post by [compte]")
+    assert len(logging.getLogger().handlers) == 1
