@@ -38,7 +38,9 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def configure_logging(level: str | int = "INFO", fmt: LogFormat = "text", stream: TextIO | None = None) -> logging.Handler:
+def configure_logging(
+    level: str | int = "INFO", fmt: LogFormat = "text", stream: TextIO | None = None
+) -> logging.Handler:
     """Replace the root logger's handlers by one redacting handler in ``fmt``; return it."""
     from tickets.redact import RedactingFilter
 

@@ -30,6 +30,8 @@ class Services:
     evaluation: object = None  # training.eval_runner.EvaluationRunner: comparisons run as subprocesses
     limits: object = None  # guard.RateLimits: the one limiter of the API and the Gradio events (from settings)
     cluster: object = None  # cluster.Cluster: leases and change notices between replicas (in-process without Redis)
+    kb: object = None  # rag.kb.KnowledgeBase: the KB in the database (seeded from datasets/raw on first start)
+    publisher: object = None  # rag.publish.Publisher: gated publication and rollback of the KB
     ready: threading.Event = field(default_factory=threading.Event)
     startup_error: str | None = None
 
@@ -37,7 +39,8 @@ class Services:
         if self.limits is None:
             from guard import RateLimits
 
-            self.limits = RateLimits.from_settings(self.settings.api)
+            redis_url = self.settings.redis_url.get_secret_value() if self.settings.redis_url else None
+            self.limits = RateLimits.from_settings(self.settings.api, redis_url=redis_url)
         if self.cluster is None:
             from cluster import build_cluster
 
@@ -52,6 +55,8 @@ class Services:
             self.chat_models.on_change = lambda: cluster.changed("chat_model")
             cluster.bus.subscribe("chat_model", self.chat_models.apply)
         cluster.bus.subscribe("kb_index", self.reload_index)
+        if self.publisher is not None:
+            self.publisher.on_change = self.index_rebuilt  # a publication or rollback: serve it, tell the others
         monitor = self.social_monitor
         if monitor is not None:
             # Exactly one monitor among the replicas: it runs only while this replica holds the lease.
@@ -63,6 +68,8 @@ class Services:
 
     def reload_index(self) -> None:
         """Serve the KB index build now in service (after a rebuild here or on another replica)."""
+        if self.kb is not None:
+            self.kb.sync_index(self.engine.embedder)  # another replica published: build that version here too
         self.engine.reload()
         if self.ready.is_set():
             self.engine.warm_up()  # load it now rather than inside the next customer's answer
@@ -85,6 +92,8 @@ class Services:
         self.db.migrate()
         started = time.perf_counter()
         try:
+            if self.kb is not None:
+                self.kb.sync_index(self.engine.embedder)  # seed the KB tables on first start, index the published KB
             self.engine.warm_up()
             log.info("Knowledge base ready in %.1f s", time.perf_counter() - started)
         except Exception as exc:  # surfaced in the UI status, the app keeps serving its pages
@@ -113,7 +122,9 @@ def build_services(settings: Settings) -> Services:
     """Create the services; cheap (models and index load later, in prepare())."""
     from rag.answer import AnswerEngine
     from rag.chat import ChatService
+    from rag.kb import KnowledgeBase
     from rag.llm.selection import ChatModelService
+    from rag.publish import Publisher
     from social.monitor import SocialMonitor
     from social.service import SocialService
     from storage import AppStateRepository, Database
@@ -123,14 +134,24 @@ def build_services(settings: Settings) -> Services:
     from training.eval_runner import EvaluationRunner
     from training.runner import TrainingRunner
 
+    from cluster import build_cluster
+    from cluster.runs import RunCoordinator
+
     db = Database(settings.database_url)
     engine = AnswerEngine(settings.rag)
     tickets = TicketService(db)
     chat = ChatService(db, engine, tickets, max_chars=settings.rag.max_message_chars)
     social = SocialService(settings.mastodon, db, tickets, public_url=settings.public_url)
     monitor = SocialMonitor(settings.mastodon, db, service=social) if settings.mastodon.enabled else None
-    return Services(settings=settings, db=db, engine=engine, tickets=tickets, chat=chat, staff=StaffService(db, idle_minutes=settings.staff_idle_minutes),
+    kb = KnowledgeBase(db, settings.rag)
+    cluster = build_cluster(settings, db)
+    state = AppStateRepository(db)
+    timing = {"ttl": settings.cluster.lease_ttl_s, "renew_every": settings.cluster.lease_renew_s}
+    runs = {kind: RunCoordinator(kind, cluster.leases, state, cluster.replica, **timing)
+            for kind in ("training", "evaluation")}  # fmt: skip
+    return Services(cluster=cluster, settings=settings, db=db, engine=engine, tickets=tickets, chat=chat, staff=StaffService(db, idle_minutes=settings.staff_idle_minutes),
                     analytics=AnalyticsService(db), social=social, social_monitor=monitor,
-                    training=TrainingRunner(runs_dir=settings.runs_dir),
-                    evaluation=EvaluationRunner(runs_dir=settings.runs_dir),
-                    chat_models=ChatModelService(AppStateRepository(db), engine))
+                    training=TrainingRunner(runs_dir=settings.runs_dir, coordinator=runs["training"]),
+                    evaluation=EvaluationRunner(runs_dir=settings.runs_dir, coordinator=runs["evaluation"]),
+                    chat_models=ChatModelService(AppStateRepository(db), engine), kb=kb,
+                    publisher=Publisher(kb, engine.embedder))

@@ -4,6 +4,9 @@
     python -m rag ask "Comment télécharger ma facture ?" [--json]
     python -m rag ask --batch questions.jsonl      # one JSON answer per input line
     python -m rag ask "Comment payer ma facture ?" --json --mode hybrid --timeout 2
+    python -m rag kb import [--from datasets/raw]   # replace the KB in the database (DATABASE_URL) and publish it
+    python -m rag kb export --out kb-backup/ [--working]
+    python -m rag gaps [--since 2026-11-01] [--json]  # questions the assistant handled badly, grouped
 """
 
 from __future__ import annotations
@@ -32,14 +35,65 @@ def make_parser() -> argparse.ArgumentParser:
     ask.add_argument("--index-dir", type=Path, help="index folder (default: settings)")
     ask.add_argument("--mode", choices=("extractive", "generative", "hybrid"), help="answer mode (default: settings)")
     ask.add_argument("--timeout", type=float, help="hybrid mode: seconds the model has to start answering")
+    kb = sub.add_parser("kb", help="the knowledge base kept in the database (DATABASE_URL)")
+    kb_sub = kb.add_subparsers(dest="kb_command", required=True)
+    kb_import = kb_sub.add_parser("import", help="replace the KB by a folder of JSON/Markdown/CSV/PDF files and publish it")
+    kb_import.add_argument("--from", dest="source", type=Path, help="folder to import (default: the shipped seed)")
+    kb_export = kb_sub.add_parser("export", help="write the published KB as the seed's files")
+    kb_export.add_argument("--out", type=Path, required=True, help="folder to write")
+    kb_export.add_argument("--working", action="store_true", help="export the working copy (drafts) instead")
+    gaps = sub.add_parser("gaps", help="customer questions answered with low confidence, out of scope, 👎 or escalated")
+    gaps.add_argument("--since", help="only questions since this date (YYYY-MM-DD)")
+    gaps.add_argument("--json", action="store_true", help="print the groups as JSON")
     return parser
+
+
+def _kb_command(args, config) -> int:
+    from rag.kb import KbError, KnowledgeBase
+    from rag.sources import SourceError
+    from settings import get_settings
+    from storage import Database
+
+    db = Database(get_settings().database_url)
+    db.migrate()
+    kb = KnowledgeBase(db, config)
+    try:
+        if args.kb_command == "import":
+            count = kb.import_dir(args.source or config.kb_dir, author="cli")
+            print(f"{count} entries imported and published into {db.url}")
+        else:
+            written = kb.export_dir(args.out, working=args.working)
+            print(f"{len(written)} files written under {args.out}")
+    except (KbError, SourceError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _gaps_command(args, config) -> int:
+    from datetime import UTC, datetime
+
+    from rag.gaps import GapFinder, format_text, report
+    from settings import get_settings
+    from storage import Database
+
+    try:
+        since = datetime.fromisoformat(args.since).replace(tzinfo=UTC) if args.since else None
+    except ValueError:
+        print("error: --since expects a date such as 2026-11-01", file=sys.stderr)
+        return 2
+    db = Database(get_settings().database_url)
+    db.migrate()
+    groups = GapFinder(db, min_confidence=config.min_confidence).groups(since)
+    print(json.dumps(report(groups), ensure_ascii=False, indent=2) if args.json else format_text(groups))
+    return 0
 
 
 def _config(args):
     from settings import get_settings
 
     config = get_settings().rag
-    updates = {k: v for k, v in (("kb_dir", getattr(args, "kb_dir", None)), ("index_dir", args.index_dir),
+    updates = {k: v for k, v in (("kb_dir", getattr(args, "kb_dir", None)), ("index_dir", getattr(args, "index_dir", None)),
                                  ("answer_mode", getattr(args, "mode", None))) if v}
     config = config.model_copy(update=updates)
     if getattr(args, "timeout", None) is not None:
@@ -59,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     config = _config(args)
+    if args.command == "kb":
+        return _kb_command(args, config)
+    if args.command == "gaps":
+        return _gaps_command(args, config)
     from rag.answer import AnswerEngine
     from rag.index import build_index
     from rag.sources import SourceError

@@ -7,6 +7,7 @@ fixed sentences for escalation, out-of-scope and small talk.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -15,9 +16,11 @@ from dataclasses import asdict, dataclass, field
 from rag.embeddings import Embedder
 from rag.index import KnowledgeIndex, build_index
 from rag.llm.manager import ModelManager
-from rag.nlu import analyze_message, is_follow_up, ticket_priority
-from rag.retriever import HybridRetriever, Retrieval
-from rag.sources import DEFAULT_LINKS
+from rag.nlu import Analysis, analyze_message, is_follow_up, ticket_priority
+from rag.promises import keep_promises_honest
+from rag.retriever import Hit, HybridRetriever, Retrieval
+from rag.sources import DEFAULT_LINKS, Entry, customer_label, customer_url
+from rag.text import fold
 from settings import RagConfig
 
 log = logging.getLogger(__name__)
@@ -45,11 +48,20 @@ EMPATHY_TEXT = "Je suis désolé pour la gêne occasionnée et je comprends votr
 
 @dataclass
 class Source:
-    """A KB entry an answer relies on."""
+    """A KB entry an answer relies on (`used`: its text is in the answer; else a runner-up, for staff)."""
 
     id: str
     title: str
     score: float
+    label: str = ""  # what a customer reads: a readable title, never the internal id
+    url: str = ""
+    used: bool = False
+
+    @classmethod
+    def of(cls, hit: Hit, used: bool) -> Source:
+        """The source record of a retrieval hit."""
+        entry = hit.entry
+        return cls(entry.id, entry.title, round(hit.score, 4), customer_label(entry), customer_url(entry), used)
 
 
 @dataclass
@@ -94,6 +106,34 @@ def _links(intent: str, entry_links: list[str], escalate: bool) -> list[dict]:
         if url not in seen:
             seen.append(url)
     return [{"label": labels.get(u, u.removeprefix("https://")), "url": u} for u in seen]
+
+
+# Where a message asks a second question: "...? Et ...", "..., et au passage ...", "... et si je ...".
+_SECOND_QUESTION = re.compile(
+    r"\?+\s+(?=\S)|\s*[,;]\s*(?:et|mais|aussi|sinon|puis)\b(?:\s+(?:au passage|aussi|sinon|en plus|egalement))?"
+    r"|\s+et\s+(?=(?:au passage|aussi|en plus|si|est-ce|comment|combien|ou|quand|quel\w*|pourquoi|je peux|on peut|a partir)\b)"
+)
+# Sentences telling the customer how to ask for a human: pointless once they asked.
+_ASK_FOR_HUMAN_HINT = re.compile(r"\b(?:dites-le|demandez|ecrivez|tapez)\b[^.!?]*\b(?:conseiller|mis en relation|humain)")
+
+
+def split_question(text: str) -> list[str]:
+    """The two questions of a two-part message (each with something to search for), else []."""
+    folded = fold(text)
+    for match in _SECOND_QUESTION.finditer(folded):
+        first, second = folded[: match.start()].strip(" ,;?"), folded[match.end() :].strip(" ,;?")
+        if len(re.findall(r"[a-z0-9]{3,}", first)) >= 2 and len(re.findall(r"[a-z0-9]{3,}", second)) >= 2:
+            return [first, second]
+    return []
+
+
+def entry_text(entry: Entry, escalated: bool, human_requested: bool) -> str:
+    """An entry's answer as this turn may say it: no promise it will not keep, no "ask for a human" hint once asked."""
+    text = keep_promises_honest(entry.answer, escalated)
+    if human_requested:
+        sentences = re.split(r"(?<=[.!?])\s+", text)
+        text = " ".join(s for s in sentences if not _ASK_FOR_HUMAN_HINT.search(fold(s))) or text
+    return text
 
 
 class AnswerEngine:
@@ -200,62 +240,110 @@ class AnswerEngine:
             answer = Answer(text=text, intent="général", confidence=1.0, links=_links("général", [], False))
             return self._finish(answer, start), [], False
 
-        topic = analysis.topic or question
-        retrieval: Retrieval = retriever.search(topic)
-        if previous_question and is_follow_up(question):
-            # The new message counts twice so it steers; the previous one supplies the subject.
-            combined = retriever.search(f"{topic} {topic} {previous_question}")
-            standalone = {h.entry.id for h in retriever.search(topic, k=10).hits}
-            if combined.top and combined.top.entry.id in standalone:
-                retrieval = combined
-        top = retrieval.top
-        confidence = round(top.score, 4) if top else 0.0
         reasons = list(analysis.escalation_reasons)
-        out_of_scope = analysis.competitor_offer or (
-            not analysis.has_domain_term and confidence < self.config.out_of_scope_confidence and not reasons
-        )
-        if out_of_scope:
+        if analysis.bare_request:  # "un conseiller svp": nothing to look up, hand over at once
+            answer = Answer(text=HANDOFF_TEXT, intent="assistance", confidence=1.0, needs_escalation=True,
+                            escalation_reasons=reasons, priority=ticket_priority(analysis, reasons),
+                            sentiment=analysis.sentiment, links=_links("assistance", [], True))
+            return self._finish(answer, start), [], "mécontentement important" in reasons
+
+        retrieval, used = self._retrieve(retriever, analysis, question, previous_question)
+        top = retrieval.top
+        confidence = round(used[0].score, 4) if used else 0.0
+        if self._out_of_scope(analysis, confidence):
             answer = Answer(text=OUT_OF_SCOPE_TEXT, intent="général", confidence=confidence, out_of_scope=True,
                             sentiment=analysis.sentiment, links=_links("général", [], False))
             return self._finish(answer, start), [], False
 
-        grounded = top is not None and confidence >= self.config.min_confidence
+        grounded = bool(used) and confidence >= self.config.min_confidence
+        if not grounded:
+            used = []
         intent = analysis.intent
         if grounded and intent in ("général", "assistance"):
-            intent = top.entry.category  # KB categories use the intent labels
+            intent = used[0].entry.category  # KB categories use the intent labels
         if grounded and previous_top_entries is not None:
-            repeats = 1 + previous_top_entries.count(top.entry.id)
-            if repeats >= self.config.repeat_limit:
+            repeats = 1 + previous_top_entries.count(used[0].entry.id)
+            if repeats >= self.config.repeat_limit and "problème non résolu après plusieurs tentatives" not in reasons:
                 reasons.append("problème non résolu après plusieurs tentatives")
         if not grounded:
             reasons.append("confiance de recherche insuffisante")
+        escalate = bool(reasons)
+        human = "demande explicite d'un conseiller" in reasons
 
         parts = []
         if "mécontentement important" in reasons:
             parts.append(EMPATHY_TEXT)
         if grounded:
-            parts.append(top.entry.answer)
+            parts.extend(entry_text(hit.entry, escalate, human) for hit in used)
         elif len(reasons) > 1:  # a human was asked for (or anger, a dispute...) but no topic was found
             parts.append(HANDOFF_TEXT)
         else:
             parts.append(LOW_CONFIDENCE_TEXT)
         if reasons and grounded:
             parts.append(ESCALATION_TEXT)
-        escalate = bool(reasons)
+        used_ids = {hit.entry.id for hit in used}
+        runners_up = [h for h in retrieval.hits if h.entry.id not in used_ids] if grounded else []
         answer = Answer(
             text="\n\n".join(parts),
-            sources=[Source(h.entry.id, h.entry.title, round(h.score, 4)) for h in retrieval.hits] if grounded else [],
+            sources=[Source.of(h, True) for h in used] + [Source.of(h, False) for h in runners_up],
             intent=intent,
             confidence=confidence,
             needs_escalation=escalate,
             escalation_reasons=reasons,
             priority=ticket_priority(analysis, reasons) if escalate else None,
             sentiment=analysis.sentiment,
-            links=_links(intent, top.entry.links if grounded else [], escalate),
-            top_entry=top.entry.id if top else None,
+            links=_links(intent, [u for h in used for u in h.entry.links], escalate),
+            top_entry=used[0].entry.id if used else (top.entry.id if top else None),
         )
-        entries = [h.entry for h in retrieval.hits[: self.config.llm.context_entries]] if grounded else []
+        context = list(used) + [h for h in runners_up][: max(0, self.config.llm.context_entries - len(used))]
+        entries = [h.entry for h in context] if grounded else []
         return self._finish(answer, start), entries, "mécontentement important" in reasons
+
+    def _retrieve(
+        self, retriever: HybridRetriever, analysis: Analysis, question: str, previous_question: str | None
+    ) -> tuple[Retrieval, list[Hit]]:
+        """The retrieval of the message and the hits the answer uses: one, or two for a two-part question
+        or a billing dispute (the matching entry and the contestation procedure)."""
+        topic = analysis.topic or question
+        prefer = ("résiliation",) if "demande de résiliation" in analysis.escalation_reasons else ()
+        extra = [analysis.extra_topic] if analysis.extra_topic else split_question(topic)
+        if extra:
+            found = retriever.search_many([topic, *extra] if analysis.extra_topic else extra, prefer=prefer)
+            retrieval = found[0] if analysis.extra_topic else retriever.search(topic, prefer=prefer)
+        else:
+            found, retrieval = [], retriever.search(topic, prefer=prefer)
+        if previous_question and is_follow_up(question):
+            # The new message counts twice so it steers; the previous one supplies the subject.
+            combined = retriever.search(f"{topic} {topic} {previous_question}", prefer=prefer)
+            standalone = {h.entry.id for h in retriever.search(topic, k=10).hits}
+            if combined.top and combined.top.entry.id in standalone:
+                retrieval = combined
+        used = [retrieval.top] if retrieval.top else []
+        tops = [r.top for r in found if r.top is not None]
+        if len(tops) == 2 and tops[0].entry.id != tops[1].entry.id:
+            first, second = tops
+            if analysis.extra_topic:  # the matching entry (if it really matches), then how to contest
+                used = [first, second] if first.score >= self.config.compose_min_confidence else [second]
+            elif min(first.score, second.score) >= self.config.compose_min_confidence:
+                used = [first, second]
+        elif analysis.extra_topic and tops:
+            used = tops[:1]
+        return retrieval, used
+
+    def _out_of_scope(self, analysis: Analysis, confidence: float) -> bool:
+        """Another company's offer or service, or a question whose words and retrieval both point elsewhere.
+
+        Requests the rules recognised (a human, a cancellation, a complaint...) are never out of scope;
+        a word only this service uses ("forfait", "APN"...) keeps a question in scope; a word shared
+        with everyday questions ("téléphone", "compte") needs a closer KB match than no word at all.
+        """
+        if analysis.competitor_offer or analysis.other_service:
+            return True
+        if analysis.escalation_reasons or analysis.domain == "strong":
+            return False
+        if analysis.domain == "weak":
+            return confidence < self.config.out_of_scope_weak_confidence
+        return confidence < self.config.out_of_scope_confidence
 
     @staticmethod
     def _finish(answer: Answer, start: float) -> Answer:

@@ -45,17 +45,46 @@ HUMAN_REQUEST = _re(
     r"\betre rappele",
     r"\bpas (?:a |avec )?un (?:robot|bot)\b",
 )
-CANCEL_TERM = _re(r"\bresili", r"\bquitter free\b", r"\barret(?:er|ez) (?:mon |ma |le |la )?(?:forfait|abonnement|ligne)",
-                  r"\bmettre fin a (?:mon|ma)", r"\bferm(?:er|ez) (?:ma|mon|la|le) (?:ligne|compte|forfait|abonnement)")
+_LINE_OBJECT = r"(?:mon |ma |mes |le |la |sa |son |cette |l'?\s?)?(?:forfait|abonnement|ligne|contrat|compte|numero|sim)"
+CANCEL_TERM = _re(r"\bresili", r"\bquitter free\b", r"\bje quitte free\b", r"\barret(?:er|ez) " + _LINE_OBJECT,
+                  r"\bmett(?:re|ez|ons) (?:un )?(?:fin|terme) a " + _LINE_OBJECT,
+                  r"\b(?:ferm|clotur|coup|annul|stopp|supprim)(?:er|ez) " + _LINE_OBJECT,
+                  r"\bdesabonn", r"\bje ne (?:veux|souhaite) plus (?:de |d'?\s?)?(?:free|vos services|" + _LINE_OBJECT + ")")
+# A request, not a question: a wish in the first person, or an order given to the operator.
 CANCEL_WANT = _re(r"\bje (?:veux|voudrais|souhaite|souhaiterais|vais|compte|desire)\b", r"\bj'?\s?(?:aimerais|ai decide)",
                   r"\bveux\b", r"\bdemande de resiliation\b", r"\bcomment (?:je )?(?:peux |puis-je )?resili",
-                  r"\bresiliez", r"\bfermez\b", r"\barretez\b", r"\bresilier mon", r"^\W*resili\w*\W*$")
+                  r"\bresiliez", r"\bfermez\b", r"\barretez\b", r"\bresilier mon", r"^\W*resili\w*\W*$",
+                  r"\b(?:mettez|coupez|cloturez|annulez|stoppez|supprimez)\b", r"\bje ne (?:veux|souhaite) plus\b",
+                  r"\bje me desabonne", r"\bje quitte free\b")
+# Asking about cancellation without asking for it: "je me renseigne", "si je résilie, est-ce que...".
+CANCEL_HEDGE = _re(r"\bje me renseigne", r"\b(?:pas|pas encore) (?:partir|resilier|quitter)\b", r"\bsi (?:un jour )?je (?:resili|pars|quitte)",
+                   r"\bau cas ou\b", r"\bpour (?:information|info|savoir)\b", r"\bsi jamais\b", r"\bsi un jour\b",
+                   r"\bhypothetique")
+_NEGATED_WANT = re.compile(r"\bne (?:veux|voudrais|souhaite|compte) (?:pas|jamais)\b[^.?!,;:]*")
 COMPLAINT = _re(r"\b(?:depos\w*|fai\w*|port\w*|ouvr\w*|envo\w*|formul\w*|lanc\w*)\b[^.?!]{0,20}\b(?:reclamation|plainte)",
-                r"\bje (?:porte|vais porter) plainte", r"\blitige\b", r"\bmediateur\b", r"\breclamation officielle",
-                r"\bplainte\b")
-MONEY_DISPUTE = _re(r"\brembours", r"\bpreleve\w* (?:deux|2) fois", r"\bdouble prelevement", r"\btrop (?:paye|preleve|facture)",
-                    r"\bfactur\w* (?:deux|2) fois", r"\berreur de factur", r"(?<!si )\bje conteste\b", r"\bvol(?:e|er)? (?:mon|de l'?)\s?argent",
-                    r"\bdedommag", r"\bgeste commercial")
+                r"\bje (?:porte|vais porter) plainte", r"\blitige\b", r"\bmediateur\b", r"\breclamation (?:officielle|formelle|ecrite)",
+                r"\bplainte\b", r"\b(?:ceci est|c'?est|voici) (?:une|ma) reclamation\b", r"\bj'?\s?exige\b")
+REFUND = _re(r"\brembours", r"\bpreleve\w* (?:deux|2) fois", r"\bdouble prelevement", r"\btrop (?:paye|preleve|facture)",
+             r"\bfactur\w* (?:deux|2) fois", r"\berreur de factur", r"\bvol(?:e|er)? (?:mon|de l'?)\s?argent",
+             r"\bdedommag", r"\bgeste commercial", r"\b(?:rendez|rendre|restituez|restituer)(?:-| )?(?:moi )?(?:mon|mes|l'?)\s?(?:argent|euros?|sous)",
+             r"\brecuperer (?:mon|mes) (?:argent|euros)", r"\bvous me devez\b",
+             r"\bprelev\w*[^.?!]{0,40}\b(?:apres|alors que|malgre)\b[^.?!]{0,30}\bresili")
+CONTEST = _re(r"(?<!si )\bje conteste\b")
+# Asking how something works ("comment faire une réclamation ?", "sous quel délai ?") rather than doing it.
+ASKS_ABOUT = _re(r"^\W*(?:comment|ou|quand|pourquoi)\b", r"\bcomment (?:on|je|faire|fait-on|proceder|dois-je|puis-je)\b",
+                 r"\best-ce qu'?\s?(?:on|je) (?:peu[tx]|doi[st]|fai[ts])\b", r"\b(?:peut-on|puis-je|dois-je|faut-il)\b",
+                 r"\b(?:sous|dans) quel delai\b", r"\b(?:en )?combien de temps\b", r"\bau bout de combien\b",
+                 r"\bquelle? (?:est la )?(?:demarche|procedure)\b", r"\ben attendant\b")
+DEMAND = _re(r"\bje (?:veux|voudrais|souhaite|demande|depose|porte|exige|vais|reclame)\b", r"\bj'?\s?(?:exige|aimerais)\b",
+             r"\b(?:remboursez|rendez|corrigez|annulez|passez|mettez)\b")
+# A human mentioned in a hypothesis or a question about delays is a question about the service.
+HUMAN_HYPOTHESIS = _re(r"\bsi (?:un jour |jamais |besoin |par exemple )?(?:je|j'?|on|vous)\b", r"\b(?:quand|lorsqu'?\s?|une fois qu'?\s?)(?:je|j'?|on)\b",
+                       r"\b(?:en )?combien de temps\b", r"\b(?:sous|dans) quel delai\b", r"\bau bout de combien\b",
+                       r"\bdelai\b")
+_HYPOTHETICAL_CLAUSE = re.compile(r"\b(?:si|quand|lorsqu'?\s?|une fois qu'?\s?)\b[^,;:?!.]*")
+HUMAN_WANT = _re(r"\bje (?:veux|voudrais|souhaite|demande a|exige)\b", r"\bj'?\s?aimerais\b", r"\bpass(?:er|ez)(?:-| )?moi\b",
+                 r"\bmett(?:re|ez)(?:-| )?moi\b", r"\bsvp\b", r"\bstp\b", r"\bs'?il vous plait\b", r"\bmaintenant\b",
+                 r"\btout de suite\b")
 URGENT_DOWN = _re(r"\bplus (?:aucun|rien)\b[^.?!]{0,25}\b(?:service|reseau|ligne|marche|fonctionne)",
                   r"\bappeler les urgences\b", r"\burgen(?:t|ce)\b", r"\bligne (?:coupee|bloquee|suspendue)")
 INSULTS = _re(r"\bescro", r"\bvoleurs?\b", r"\bincompeten", r"\bconnard", r"\bdebiles?\b", r"\bbande d", r"\bmerde",
@@ -69,20 +98,44 @@ NEGATIVE_WORDS = _re(
     r"\bhonteu", r"\bjamais vu ca\b", r"\bpire\b", r"\bdeplorable", r"\bfoutage",
 )
 NEGATIVE_EMOJI = re.compile("[\U0001F620\U0001F621\U0001F624\U0001F92C\U0001F44E\U0001F4A9\U0001F62D\U0001F61E\U0001F612]")
-DOMAIN = _re(
-    r"\bforfait", r"\bfactur", r"\bsim\b", r"\besim\b", r"\breseau", r"\bfree\b", r"\bmobile\b", r"\btelephone", r"\bportable\b",
-    r"\bappels?\b", r"\bappeler\b", r"\bsms\b", r"\bmms\b", r"\bdata\b", r"\binternet\b", r"\b[45]g\b", r"\bapn\b",
-    r"\babonn", r"\bresili", r"\brio\b", r"\bconso", r"\boptions?\b", r"\broaming\b", r"\bitinerance\b", r"\bpaiement",
-    r"\bprelev", r"\brib\b", r"\bconseill", r"\bticket", r"\breclamation", r"\brembours", r"\bligne\b", r"\bnumero\b",
-    r"\boperateur", r"\bcouverture\b", r"\bdebit\b", r"\bgigas?\b", r"\bgo\b", r"\bactiv", r"\brecharge", r"\bcode\b",
-    r"\bsignal\b", r"\bbarres?\b", r"\bcontrat\b", r"\betranger\b", r"\bespace abonne", r"\bservice client", r"\bcompte\b",
-    r"\bmessagerie\b", r"\brepondeur\b", r"\bwifi\b", r"\bmontant\b", r"\btarif", r"\bprix\b", r"\bpa[iy]e", r"\bfaq\b",
-    r"\bengag", r"\bpuce\b", r"\baucun service\b", r"\bmastodon\b", r"\bsurtax", r"\bcout", r"\bcher\b", r"\btel\b",
-    r"\bassistance\b", r"\bsav\b", r"\bhashtag", r"\bsatisfaction\b", r"\bdelai", r"\bmobile\.free\.fr",
-    r"\bsos\b", r"\bmmsc\b", r"\bmnc\b", r"\bmcc\b", r"\boffres?\b", r"\btextos?\b", r"\bsite\b", r"\bcontact\b",
-    r"\bespace (?:perso|client)", r"\biphone\b", r"\bandroid\b", r"\bsmartphone\b", r"\bappli", r"\bpoint d'?\s?acces\b",
-    r"\bmessages?\b", r"\bvocal\b", r"\bportabilite\b", r"\btransfert\b", r"\bengagement\b", r"\bclient\b",
+# Words only this service's questions use (strong) and words that also appear in everyday questions
+# (weak: "téléphone", "compte", "code", "prix"...). A weak word alone does not make a question in scope.
+DOMAIN_STRONG = _re(
+    r"\bforfait", r"\bfactur", r"\bsim\b", r"\besim\b", r"\bmultisim\b", r"\breseau", r"\bsms\b", r"\bmms\b", r"\bdata\b",
+    r"\b[45]g\b", r"\bapn\b", r"\babonn", r"\bresili", r"\brio\b", r"\bconso(?:s|mmation\w*|mme\w*)?\b", r"\boptions?\b", r"\broaming\b",
+    r"\bitinerance\b", r"\bpaiement", r"\bprelev", r"\brib\b", r"\bticket", r"\breclamation", r"\brembours", r"(?<!en )\bligne\b",
+    r"\boperateur", r"\bcouverture\b", r"\bdebit\b", r"\bgigas?\b", r"\bgo\b", r"\bactiv(?:er|ez|e|ee|ees|es|ation|ations)\b", r"\brecharge", r"\bsignal\b",
+    r"\bbarres?\b", r"\betranger\b", r"\bespace abonne", r"\bservice client", r"\bmessagerie\b", r"\brepondeur\b",
+    r"\bengag", r"\bpuce\b", r"\baucun service\b", r"\bmastodon\b", r"\bsurtax", r"\bsav\b", r"\bhashtag",
+    r"\bmobile\.free\.fr", r"\bmmsc\b", r"\bmnc\b", r"\bmcc\b", r"\btextos?\b", r"\bpoint d'?\s?acces\b", r"\bportabilite\b",
+    r"\bfree ?mobile\b", r"\bfreebox\b", r"\b(?:un|le|au|des|les|mon|votre|du|a un|d'?\s?un) conseill(?:er|ere)s?\b", r"\bhumain\b",
+    r"\binternet\b", r"\bappels?\b", r"\bmon (?:numero|mobile|telephone|portable|tel)\b", r"\b555\b", r"\b3179\b",
+    r"\bhors forfait\b", r"\bcsat\b", r"\bbot\b", r"\bchatbot\b", r"\bassistant\b", r"\bprise en charge\b",
+    r"\bniveaux? d\'?\s?urgence\b", r"\bpriorite (?:haute|basse|moyenne|urgente)\b", r"\bniveaux? de priorite\b", r"\bqualification\b", r"\bdemandes? (?:des |de )?clients?\b", r"\bwifi\b",
 )
+DOMAIN_WEAK = _re(
+    r"\bfree\b", r"\bmobile\b", r"\btelephone", r"\bportable\b", r"\bappeler\b", r"\bnumero\b", r"\bcode\b", r"\bcontrat\b",
+    r"\bcompte\b", r"\bmontant\b", r"\btarif", r"\bprix\b", r"\bpa[iy]e", r"\bfaq\b", r"\bcout", r"\bcher\b", r"\btel\b",
+    r"\bassistance\b", r"\bsatisfaction\b", r"\bdelai", r"\bsos\b", r"\boffres?\b", r"\bsite\b", r"\bcontact\b",
+    r"\bespace (?:perso|client)", r"\biphone\b", r"\bandroid\b", r"\bsmartphone\b", r"\bappli", r"\bmessages?\b",
+    r"\bvocal\b", r"\btransfert\b", r"\bclients?\b", r"\bconseill", r"\bdemandes?\b",
+)
+DOMAIN = _re(DOMAIN_STRONG.pattern, DOMAIN_WEAK.pattern)
+# Other companies' services named as the subject of the question: out of scope even with "résilier" or "compte".
+OTHER_SERVICE = _re(
+    r"\bnetflix\b", r"\bspotify\b", r"\bdeezer\b", r"\bdisney\b", r"\bcanal ?\+", r"\bamazon\b", r"\bprime video\b",
+    r"\byoutube\b", r"\bapple (?:music|tv)\b", r"\bdazn\b", r"\bfacebook\b", r"\binstagram\b", r"\btiktok\b", r"\bsnapchat\b",
+    r"\bgmail\b", r"\buber\b", r"\bdeliveroo\b", r"\bsncf\b", r"\bratp\b", r"\bedf\b", r"\bengie\b",
+    r"\bcaf\b", r"\bimpots?\b", r"\burssaf\b", r"\bameli\b", r"\bpole emploi\b", r"\bfrance travail\b",
+    r"\bassurances? (?:habitation|auto|voiture|vie|sante|emprunteur|moto)\b", r"\bmutuelle\b", r"\bsalle de sport\b",
+    r"\bmagazine\b", r"\bjournal\b", r"\bbanque en ligne\b", r"\bcredit (?:immobilier|auto|conso)\b", r"\bzalando\b",
+    r"\bcdiscount\b", r"\bvinted\b", r"\bleboncoin\b", r"\bpaypal\b",
+)
+# Words naming this service's own objects: another company named next to them is context, not the subject
+# ("une facture pour la CAF", "mes photos WhatsApp ne partent pas en MMS").
+OWN_OBJECT = _re(r"\bforfait", r"\bfactur", r"\bsim\b", r"\breseau", r"\bsms\b", r"\bmms\b", r"\bdata\b", r"\b[45]g\b",
+                 r"\bapn\b", r"\brio\b", r"\bconso", r"\bligne\b", r"\bfree\b", r"\bgigas?\b", r"\bgo\b", r"\binternet\b",
+                 r"\bappels?\b", r"\bportabilite\b", r"\bespace abonne", r"\bwifi\b", r"\bmobile\b", r"\bmon (?:telephone|tel|portable)\b")
 COMPETITOR = _re(r"\borange\b", r"\bsfr\b", r"\bbouygues\b", r"\bsosh\b", r"\bb ?& ?you\b", r"\bred by sfr\b", r"\blebara\b",
                  r"\bsyma\b", r"\bprixtel\b", r"\bla poste mobile\b", r"\bcoriolis\b")
 COMPETITOR_OFFER = _re(r"\bprix\b", r"\btarif", r"\boffres?\b", r"\bforfaits?\b", r"\bpromo", r"\bmeilleur", r"\bcouverture\b",
@@ -102,27 +155,54 @@ class Analysis:
     escalation_reasons: list[str] = field(default_factory=list)
     urgent: bool = False
     has_domain_term: bool = False
+    domain: str = "none"  # "strong", "weak" or "none": how clearly the words belong to this service
     competitor_offer: bool = False
+    other_service: bool = False
     small_talk: str | None = None
     topic: str = ""
+    bare_request: bool = False  # only "un conseiller svp": nothing to answer, hand over
+    extra_topic: str | None = None  # a second search the rules ask for (a billing dispute: the contestation procedure)
 
 
 BILLING = _re(r"\bfactur", r"\bprelev", r"\brembours", r"\bmontant\b", r"\bpay", r"\beuros?\b", r"\d ?(?:€|eur\b|e\b)")
-REPEATED = _re(r"\b(?:3|4|5|troisieme|quatrieme|cinquieme|[345] ?eme|[345]e)\s?fois\b[^.!?]{0,60}\b(?:toujours|meme|rien|encore|pas)\b",
+_ORDINAL = r"(?:\d+|deux|trois|quatre|cinq|dix|deuxieme|troisieme|quatrieme|cinquieme|enieme|\d+ ?(?:e|eme|ieme))"
+_FAILED = r"(?:toujours|meme|rien|encore|pas|aucun|sans succes|sans resultat|ne change|ne marche|ne fonctionne)"
+REPEATED = _re(rf"\b(?:3|4|5|troisieme|quatrieme|cinquieme|[345] ?eme|[345]e)\s?fois\b[^.!?]{{0,60}}\b{_FAILED}\b",
                r"\b(?:3|4|5|trois|quatre|cinq) fois\b[^.!?]{0,40}\btoujours pas\b",
-               r"\btoujours pas\b[^.!?]{0,40}\b(?:3|4|5|trois|quatre|cinq) fois\b")
-_NOISE = [HUMAN_REQUEST, COMPLAINT, INSULTS, NEGATIVE_WORDS,
+               r"\btoujours pas\b[^.!?]{0,40}\b(?:3|4|5|trois|quatre|cinq) fois\b",
+               # "4e fois que je vous écris", "troisième conversation pour le même problème"
+               rf"\b{_ORDINAL}\s?fois (?:que|qu'?\s?) ?(?:je|j'?)\s?(?:vous |te )?(?:ecri|contact|appel|demand|signal|expliqu|relance|redemarr|essai|recommenc)",
+               rf"\b(?:{_ORDINAL}|plusieurs|nombreu\w*) (?:conversations?|messages?|demandes?|appels?|relances?|tickets?|contacts?)\b[^.!?]{{0,40}}"
+               r"\b(?:meme|toujours|encore|deja|pour rien|sans)\b",
+               # "j'ai tout refait (...) toujours rien", "malgré vos conseils, toujours pas"
+               rf"\b(?:j'?\s?ai (?:deja )?tout (?:re)?(?:fait|essaye|tente|teste|verifie)|malgre (?:vos|les|tous vos|toutes vos|toutes les|tous les) "
+               rf"(?:conseils|manipulations|manips|etapes|solutions|essais|verifications))\b[\s\S]{{0,160}}\b{_FAILED}\b",
+               rf"\b{_FAILED}\b[^.!?]{{0,40}}\bmalgre (?:vos|les|tous vos|toutes vos|toutes les|tous les) (?:conseils|manipulations|etapes|solutions)",
+               r"\b(?:deja|plusieurs fois|a plusieurs reprises)\b[^.!?]{0,60}\b(?:toujours rien|toujours pas|rien ne change|rien n'?\s?y fait|sans succes)")
+_NOISE = [INSULTS, NEGATIVE_WORDS,
           _re(r"\bpas (?:a |avec )?un (?:robot|bot)\b", r"\b(?:svp|stp|s'?il vous plait|bonjour|bonsoir)\b", r"\bvous etes\b",
-              r"\bj'?en ai marre\b", r"\bc'?est pour\b", r"\bofficielle?\b", r"\bformelle?\b")]
+              r"\bj'?en ai marre\b", r"\bc'?est pour\b", r"\bofficielle?\b", r"\bformelle?\b",
+              rf"\b(?:c'?est )?(?:la |le )?{_ORDINAL}\s?(?:fois|conversation|message|demande)s?\b(?: que (?:je|j'?)\s?(?:vous )?\w+)?")]
 
 
-def topic_text(folded: str) -> str:
-    """The message without requests for a human, complaint phrasing and insults: what to search for."""
+def strip_noise(folded: str, requests: bool = True) -> str:
+    """The message without insults, repeated-attempt phrasing and (when `requests`) the requests for a
+    human or complaint wording. Questions *about* humans or complaints keep those words."""
     topic = folded
-    for pattern in _NOISE:
+    for pattern in ([HUMAN_REQUEST, COMPLAINT] if requests else []) + _NOISE:
         topic = pattern.sub(" ", topic)
-    topic = re.sub(r"\s+", " ", topic).strip(" ,.;:!?-")
-    return topic if len(re.findall(r"[a-z0-9]{3,}", topic)) >= 2 else folded
+    return re.sub(r"\s+", " ", topic).strip(" ,.;:!?-")
+
+
+def has_subject(text: str) -> bool:
+    """At least two words of three letters or more: something to search for."""
+    return len(re.findall(r"[a-z0-9]{3,}", text)) >= 2
+
+
+def topic_text(folded: str, requests: bool = True) -> str:
+    """What to search for: the message without noise (see strip_noise), or all of it when nothing is left."""
+    topic = strip_noise(folded, requests)
+    return topic if has_subject(topic) else folded
 
 
 FOLLOW_UP = re.compile(r"^\W*(?:et|mais|aussi|pareil|meme chose|dans ce cas|sinon|ok et|d'accord et)\b")
@@ -155,33 +235,58 @@ def rule_intent(folded: str) -> str | None:
     return None
 
 
+def asks_for_human(folded: str) -> bool:
+    """An explicit request for a human, not a question about them ("si j'ai besoin d'un humain, c'est long ?")."""
+    match = HUMAN_REQUEST.search(folded)
+    if match is None:
+        return False
+    if HUMAN_WANT.search(_HYPOTHETICAL_CLAUSE.sub(" ", folded)):
+        return True
+    return not HUMAN_HYPOTHESIS.search(folded)
+
+
+def asks_to_cancel(folded: str) -> bool:
+    """A cancellation request (wish or order), not a question about cancelling ("si je résilie, je perds mon numéro ?")."""
+    if not CANCEL_TERM.search(folded):
+        return False
+    wish = _NEGATED_WANT.sub(" ", folded)
+    if not CANCEL_WANT.search(wish):
+        return False
+    return not CANCEL_HEDGE.search(folded)
+
+
 def analyze_message(text: str, intense_threshold: float = 0.6) -> Analysis:
     """Apply every rule to a message; retrieval later refines intent and confidence."""
     folded = fold(text).replace("’", "'")
     sentiment = sentiment_score(text)
     reasons: list[str] = []
-    if HUMAN_REQUEST.search(folded):
+    if asks_for_human(folded):
         reasons.append("demande explicite d'un conseiller")
-    if CANCEL_TERM.search(folded) and CANCEL_WANT.search(folded):
+    if asks_to_cancel(folded):
         reasons.append("demande de résiliation")
-    if COMPLAINT.search(folded):
+    asks_about = bool(ASKS_ABOUT.search(folded)) and not DEMAND.search(folded)
+    if COMPLAINT.search(folded) and not asks_about:
         reasons.append("réclamation formelle")
-    if MONEY_DISPUTE.search(folded):
+    if REFUND.search(folded) or (CONTEST.search(folded) and not asks_about):
         reasons.append("remboursement ou litige financier")
     if REPEATED.search(folded):
         reasons.append("problème non résolu après plusieurs tentatives")
     if sentiment >= intense_threshold:
         reasons.append("mécontentement important")
     competitor_offer = bool(COMPETITOR.search(folded) and COMPETITOR_OFFER.search(folded) and not PORTING.search(folded))
+    other_service = bool(OTHER_SERVICE.search(folded)) and not OWN_OBJECT.search(folded)
     small_talk = None
     if GREETING.match(folded):
         small_talk = "greeting"
     elif THANKS.match(folded) and not DOMAIN.search(folded):
         small_talk = "thanks"
-    topic = topic_text(folded)
+    requests = any(r in reasons for r in ("demande explicite d'un conseiller", "réclamation formelle"))
+    topic = topic_text(folded, requests)
+    bare_request = "demande explicite d'un conseiller" in reasons and not has_subject(strip_noise(folded))
+    extra_topic = None
     if any(r in reasons for r in ("réclamation formelle", "remboursement ou litige financier", "mécontentement important")) \
             and BILLING.search(folded):
-        topic = "contester une facture, contestation de facture"  # billing disputes follow that procedure
+        extra_topic = "contester une facture, contestation de facture"  # billing disputes follow that procedure
     return Analysis(
         topic=topic,
         intent=rule_intent(folded) or "général",
@@ -189,7 +294,11 @@ def analyze_message(text: str, intense_threshold: float = 0.6) -> Analysis:
         escalation_reasons=reasons,
         urgent=bool(URGENT_DOWN.search(folded)),
         has_domain_term=bool(DOMAIN.search(folded)),
+        domain="strong" if DOMAIN_STRONG.search(folded) else "weak" if DOMAIN_WEAK.search(folded) else "none",
         competitor_offer=competitor_offer,
+        other_service=other_service,
+        extra_topic=extra_topic,
+        bare_request=bare_request,
         small_talk=small_talk,
     )
 

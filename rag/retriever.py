@@ -1,7 +1,14 @@
-"""Hybrid retrieval: dense cosine (FAISS) fused with saturated BM25, grouped by KB entry."""
+"""Hybrid retrieval: dense cosine (FAISS) fused with saturated BM25, grouped by KB entry.
+
+On top of the fusion, "facets" keep close entries apart: an entry whose phrasings are all about
+a situation the question does not mention (abroad, the Forfait 2€, the first bill, after a
+cancellation) loses a little, one whose situation the question names gains a little. "Data
+abroad with the 5G plan" then stops answering "how much data in the 5G plan".
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -9,8 +16,32 @@ import numpy as np
 from rag.embeddings import Embedder
 from rag.index import KnowledgeIndex
 from rag.sources import Entry
-from rag.text import analyze
+from rag.text import COUNTRIES, analyze, fold
 from settings import RagConfig
+
+FACETS: dict[str, re.Pattern] = {
+    "abroad": re.compile(r"\b(?:etranger|europe|europeens?|dom|roaming|itinerance|hors de france|"
+                         + "|".join(COUNTRIES.split()) + r")\b"),
+    "forfait_2e": re.compile(r"\bforfaits? (?:a )?(?:2 ?(?:€|e|eur|euros?)(?![a-z0-9])|deux euros)"),
+    "first_bill": re.compile(r"\bpremier(?:e)? (?:facture|mois)\b|\bfrais d'?\s?activation\b"),
+    "after_cancel": re.compile(r"\b(?:apres|une fois) (?:la |ma |une |avoir |l'?\s?)?resili"),
+}
+
+
+def facets_of(text: str) -> set[str]:
+    """Facets named in a text (folded inside)."""
+    folded = fold(text).replace("’", "'")
+    return {name for name, pattern in FACETS.items() if pattern.search(folded)}
+
+
+def entry_facets(entry: Entry) -> set[str]:
+    """Facets that at least half of an entry's phrasings (title and questions) name."""
+    phrasings = list(dict.fromkeys([entry.title, *entry.questions]))
+    counts: dict[str, int] = {}
+    for phrasing in phrasings:
+        for name in facets_of(phrasing):
+            counts[name] = counts.get(name, 0) + 1
+    return {name for name, n in counts.items() if 2 * n >= len(phrasings)}
 
 
 @dataclass
@@ -29,7 +60,8 @@ class Retrieval:
 
     hits: list[Hit]
     tokens: list[str]
-    known_ratio: float
+    known_ratio: float  # share of the query's words found in the KB vocabulary (after typo correction)
+    raw_known_ratio: float = 1.0  # the same before correction: words the KB never uses lower it
 
     @property
     def top(self) -> Hit | None:
@@ -44,10 +76,15 @@ class HybridRetriever:
         self.index = index
         self.embedder = embedder
         self.config = config
+        names = list(FACETS)
+        # (entries, facets) 0/1 matrix: which entry is about which situation.
+        self._facets = np.array([[name in entry_facets(e) for name in names] for e in index.entries],
+                                dtype=np.float32).reshape(len(index.entries), len(names))
+        self._categories = np.array([e.category for e in index.entries], dtype=object)
 
-    def dense_scores(self, query: str) -> np.ndarray:
+    def dense_scores(self, query: str, vector: np.ndarray | None = None) -> np.ndarray:
         """Best cosine per entry over its views (questions and answer chunks)."""
-        vector = self.embedder.encode_query(query)
+        vector = self.embedder.encode_query(query) if vector is None else vector
         k = min(self.index.store.size, max(self.config.candidates, 4096))
         scores, ids = self.index.store.search(vector, k)
         per_entry = np.zeros(len(self.index.entries), dtype=np.float32)
@@ -62,21 +99,46 @@ class HybridRetriever:
             return np.zeros(len(self.index.entries), dtype=np.float32)
         return np.asarray(self.index.bm25.get_scores(known), dtype=np.float32)
 
-    def search(self, query: str, k: int | None = None) -> Retrieval:
-        """Rank entries for a query; k defaults to the configured top_k."""
+    def facet_adjustment(self, query: str) -> np.ndarray:
+        """Per-entry bonus for situations the query names, malus for those it does not."""
+        named = facets_of(query)
+        wanted = np.array([name in named for name in FACETS], dtype=np.float32)
+        shared = self._facets @ wanted
+        missing = self._facets @ (1.0 - wanted)
+        return self.config.facet_bonus * shared - self.config.facet_penalty * missing
+
+    def search(self, query: str, k: int | None = None, prefer: tuple[str, ...] = (),
+               vector: np.ndarray | None = None) -> Retrieval:
+        """Rank entries for a query; k defaults to the configured top_k.
+
+        prefer: KB categories the rules already identified (a cancellation request prefers
+        "résiliation" entries), worth `category_bonus`; vector: the query's embedding when the
+        caller computed it already (search_many).
+        """
         k = k or self.config.top_k
         raw_tokens = analyze(query)
         tokens = self.index.corrector.correct(raw_tokens)
         content = [t for t in tokens if not t.startswith("grp_")]
         known_ratio = (sum(t in self.index.vocab for t in content) / len(content)) if content else 0.0
-        dense = self.dense_scores(query)
+        raw = [t for t in raw_tokens if not t.startswith("grp_")]
+        raw_known_ratio = (sum(t in self.index.vocab for t in raw) / len(raw)) if raw else 0.0
+        dense = self.dense_scores(query, vector)
         bm25 = self.lexical_scores(tokens)
         lexical = bm25 / (bm25 + self.config.lexical_saturation)
         fused = self.config.dense_weight * dense + self.config.lexical_weight * lexical
+        fused = fused + self.facet_adjustment(query)
+        if prefer:
+            fused = fused + self.config.category_bonus * np.isin(self._categories, prefer)
+        fused = np.clip(fused, 0.0, 1.0)
         order = np.argsort(-fused)[:k]
         hits = [
             Hit(self.index.entries[i], float(fused[i]), float(dense[i]), float(lexical[i]))
             for i in order
             if fused[i] > 0
         ]
-        return Retrieval(hits, tokens, known_ratio)
+        return Retrieval(hits, tokens, known_ratio, raw_known_ratio)
+
+    def search_many(self, queries: list[str], k: int | None = None, prefer: tuple[str, ...] = ()) -> list[Retrieval]:
+        """Search several queries with one batched embedding call (the parts of a two-part question)."""
+        vectors = self.embedder.encode(queries)
+        return [self.search(q, k, prefer, vector) for q, vector in zip(queries, vectors, strict=True)]

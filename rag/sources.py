@@ -39,6 +39,24 @@ class Entry:
         return asdict(self)
 
 
+_KIND_LABELS = {"conversation": "Échange avec le service client", "pdf": "Document"}
+_CATEGORY_URLS = {"résiliation": DEFAULT_LINKS["espace_abonne"], "facturation": DEFAULT_LINKS["espace_abonne"]}
+
+
+def customer_label(entry: Entry) -> str:
+    """A title a customer can read for a source: the FAQ question or procedure heading; a past
+    conversation (whose title is another customer's message) becomes "Échange avec le service client
+    (facturation)". Never the internal id."""
+    if entry.kind in _KIND_LABELS and entry.kind != "pdf":
+        return f"{_KIND_LABELS[entry.kind]} ({entry.category})"
+    return entry.title.strip() or _KIND_LABELS.get(entry.kind, "Aide Free Mobile")
+
+
+def customer_url(entry: Entry) -> str:
+    """The page a source links to: its own first link, else the help page of its topic."""
+    return entry.links[0] if entry.links else _CATEGORY_URLS.get(entry.category, DEFAULT_LINKS["faq"])
+
+
 class SourceError(ValueError):
     """A KB file that cannot be read; the message names the file and the problem."""
 

@@ -15,7 +15,7 @@ from functools import lru_cache
 import Stemmer
 from bm25s.stopwords import STOPWORDS_FRENCH
 
-ANALYZER_VERSION = "6"
+ANALYZER_VERSION = "7"
 
 _EXTRA_STOPWORDS = {
     "bonjour", "bonsoir", "salut", "merci", "svp", "stp", "plait", "comment", "quoi", "quel",
@@ -44,10 +44,22 @@ _PHRASES = [
     (r"\bsuivi (?:de )?conso(?:mmation)?\b", "suiviconso"),
     (r"\bdomaine? outre[- ]mer\b", "dom"),
     (r"\bpas de (?:reseau|signal)\b", "reseau"),
+    # Compound words written in several ways ("Wi-Fi", "wi fi", "wifi"; "multi-SIM", "multisim").
+    (r"\bwi[- ]?fi\b", "wifi"),
+    (r"\bmulti[- ]?sims?\b", "multisim"),
+    (r"\be[- ]sim\b", "esim"),
     # No trailing \b: after "€" (a non-word character) it would need a following letter, so "2€" never matched.
     (r"(\d+(?:[.,]\d+)?)\s?(?:€|e|eur|euros?)(?![a-z0-9])", r"\1 euro"),
 ]
 _PHRASES_RE = [(re.compile(p), r) for p, r in _PHRASES]
+
+# Places abroad customers name instead of "à l'étranger" (the KB says "Europe et DOM").
+COUNTRIES = (
+    "allemagne autriche belgique bulgarie chypre croatie danemark espagne estonie finlande grece hongrie irlande "
+    "islande italie lettonie liechtenstein lituanie luxembourg malte norvege hollande pologne portugal roumanie "
+    "slovaquie slovenie suede tchequie suisse angleterre ecosse guadeloupe martinique guyane reunion mayotte "
+    "maroc tunisie algerie turquie usa canada japon thailande bresil mexique"
+)
 
 # Synonym groups: every member (after folding) also emits the group token.
 _SYNONYMS = {
@@ -55,7 +67,7 @@ _SYNONYMS = {
     "grp_paiement": "rib iban prelevement prelevements cb moyenpaiement paiement payer carte",
     "grp_resil": "resilier resiliation resilie arreter quitter annuler partir",
     "grp_porta": "portabilite rio operateur",
-    "grp_roaming": "roaming itinerance etranger europe voyage vacances dom sejour pays",
+    "grp_roaming": "roaming itinerance etranger europe voyage vacances dom sejour pays " + COUNTRIES,
     "grp_reseau": "reseau signal barre barres couverture capte capter reception",
     "grp_lent": "lent lente lenteur debit rame ramer",
     "grp_humain": "conseiller conseillere humain agent quelqu personne",

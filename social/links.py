@@ -12,6 +12,7 @@ post. API clients come back with the conversation key they were given instead.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -60,7 +61,6 @@ class LinkOpening:
     session: ChatSession
     welcome: str | None = None  # the acknowledgement of the post (first use)
     notice: str | None = None  # why the post context was not attached (link used or invalid)
-    resumed: bool = False
     ticket: Ticket | None = None
 
 
@@ -110,13 +110,14 @@ class ContactLinks:
         self.tokens = social.tokens
         self.chat = chat
 
-    def view(self, token: str | None, binding: str | None = None) -> LinkView:
-        """Page load: what this browser may do with the link (nothing is written)."""
+    def view(self, token: str | None, bindings: Mapping[str, str] | None = None) -> LinkView:
+        """Page load: what this browser, holding ``bindings`` ({conversation id: secret}), may do with the link."""
         link = self.tokens.lookup(token)
         if link is None or link.expired:
             return LinkView("invalid")
         if not link.used:
             return LinkView("fresh", context=link.context)
+        binding = (bindings or {}).get(link.conversation_id) if link.conversation_id else None
         session = self._bound_session(link, binding)
         return LinkView("resume", context=link.context, session=session) if session else LinkView("used")
 
@@ -144,14 +145,11 @@ class ContactLinks:
         log.info("contact link joined conversation %s", conversation_id)
         return LinkOpening(session, welcome=welcome, ticket=ticket)
 
-    def open(self, token: str, contact: Contact, binding: str | None = None) -> LinkOpening:
-        """Chat form sent from a link page: join (first use), resume (this browser), else a plain conversation."""
+    def open(self, token: str, contact: Contact) -> LinkOpening:
+        """Chat form sent from a link page: join (first use), else a plain conversation and the reason why."""
         try:
             return self.join(token, contact)
         except LinkUnavailable as exc:
-            session = self._bound_session(self.tokens.lookup(token), binding)
-            if session is not None:
-                return LinkOpening(session, resumed=True)
             return LinkOpening(self.chat.start(contact), notice=str(exc))
 
     def bind(self, token: str | None, session: ChatSession | None) -> str | None:

@@ -156,7 +156,7 @@ class SocialService:
             }
         )
         if post.is_complaint and opens_ticket(post.urgency) and post.ticket_id is None:
-            self._open_ticket(post)
+            self.open_ticket_for(post)
             post = self.posts.get(post.id) or post
         if inserted and post.reply_status == "queued" and self._may_send():
             post = self.send_reply(post.id)
@@ -189,7 +189,7 @@ class SocialService:
         MessageRepository(self.db).add(conversation.id, "user", post_message(context), meta=meta)
         return conversation.id
 
-    def _open_ticket(self, post: MastodonPost) -> None:
+    def open_ticket_for(self, post: MastodonPost) -> None:
         """HIGH urgency: the post's conversation, and a ticket of the post's urgency on it."""
         ticket = self.tickets.open_ticket(
             conversation_id=self.conversation_of(post),

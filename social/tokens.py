@@ -132,8 +132,8 @@ class ContactTokenService:
     @staticmethod
     def is_bound(link: ContactLink | None, binding: str | None) -> bool:
         """True when ``binding`` is the secret handed out at the link's first use (and it is still valid)."""
-        if link is None or link.expired or not link.used or not link.binding_hash or not binding:
+        if link is None or link.expired or not link.used or not link.binding_hash:
             return False
-        if len(binding) > MAX_TOKEN_CHARS:
+        if not isinstance(binding, str) or not binding or len(binding) > MAX_TOKEN_CHARS:
             return False
         return hmac.compare_digest(link.binding_hash, hash_token(binding))

@@ -224,9 +224,17 @@ SERVER_START_S = 120
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free loopback port: any, or one of MOBILIA_TEST_PORTS ("7830-7839") where a shared machine asks so."""
+    low, _, high = os.environ.get("MOBILIA_TEST_PORTS", "").partition("-")
+    for candidate in range(int(low), int(high or low) + 1) if low.strip() else [0]:
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers bind: TIME_WAIT is no obstacle
+            try:
+                s.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise RuntimeError(f"no free port in MOBILIA_TEST_PORTS={low}-{high}")
 
 
 @pytest.fixture(scope="session")

@@ -30,7 +30,9 @@ def test_json_format_writes_one_parsable_object_per_line(restore_root) -> None:
     stream = io.StringIO()
     configure_logging("INFO", "json", stream=stream)
     logging.getLogger("rag.chat").info("conversation %s started\nsecond line", "abc")
-    logging.getLogger("uvicorn.access").info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:1", "GET", "/?token=t0k3n", "1.1", 200)
+    logging.getLogger("uvicorn.access").info(
+        '%s - "%s %s HTTP/%s" %d', "127.0.0.1:1", "GET", "/?token=t0k3n", "1.1", 200
+    )
     try:
         raise RuntimeError("boom for alice@example.fr")
     except RuntimeError:

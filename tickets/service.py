@@ -474,6 +474,10 @@ class TicketService:
             ticket.csat = score
             ticket.updated_at = now
             _add_event(session, ticket, "note", "client", f"Satisfaction client : {score}/5.", now)
+            if ticket.conversation_id is not None:  # the conversation keeps the rating too (not pushed back)
+                meta = {"ticket_id": ticket.id, "csat": score}
+                text = f"⭐ Note de satisfaction du client : {score}/5."
+                session.add(Message(conversation_id=ticket.conversation_id, role="system", content=text, meta=meta))
             session.flush()
             return _with_events(session, ticket.id)
 

@@ -32,6 +32,7 @@ AREA_ROLES = {
     "training": ("trainer", "admin"),
     "evaluation": ("trainer", "evaluator", "admin"),
     "admin": ("admin",),
+    "knowledge": ("trainer", "admin"),  # KB editor, test bench, gaps, gated publication (rag/kb.py, rag/publish.py)
     "promotion": ("admin",),  # which model answers in the live chat (others propose)
     "models": ROLES,  # details of the models' status (paths, errors)
 }

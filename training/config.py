@@ -224,6 +224,27 @@ class TrainingArgs:
     threads: int = _f(0, "CPU threads used by torch (0: torch default).")
 
 
+ACCELERATE_DIR = "configs/accelerate"
+
+
+@dataclass
+class DistributedArgs:
+    """Training past one device: several processes started with `accelerate launch`."""
+
+    num_processes: int = _f(
+        1, "Training processes: 1 is a plain process; more start `accelerate launch` (one per GPU; on CPU, gloo)."
+    )
+    accelerate_config: str = _f(
+        "", f"accelerate config in {ACCELERATE_DIR}/ (ddp.yaml, deepspeed-zero2.yaml, deepspeed-zero3.yaml, "
+        "fsdp.yaml); empty: plain DDP."
+    )
+    main_process_port: int = _f(29500, "Local port of the processes' rendezvous (rank 0).")
+
+    def config_path(self) -> Path | None:
+        """The accelerate config file (a name inside configs/accelerate/ only), or None."""
+        return resolve_path(ACCELERATE_DIR) / Path(self.accelerate_config).name if self.accelerate_config else None
+
+
 @dataclass
 class OutputArgs:
     """Where the run is written."""
@@ -240,6 +261,7 @@ class TrainConfig:
     lora: LoraArgs = field(default_factory=LoraArgs)
     data: DataArgs = field(default_factory=DataArgs)
     training: TrainingArgs = field(default_factory=TrainingArgs)
+    distributed: DistributedArgs = field(default_factory=DistributedArgs)
     output: OutputArgs = field(default_factory=OutputArgs)
 
     @property
@@ -285,6 +307,14 @@ class TrainConfig:
             errors.append(f"L'optimiseur {t.optim} (bitsandbytes) exige model.device: cuda.")
         if not m.name_or_path.strip():
             errors.append("model.name_or_path est vide.")
+        dist = self.distributed
+        if dist.num_processes < 1:
+            errors.append(f"distributed.num_processes doit être au moins 1 (reçu : {dist.num_processes}).")
+        if not 1024 <= dist.main_process_port <= 65535:
+            errors.append(f"distributed.main_process_port doit être entre 1024 et 65535 (reçu : {dist.main_process_port}).")
+        if dist.accelerate_config and not dist.config_path().is_file():
+            errors.append(f"distributed.accelerate_config : fichier introuvable dans {ACCELERATE_DIR}/ "
+                          f"({dist.accelerate_config}).")  # fmt: skip
         if not self.output.run_name.strip() or any(c in self.output.run_name for c in "/\\ "):
             errors.append("output.run_name doit être un nom simple (sans espace ni « / »).")
         paths = {"model.models_dir": m.models_dir, "data.train_file": d.train_file,

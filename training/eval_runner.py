@@ -129,9 +129,11 @@ def customize(text: str, candidates: list[str] | None = None, sets: list[str] | 
 class EvaluationRunner(SubprocessRunner):
     """Starts, follows and cancels `python -m training.evaluate` subprocesses; lists past results."""
 
+    kind = "evaluation"
+
     def __init__(self, runs_dir: str | Path = "runs", configs_dir: str | Path = "configs/eval",
-                 python: str = sys.executable) -> None:  # fmt: skip
-        super().__init__(runs_dir, configs_dir, python)
+                 python: str = sys.executable, coordinator=None) -> None:  # fmt: skip
+        super().__init__(runs_dir, configs_dir, python, coordinator)
         self._out: Path | None = None
         self._cancelled = False
 
@@ -150,8 +152,9 @@ class EvaluationRunner(SubprocessRunner):
         """Validate the narrowed config, write it to runs/eval-<name>/config.yaml, start the subprocess."""
         config = customize(text, runs_dir=self.runs_dir, **choices)
         with self._lock:
-            if self.running:
+            if self.running_here:
                 raise RunnerBusy(f"Une évaluation est déjà en cours ({self._out.name}) : annulez-la ou attendez sa fin.")
+            self._claim("Une évaluation est déjà en cours sur une autre instance ({run}) : annulez-la ou attendez sa fin.")
             out = output_dir(config)
             out.mkdir(parents=True, exist_ok=True)
             for stale in (RESULTS_FILE, PROGRESS_FILE, CONSOLE_LOG):
@@ -161,32 +164,37 @@ class EvaluationRunner(SubprocessRunner):
             # Scrubbed environment: the child resolves the endpoints by name and gets only their keys.
             proc = spawn(cmd, out / CONSOLE_LOG, secrets=endpoint_secrets(config))
             self._proc, self._out, self._cancelled = proc, out, False
+            self._started(out.name, out)
             return out
 
     def cancel(self, timeout: float = 10.0) -> bool:
         """Stop the running evaluation (process group)."""
         with self._lock:
-            if not self.running:
-                return False
+            if not self.running_here:
+                return self._cancel_elsewhere(timeout)
             stop_group(self._proc, timeout)
             self._cancelled = True
             return True
 
     def progress(self) -> EvalProgress:
         """State and counters of the current or last evaluation."""
-        if self._out is None:
+        shared = self._shared_run()  # a run started on another replica (or its last one)
+        out = shared if shared is not None and shared != self._out else self._out
+        if out is None:
             return EvalProgress("idle")
-        data = _read_json(self._out / PROGRESS_FILE) or {}
+        data = _read_json(out / PROGRESS_FILE) or {}
         if self.running:
             state = "running"
+        elif out != self._out:  # ran elsewhere: the state its replica recorded
+            state = (self.coordinator.current() or {}).get("state", "failed")
         elif self._cancelled:
             state = "cancelled"
         else:
-            state = "finished" if self._proc.returncode == 0 and (self._out / RESULTS_FILE).is_file() else "failed"
+            state = "finished" if self._proc.returncode == 0 and (out / RESULTS_FILE).is_file() else "failed"
         errors = [data["error"]] if data.get("error") else []
-        return EvalProgress(state=state, name=self._out.name.removeprefix("eval-"), done=data.get("done", 0),
+        return EvalProgress(state=state, name=out.name.removeprefix("eval-"), done=data.get("done", 0),
                             total=data.get("total", 0), candidate=data.get("candidate"),
-                            log_tail=tail(self._out / CONSOLE_LOG, 4000), errors=errors)  # fmt: skip
+                            log_tail=tail(out / CONSOLE_LOG, 4000), errors=errors)  # fmt: skip
 
     def list_results(self) -> list[dict]:
         """Finished evaluations, newest first: name, date, questions, candidates."""

@@ -114,6 +114,25 @@ def spawn(cmd: list[str], log_path: Path, secrets: dict[str, str] | None = None)
                                 start_new_session=True)  # fmt: skip
 
 
+def train_command(python: str, config: TrainConfig, args: list[str]) -> list[str]:
+    """`python -m training.train ARGS`, or the same under `accelerate launch` when the run asks for several processes.
+
+    Without an accelerate config file the processes run plain DDP (NCCL on GPUs; gloo on CPU, where the
+    trainer's use_cpu makes accelerate pick MULTI_CPU); with one (configs/accelerate/), what it says.
+    """
+    dist = config.distributed
+    if dist.num_processes <= 1:
+        return [python, "-m", "training.train", *args]
+    launch = [python, "-m", "accelerate.commands.launch", "--num_processes", str(dist.num_processes),
+              "--num_machines", "1", "--main_process_port", str(dist.main_process_port)]  # fmt: skip
+    if dist.accelerate_config:
+        launch += ["--config_file", str(dist.config_path())]
+    else:
+        precision = {"bfloat16": "bf16", "float16": "fp16"}.get(config.model.dtype, "no")
+        launch += ["--multi_gpu", "--mixed_precision", precision, "--dynamo_backend", "no"]
+    return [*launch, "-m", "training.train", *args]
+
+
 def stop_group(proc: subprocess.Popen, timeout: float) -> None:
     """SIGTERM to the process group, SIGKILL when it is still alive after `timeout` seconds."""
     try:
@@ -129,12 +148,18 @@ def stop_group(proc: subprocess.Popen, timeout: float) -> None:
 class SubprocessRunner:
     """What the training and evaluation runners share: a folder of YAML configs, one subprocess at a time."""
 
-    def __init__(self, runs_dir: str | Path, configs_dir: str | Path, python: str = sys.executable) -> None:
+    kind = "run"  # the coordinator's lease is run.<kind>
+
+    def __init__(self, runs_dir: str | Path, configs_dir: str | Path, python: str = sys.executable,
+                 coordinator=None) -> None:  # fmt: skip
         self.runs_dir = resolve_path(runs_dir)
         self.configs_dir = resolve_path(configs_dir)
         self.python = python
         self._lock = threading.Lock()
         self._proc: subprocess.Popen | None = None
+        # cluster.runs.RunCoordinator: one run of this kind across replicas, followed from any of them.
+        self.coordinator = coordinator
+        self._lease = None
 
     def config_files(self) -> list[str]:
         """Names of the shipped/saved YAML configs."""
@@ -148,8 +173,67 @@ class SubprocessRunner:
         return path.read_text(encoding="utf-8")
 
     @property
-    def running(self) -> bool:
+    def running_here(self) -> bool:
+        """True while this process' own subprocess lives."""
         return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def running(self) -> bool:
+        """True while a run of this kind lives, here or on another replica."""
+        return self.running_here or (self.coordinator is not None and self.coordinator.running_elsewhere())
+
+    # -- coordination between replicas (no-ops without a coordinator)
+    def _claim(self, busy: str) -> None:
+        """Take the run lease before starting (RunnerBusy with ``busy`` when another replica runs one)."""
+        if self.coordinator is None:
+            return
+        self._lease = self.coordinator.claim()
+        if self._lease is None:
+            current = self.coordinator.current() or {}
+            raise RunnerBusy(busy.format(run=current.get("run", "?")))
+
+    def _started(self, run: str, path: Path) -> None:
+        """Record the run for the other replicas and keep its lease while the subprocess lives."""
+        if self.coordinator is None:
+            return
+        self.coordinator.record(run=run, path=str(path), owner=self.coordinator.owner, state="running", cancel=None)
+        threading.Thread(target=self._watch, args=(self._proc, run), name=f"{self.kind}-watch", daemon=True).start()
+
+    def _watch(self, proc: subprocess.Popen, run: str) -> None:
+        coordinator = self.coordinator
+        while True:
+            try:
+                proc.wait(coordinator.renew_every)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            if self._lease is not None:
+                self._lease = coordinator.renew(self._lease)
+            if coordinator.cancel_requested(run):
+                self.cancel()
+        try:
+            coordinator.record(state=self.progress().state, cancel=None)
+        finally:
+            coordinator.release(self._lease)
+            self._lease = None
+
+    def _shared_run(self) -> Path | None:
+        """The run another replica started or ran last (None when this process' own run is the latest)."""
+        if self.coordinator is None or self.running_here:
+            return None
+        current = self.coordinator.current()
+        return Path(current["path"]) if current and current.get("path") else None
+
+    def _cancel_elsewhere(self, timeout: float) -> bool:
+        """Ask the replica that runs it to cancel; True once it stopped."""
+        if self.coordinator is None or not self.coordinator.running_elsewhere():
+            return False
+        current = self.coordinator.current() or {}
+        self.coordinator.request_cancel(current.get("run"))
+        deadline = time.monotonic() + timeout + 2 * self.coordinator.renew_every
+        while time.monotonic() < deadline and self.coordinator.running_elsewhere():
+            time.sleep(0.2)
+        return not self.coordinator.running_elsewhere()
 
     def progress(self):
         """A snapshot of the current or last subprocess (defined by each runner)."""
@@ -167,9 +251,11 @@ class SubprocessRunner:
 class TrainingRunner(SubprocessRunner):
     """Starts, follows and cancels `python -m training.train` subprocesses; lists the runs folder."""
 
+    kind = "training"
+
     def __init__(self, runs_dir: str | Path = "runs", configs_dir: str | Path = "configs/train",
-                 python: str = sys.executable) -> None:  # fmt: skip
-        super().__init__(runs_dir, configs_dir, python)
+                 python: str = sys.executable, coordinator=None) -> None:  # fmt: skip
+        super().__init__(runs_dir, configs_dir, python, coordinator)
         self._run_dir: Path | None = None
 
     @staticmethod
@@ -181,17 +267,18 @@ class TrainingRunner(SubprocessRunner):
         """Validate `text`, create the run folder and start the training subprocess; return the run folder."""
         config = self.validate(text)
         with self._lock:
-            if self.running:
+            if self.running_here:
                 raise RunnerBusy(
                     f"Un entraînement est déjà en cours ({self._run_dir.name}) : annulez-le ou attendez sa fin."
                 )
+            self._claim("Un entraînement est déjà en cours sur une autre instance ({run}) : annulez-le ou attendez sa fin.")
             config.output.runs_dir = str(self.runs_dir)
             run_dir = new_run_dir(config)
             run_dir.mkdir(parents=True)
             (run_dir / SUBMITTED_CONFIG).write_text(text, encoding="utf-8")
             args = ["--config", str(run_dir / SUBMITTED_CONFIG), "--run-dir", str(run_dir),
                     "--set", f"output.runs_dir={self.runs_dir}", *(extra_args or [])]  # fmt: skip
-            self._launch(run_dir, args)
+            self._launch(run_dir, args, config)
             return run_dir
 
     def resume(self, run: str) -> Path:
@@ -200,33 +287,36 @@ class TrainingRunner(SubprocessRunner):
         if not (run_dir / CONFIG_FILE).is_file():
             raise ConfigError([f"run introuvable ou jamais démarré : {run}"])
         with self._lock:
-            if self.running:
+            if self.running_here:
                 raise RunnerBusy(f"Un entraînement est déjà en cours ({self._run_dir.name}).")
-            self._launch(run_dir, ["--resume", str(run_dir)])
+            self._claim("Un entraînement est déjà en cours sur une autre instance ({run}).")
+            self._launch(run_dir, ["--resume", str(run_dir)], load_config(TrainConfig, run_dir / CONFIG_FILE))
             return run_dir
 
-    def _launch(self, run_dir: Path, args: list[str]) -> None:
-        self._proc = spawn([self.python, "-m", "training.train", *args], run_dir / CONSOLE_LOG)
+    def _launch(self, run_dir: Path, args: list[str], config: TrainConfig) -> None:
+        self._proc = spawn(train_command(self.python, config, args), run_dir / CONSOLE_LOG)
         self._run_dir = run_dir
         set_status(run_dir, "starting", pid=self._proc.pid)
+        self._started(run_dir.name, run_dir)
 
     def cancel(self, timeout: float = 10.0) -> bool:
         """Stop the running subprocess and its children (SIGTERM to the group, SIGKILL after timeout)."""
         with self._lock:
-            if not self.running:
-                return False
+            if not self.running_here:
+                return self._cancel_elsewhere(timeout)
             stop_group(self._proc, timeout)
             set_status(self._run_dir, "cancelled", returncode=self._proc.returncode)
             return True
 
     def progress(self) -> RunProgress:
-        """State, log tail and loss points of the current or last run."""
-        run_dir = self._run_dir
+        """State, log tail and loss points of the current or last run (started here or on another replica)."""
+        run_dir = self._shared_run() or self._run_dir
         if run_dir is None:
             return RunProgress("idle")
         status = _read_json(run_dir / STATUS_FILE) or {}
         state = status.get("state", "starting")
-        if self._proc is not None and self._proc.poll() is not None and state in ("starting", "running"):
+        here = run_dir == self._run_dir and self._proc is not None
+        if here and self._proc.poll() is not None and state in ("starting", "running"):
             state = "failed" if self._proc.returncode else "finished"  # exited before writing its status
         if self.running:
             state = "running"
@@ -247,7 +337,8 @@ class TrainingRunner(SubprocessRunner):
             metrics = _read_json(run_dir / METRICS_FILE) or {}
             adapter = run_dir / ADAPTER_DIR
             state = status.get("state")
-            if state in ("starting", "running") and not (self.running and run_dir == self._run_dir):
+            current = self._shared_run() or self._run_dir
+            if state in ("starting", "running") and not (self.running and run_dir == current):
                 state = "interrupted"
             runs.append({
                 "run": run_dir.name, "state": state, "train_loss": metrics.get("train_loss"),

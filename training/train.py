@@ -187,10 +187,14 @@ def _load_model(config: TrainConfig, path: str):
     if config.model.quantization == "nf4":
         from transformers import BitsAndBytesConfig
 
+        # Quantized storage in the compute dtype, so FSDP / ZeRO-3 can shard the 4-bit weights evenly.
         kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype, bnb_4bit_use_double_quant=True
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype, bnb_4bit_use_double_quant=True,
+            bnb_4bit_quant_storage=dtype,
         )
-        kwargs["device_map"] = {"": 0}
+        sharded = os.environ.get("ACCELERATE_USE_FSDP") == "true" or os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE") == "3"
+        if not sharded:  # one whole copy per process, on its own GPU (LOCAL_RANK under accelerate launch)
+            kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
     tokenizer = AutoTokenizer.from_pretrained(path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -266,10 +270,17 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False) -> dict:
     checkpoint = latest_checkpoint(run_dir) if resume else None
     if resume and checkpoint is None:
         log.warning("no checkpoint in %s: starting from scratch", run_dir)
+    rank, world = trainer.args.process_index, trainer.args.world_size
+    log.info("process %d/%d training", rank, world)
     result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    trainer.save_model(str(run_dir / ADAPTER_DIR))
-    tokenizer.save_pretrained(str(run_dir / ADAPTER_DIR))
-    logged = read_loss_log(run_dir)
+    log.info("process %d/%d trained %d steps", rank, world, result.global_step)
+    trainer.save_model(str(run_dir / ADAPTER_DIR))  # the main process writes (several processes: one adapter)
+    main = is_main_process()
+    if main:
+        tokenizer.save_pretrained(str(run_dir / ADAPTER_DIR))
+    # Every process keeps the same log history (the loss file is the main process'): they agree on whether
+    # a last evaluation is needed, which all of them must then run together.
+    logged = trainer.state.log_history
     evals = [(r["step"], r["eval_loss"]) for r in logged if "eval_loss" in r]
     train_losses = [r["loss"] for r in logged if "loss" in r]
     if not evals or evals[-1][0] != result.global_step:  # no evaluation at the last step yet
@@ -290,8 +301,15 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False) -> dict:
         "resumed_from": str(checkpoint) if checkpoint else None,
         "adapter": str(run_dir / ADAPTER_DIR),
     }
-    write_json(run_dir / METRICS_FILE, metrics)
+    if main:
+        metrics["processes"] = trainer.args.world_size
+        write_json(run_dir / METRICS_FILE, metrics)
     return metrics
+
+
+def is_main_process() -> bool:
+    """True in a plain run, and in rank 0 of an `accelerate launch` run (the one that writes the run's files)."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def read_loss_log(run_dir: Path) -> list[dict]:
@@ -331,7 +349,7 @@ def _resume_dir(config: TrainConfig, resume: str) -> Path:
 
 def _setup_logging(run_dir: Path | None) -> None:
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    if run_dir is not None:
+    if run_dir is not None and is_main_process():
         handlers.append(logging.FileHandler(run_dir / LOG_FILE, encoding="utf-8"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         handlers=handlers, force=True)  # fmt: skip
@@ -364,15 +382,20 @@ def main(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 2
     _setup_logging(run_dir)
-    (run_dir / CONFIG_FILE).write_text(to_yaml(config), encoding="utf-8")
-    set_status(run_dir, "running", pid=os.getpid(), started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    main = is_main_process()  # with several processes, rank 0 alone writes the run's files
+    if main:
+        (run_dir / CONFIG_FILE).write_text(to_yaml(config), encoding="utf-8")
+        set_status(run_dir, "running", pid=os.getpid(), started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     log.info("run %s started", run_dir.name)
     try:
         metrics = train(config, run_dir, resume=bool(args.resume))
     except Exception as exc:
         log.exception("run failed")
-        set_status(run_dir, "failed", error=f"{type(exc).__name__}: {exc}")
+        if main:
+            set_status(run_dir, "failed", error=f"{type(exc).__name__}: {exc}")
         return 1
+    if not main:
+        return 0
     set_status(run_dir, "finished", metrics=metrics)
     log.info("run finished: %s", json.dumps(metrics))
     return 0

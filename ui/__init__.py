@@ -20,7 +20,7 @@ STAFF_TABS: list[tuple[str, str, object]] = [
     ("🎫 Tickets", "tickets", create_tickets_tab),
     ("📣 Réseaux sociaux", "social", create_social_tab),
     ("📊 Analytique", "analytics", create_analytics_tab),
-    ("📚 Base de connaissances", "admin", create_kb_tab),
+    ("📚 Base de connaissances", "knowledge", create_kb_tab),
     ("🧪 Entraînement", "training", create_training_tab),
     ("📏 Évaluation", "evaluation", create_evaluation_tab),
 ]

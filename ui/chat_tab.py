@@ -82,9 +82,9 @@ class ChatCallbacks:
                     reply = item
         except Exception:  # answering failed (even mid-stream): never stay busy, the live poll must resume
             log.exception("answer failed in conversation %s", session.conversation_id)
-            # The message is stored, no answer is: drop any partial text, say so, let the customer go on.
+            # No answer was stored: drop any partial text, say so, and give the text back to send again.
             history[-1] = {"role": "assistant", "content": ANSWER_ERROR}
-            yield history, [*ids, None, None], "", "", False
+            yield history, [*ids, None, None], text, "", False
             return
         history = history[:-1]
         ids = [*ids, None]
@@ -150,9 +150,10 @@ class ChatCallbacks:
             return None, gr.update(visible=False), *skip
         view = ContactLinks(social, self.chat).view(token, bindings if isinstance(bindings, dict) else {})
         if view.status == "resume":
-            history, ids = history_messages(self.chat.history(view.session))
+            messages = self.chat.history(view.session)
+            history, ids = history_messages(messages)
             history.append({"role": "assistant", "content": "🔁 Vous reprenez votre conversation."})
-            cursor = max([m.id for m in self.chat.history(view.session)], default=0)
+            cursor = max((m.id for m in messages), default=0)  # what is shown is never pushed again
             return (None, gr.update(visible=False), view.session, history, [*ids, None], gr.update(visible=False),
                     gr.update(visible=True), cursor)  # fmt: skip
         if view.status == "used":

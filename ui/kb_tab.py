@@ -1,4 +1,4 @@
-"""Admin tab: state of the knowledge-base index and a rebuild with live progress."""
+"""Knowledge-base tab (trainers, admins): editor, test bench, gaps, gated publication; the index state (admins)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,13 @@ import json
 import gradio as gr
 
 from rag.index import build_index, current_build
+from rag.kb_bench import DraftEngines
 from rag.sources import SourceError
 from tickets.users import AccessDenied, require
+from ui.kb_bench_tab import create_kb_bench
+from ui.kb_editor import create_kb_editor
+from ui.kb_gaps_tab import create_kb_gaps
+from ui.kb_publish_tab import create_kb_publish
 
 
 def index_summary(config) -> str:
@@ -20,12 +25,27 @@ def index_summary(config) -> str:
     return (
         f"**Index en service** : `{m['build']}` — {m['entries']} entrées, {m['views']} passages, "
         f"modèle `{m['embedding_model']}`, construit le {m['built_at'].replace('T', ' à ').rstrip('Z')} UTC.\n\n"
-        f"Source : `{config.kb_dir}`"
+        "Source : la version publiée de la base (base de données)."
     )
 
 
 def create_kb_tab(services, staff: gr.State) -> dict[str, gr.Component]:
-    """Index status and rebuild button (admin only, checked server-side)."""
+    """Sub-tabs of the KB work (role re-checked in every callback), then the index state."""
+    with gr.Tabs():
+        with gr.Tab("✏️ Éditeur", id="kb-editor"):
+            create_kb_editor(services, staff)
+        with gr.Tab("🔎 Banc de test", id="kb-bench"):
+            create_kb_bench(services, staff, DraftEngines(services.publisher))
+        with gr.Tab("🕳️ Lacunes", id="kb-gaps"):
+            create_kb_gaps(services, staff)
+        with gr.Tab("🚀 Publication", id="kb-publish"):
+            create_kb_publish(services, staff)
+        with gr.Tab("⚙️ Index", id="kb-index"):
+            return create_kb_index(services, staff)
+
+
+def create_kb_index(services, staff: gr.State) -> dict[str, gr.Component]:
+    """Index status and rebuild of the published version (admin only, checked server-side)."""
     config = services.settings.rag
     summary = gr.Markdown(elem_id="kb-summary")
     force = gr.Checkbox(label="Reconstruire même si la base n'a pas changé", value=False, elem_id="kb-force")
@@ -43,7 +63,8 @@ def create_kb_tab(services, staff: gr.State) -> dict[str, gr.Component]:
         try:
             require(services.staff.current(principal), "admin")
             report = build_index(
-                config, services.engine.embedder, rebuild=forced, progress=lambda f, d: progress(f, desc=d)
+                config, services.engine.embedder, rebuild=forced, progress=lambda f, d: progress(f, desc=d),
+                entries=services.kb.published_entries() or None,
             )
         except AccessDenied as exc:
             return gr.update(), f"⚠️ {exc}"

@@ -153,3 +153,39 @@ def test_context_token_from_a_mastodon_link_attaches_the_post(client) -> None:
     assert response.status_code == 200, response.text
     conversation = client.services.chat.conversations.get(response.json()["conversation_id"])
     assert conversation.channel == "mastodon" and conversation.context["handle"] == "@bob"
+
+
+def test_context_token_joins_the_post_conversation_once_then_the_key_resumes_it(client) -> None:
+    """Issue 16 through the API, and issue 12 finding 6: the link works once; the conversation key is the way back."""
+    from datetime import UTC, datetime
+
+    social = client.services.social
+    post, _ = social.posts.insert_if_new({
+        "status_id": "110", "account": "alice", "url": "https://mastodon.example/@alice/110",
+        "content": "Plus de réseau depuis 3 jours à Lyon !!!", "created_at": datetime.now(UTC),
+        "fetched_at": datetime.now(UTC), "is_complaint": True, "complaint_score": 0.9, "urgency": "HIGH",
+        "reason": "test", "reply_status": "sent", "reply_status_id": "111",
+    })  # fmt: skip
+    social.open_ticket_for(post)
+    post = social.posts.get(post.id)
+    token = social.tokens.issue(social.context_of(post))
+
+    joined = client.post(URL, json={"message": "Toujours rien ce matin", "user_info": CUSTOMER, "context_token": token})
+    assert joined.status_code == 200, joined.text
+    body = joined.json()
+    assert body["conversation_id"] == post.conversation_id and body["ticket_id"] == post.ticket_id
+    assert f"dossier n° {post.ticket_id}" in body["welcome"] and "sous 4 h" in body["welcome"]
+    ticket = client.services.tickets.get(post.ticket_id)
+    assert ticket.customer_id is not None and ticket.conversation_id == post.conversation_id
+
+    again = client.post(URL, json={"message": "C'est moi aussi", "user_info": CUSTOMER, "context_token": token})
+    assert again.status_code == 409 and "déjà été utilisé" in again.json()["detail"]
+
+    key = {"X-Conversation-Key": body["conversation_key"]}
+    follow = client.post(URL, json={"message": "Une précision", "conversation_id": body["conversation_id"]}, headers=key)
+    assert follow.status_code == 200 and follow.json()["conversation_id"] == post.conversation_id
+    history = client.get(f"/api/v1/chat/conversation/{post.conversation_id}/messages", headers=key).json()
+    roles = [m["role"] for m in history["messages"]]
+    assert roles[:3] == ["user", "system", "user"] and "@alice sur Mastodon" in history["messages"][0]["content"]
+    assert history["messages"][2]["content"] == "Toujours rien ce matin"
+    assert counts(client)[1] == 1  # one conversation for the post, whatever was tried

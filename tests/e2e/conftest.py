@@ -106,12 +106,14 @@ def live_app(tmp_path_factory, shipped_config):
 
 
 @contextlib.contextmanager
-def start_app(workdir: Path, shipped_config, extra_env: dict | None = None) -> Iterator[LiveApp]:
+def start_app(
+    workdir: Path, shipped_config, extra_env: dict | None = None, port: int | None = None
+) -> Iterator[LiveApp]:
     """`python app.py` over a temp SQLite DB in `workdir` and the prebuilt shipped index, stopped on exit."""
     db_path = workdir / "mobiliachat.db"
     db_url = f"sqlite:///{db_path}"
     log_path = workdir / "app.log"
-    port = _free_port()
+    port = port or _free_port()
     env = {
         **os.environ,
         "MOBILIA_HOST": "127.0.0.1",
@@ -184,17 +186,21 @@ def page(browser, live_app, dialogs):
     context.close()
 
 
+def create_staff_account(db_url: str, username: str, role: str, password: str) -> None:
+    """Create a staff account on an app's database through the documented CLI (password on stdin)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "tickets.users", "--db", db_url, "create", "--username", username, "--role", role],
+        input=password + "\n", capture_output=True, text=True, cwd=ROOT, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+
+
 @pytest.fixture
 def create_staff(live_app):
     """Create a staff account on the live app's database through the documented CLI (password on stdin)."""
 
     def create(username: str, role: str, password: str) -> None:
-        result = subprocess.run(
-            [sys.executable, "-m", "tickets.users", "--db", live_app.db_url, "create", "--username", username,
-             "--role", role],
-            input=password + "\n", capture_output=True, text=True, cwd=ROOT, timeout=120, check=False,
-        )  # fmt: skip
-        assert result.returncode == 0, result.stderr
+        create_staff_account(live_app.db_url, username, role, password)
 
     return create
 

@@ -11,6 +11,7 @@ import pytest
 from bench.mastodon_peer import SUPPORT, MastodonPeer
 from social.config import MastodonSettings
 from social.monitor import SocialMonitor
+from tests.conftest import free_port
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.05) -> object:
@@ -33,7 +34,7 @@ def our_replies(peer: MastodonPeer, status_id) -> list[dict]:
 @pytest.fixture
 def peer(tmp_path) -> Iterator[MastodonPeer]:
     """A started mastodon-mock server with a file database (restartable on the same port)."""
-    server = MastodonPeer(tmp_path / "mastodon.db").start()
+    server = MastodonPeer(tmp_path / "mastodon.db", port=free_port()).start()
     yield server
     server.stop()
 

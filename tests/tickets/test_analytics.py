@@ -298,12 +298,12 @@ def test_tab_callbacks_check_the_role_server_side(history, tmp_path):
     cards, message, *figures = cb.refresh(user, "2026-03-10", "2026-03-11")
     assert message == "" and "kpi-card" in cards and "Conversations" in cards
     assert len(figures) == len(CHARTS) and all(f is not None for f in figures)
-    file_update, _ = cb.export(user, "tickets", "2026-03-10", "2026-03-11")
+    file_update, _ = next(cb.export(user, "tickets", "2026-03-10", "2026-03-11"))  # a generator: see test_analytics_tab
     assert file_update["value"].endswith(".csv")
 
     assert cb.refresh(None, "2026-03-10", "2026-03-11")[1] == ""  # logged out: blank, no error
     staff.deactivate("carla")
     _, message, *figures = cb.refresh(user, "2026-03-10", "2026-03-11")
     assert message.startswith("⚠️ Connectez-vous") and figures == [None] * len(CHARTS)
-    file_update, message = cb.export(user, "tickets", "2026-03-10", "2026-03-11")
+    [(file_update, message)] = cb.export(user, "tickets", "2026-03-10", "2026-03-11")
     assert file_update["value"] is None and "Connectez-vous" in message

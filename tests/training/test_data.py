@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from rag.contact import validate_contact
+from storage import MessageRepository
 from tests.conftest import write_mini_kb
 from tickets.redact import redact
 from training.config import DataBuildConfig, load_config
@@ -177,6 +179,25 @@ def test_no_pii_survives_anywhere(built, caplog):
         assert not PII.search(text), f"PII left in {name}: {PII.search(text).group(0)}"
     assert "[téléphone]" in (report.out_dir / "review_candidates.jsonl").read_text(encoding="utf-8")
     assert not PII.search(caplog.text)
+
+
+def test_contact_form_names_are_redacted_too(db):
+    """The name a conversation was opened with (not the customer record's) is masked in the dataset texts."""
+    from rag.chat import ChatService
+    from tickets import TicketService
+    from training.data import db_groups_and_candidates
+
+    tickets = TicketService(db)
+    chat = ChatService(db, engine=None, tickets=tickets)
+    chat.start(validate_contact("Alice Martin", "06 12 34 56 78"))
+    session = chat.start(validate_contact("Mallory Intrus", "06 12 34 56 78"))
+    MessageRepository(db).add(session.conversation_id, "user", "Bonjour, ici Mallory, ma facture est fausse")
+    tickets.open_ticket(conversation_id=session.conversation_id, customer_id=None, category="facturation",
+                        priority="LOW", summary="Mallory Intrus conteste sa facture")  # fmt: skip
+
+    _, candidates = db_groups_and_candidates(str(db.url), redact)
+    text = json.dumps(candidates, ensure_ascii=False)
+    assert "[nom]" in text and "Mallory" not in text and "Intrus" not in text
 
 
 def test_cli_build(tmp_path, db, capsys):

@@ -246,3 +246,24 @@ def test_the_evaluated_endpoint_receives_its_own_key_only(tmp_path, endpoints, s
     assert partner.authorizations and set(partner.authorizations) == {"Bearer sk-partner"}
     assert default.requests == []
     assert "sk-partner" not in json.dumps(results) and "sk-default" not in json.dumps(results)
+
+
+@pytest.mark.slow
+def test_the_subprocess_resolves_the_endpoint_by_name_with_its_key_only(tmp_path, endpoints, shipped_config,
+                                                                        monkeypatch):  # fmt: skip
+    """Through the tab's runner: scrubbed environment, the endpoint passed by name, only its key given."""
+    default, partner = endpoints
+    monkeypatch.setenv("MOBILIA_RAG__INDEX_DIR", str(shipped_config.index_dir))
+    monkeypatch.setenv("MOBILIA_SECRET_KEY", "server-signing-secret")
+    runner = EvaluationRunner(runs_dir=tmp_path / "runs")
+    text = config_text(tmp_path, EXTRACTIVE)
+    runner.start(text, candidates=[], endpoints=["partner"], sets=["validation"], name="peer")
+    states = [p.state for p in runner.stream(interval=0.5, max_seconds=300)]
+    assert states[-1] == "finished", runner.progress().log_tail
+    results = runner.results("peer")
+    assert [c["name"] for c in results["candidates"]] == ["endpoint-partner"]
+    assert results["candidates"][0]["status"] == "ok", results["candidates"][0]["error"]
+    assert partner.authorizations and set(partner.authorizations) == {"Bearer sk-partner"}
+    assert default.requests == []
+    saved = "".join(p.read_text(encoding="utf-8", errors="replace") for p in (tmp_path / "runs").rglob("*") if p.is_file())
+    assert "sk-partner" not in saved and "sk-default" not in saved and "server-signing-secret" not in saved

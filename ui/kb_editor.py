@@ -1,0 +1,92 @@
+"""KB editor (trainers, admins): search entries, edit answer and phrasings, create/retire, history and restore."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from rag.kb import KbError
+from tickets.users import AccessDenied, require
+from ui.kb_format import entries_table, history_table
+
+COLUMNS = ["Id", "Titre", "Catégorie", "Statut", "Formulations", "Auteur"]
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in (text or "").splitlines() if line.strip()]
+
+
+def _bind(act, action: str):
+    """The callback of one button (Gradio passes the inputs positionally)."""
+    return lambda principal, eid, ttl, cat, ans, phr, lnk, rev: act(principal, eid, ttl, cat, ans, phr, lnk, rev, action)
+
+
+def create_kb_editor(services, staff: gr.State) -> dict[str, gr.Component]:
+    """Search box, entry list, entry form and history; every callback re-checks the role."""
+    kb = services.kb
+    with gr.Row():
+        query = gr.Textbox(label="Rechercher", scale=3, elem_id="kbe-query")
+        status = gr.Dropdown(["", "draft", "published", "retired"], value="", label="Statut", scale=1)
+        find = gr.Button("Rechercher", elem_id="kbe-find", scale=1)
+    table = gr.Dataframe(headers=COLUMNS, interactive=False, elem_id="kbe-table")
+    with gr.Row():
+        entry_id = gr.Textbox(label="Id de l'entrée (vide : nouvelle)", elem_id="kbe-id")
+        title = gr.Textbox(label="Titre", elem_id="kbe-title")
+        category = gr.Textbox(label="Catégorie", elem_id="kbe-category")
+    answer = gr.Textbox(label="Réponse", lines=5, elem_id="kbe-answer")
+    with gr.Row():
+        phrasings = gr.Textbox(label="Formulations (une par ligne)", lines=5, elem_id="kbe-phrasings")
+        links = gr.Textbox(label="Liens (un par ligne)", lines=5, elem_id="kbe-links")
+    with gr.Row():
+        load = gr.Button("Ouvrir", elem_id="kbe-open")
+        save = gr.Button("Enregistrer (brouillon)", variant="primary", elem_id="kbe-save")
+        retire = gr.Button("Retirer l'entrée", variant="stop", elem_id="kbe-retire")
+    message = gr.Markdown(elem_id="kbe-message")
+    history = gr.Dataframe(headers=["Révision", "Action", "Auteur", "Date"], interactive=False, elem_id="kbe-history")
+    diff = gr.Code(label="Différences (dernière révision)", elem_id="kbe-diff")
+    with gr.Row():
+        revision = gr.Number(label="Révision à restaurer", precision=0, elem_id="kbe-revision")
+        restore = gr.Button("Restaurer cette révision", elem_id="kbe-restore")
+    form = [entry_id, title, category, answer, phrasings, links]
+
+    def who(principal):
+        return require(services.staff.current(principal), "knowledge")
+
+    def search(principal, text, state):
+        try:
+            who(principal)
+        except AccessDenied as exc:
+            return gr.update(), f"⚠️ {exc}"
+        return entries_table(kb.search(text, status=state)), ""
+
+    def open_entry(principal, eid):
+        try:
+            who(principal)
+            row = kb._get(eid.strip())
+        except (AccessDenied, KbError) as exc:
+            return *[gr.update()] * 6, f"⚠️ {exc}", gr.update(), gr.update()
+        hist = kb.history(row.id)
+        return (row.id, row.title, row.category, row.answer, "\n".join(row.questions), "\n".join(row.links), "",
+                history_table(hist), hist[0]["diff"] if hist else "")  # fmt: skip
+
+    def act(principal, eid, ttl, cat, ans, phr, lnk, rev, action):
+        try:
+            user = who(principal)
+            if action == "save":
+                kb.save_entry({"id": eid.strip() or None, "title": ttl, "category": cat.strip() or None, "answer": ans,
+                               "questions": _lines(phr), "links": _lines(lnk)}, author=user.username, role=user.role)  # fmt: skip
+                done = "✅ Brouillon enregistré : publiez-le depuis « Publication »."
+            elif action == "retire":
+                kb.retire(eid.strip(), author=user.username, role=user.role)
+                done = "✅ Entrée retirée (effectif à la prochaine publication)."
+            else:
+                kb.restore(int(rev or 0), author=user.username, role=user.role)
+                done = f"✅ Révision {int(rev or 0)} restaurée en brouillon."
+        except (AccessDenied, KbError) as exc:
+            return f"⚠️ {exc}"
+        return done
+
+    find.click(search, [staff, query, status], [table, message], api_name=False)
+    load.click(open_entry, [staff, entry_id], [*form, message, history, diff], api_name=False)
+    for button, action in ((save, "save"), (retire, "retire"), (restore, "restore")):
+        button.click(_bind(act, action), [staff, *form, revision], message, api_name=False)
+    return {"table": table, "save": save, "message": message}
