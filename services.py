@@ -120,6 +120,8 @@ class Services:
 
 def build_services(settings: Settings) -> Services:
     """Create the services; cheap (models and index load later, in prepare())."""
+    from cluster import build_cluster
+    from cluster.runs import RunCoordinator
     from rag.answer import AnswerEngine
     from rag.chat import ChatService
     from rag.kb import KnowledgeBase
@@ -133,9 +135,6 @@ def build_services(settings: Settings) -> Services:
     from tickets.users import StaffService
     from training.eval_runner import EvaluationRunner
     from training.runner import TrainingRunner
-
-    from cluster import build_cluster
-    from cluster.runs import RunCoordinator
 
     db = Database(settings.database_url)
     engine = AnswerEngine(settings.rag)

@@ -9,8 +9,9 @@ import logging
 from fastapi import APIRouter, Header, HTTPException, Path, Request
 from fastapi.responses import JSONResponse
 
+from api.idempotency import KEY_PATTERN, KeyedLocks, opening_scope, request_hash
 from api.schemas import ChatMessageResponse, ConversationMessages, ErrorOut, MessageOut, chat_request_model
-from rag.chat import ChatSession, MessageError
+from rag.chat import AlreadyAnswered, ChatSession, Idempotency, MessageError
 from rag.contact import ContactError, validate_contact
 from social.links import ContactLinks, LinkOpening, LinkUnavailable
 
@@ -73,20 +74,46 @@ def chat_router(ctx) -> APIRouter:
             raise HTTPException(409 if exc.used else 422, LINK_USED if exc.used else LINK_INVALID) from None
         return opening.session, opening
 
+    locks = KeyedLocks()
+
     @router.post("/chat/message", response_model=ChatMessageResponse, responses=ERRORS)
     def post_message(
         body: ChatMessageRequest,
         request: Request,
         x_conversation_key: str | None = Header(None, max_length=128),
         authorization: str | None = Header(None, max_length=4096),
+        idempotency_key: str | None = Header(
+            None, pattern=KEY_PATTERN, description="Client-chosen id (e.g. a UUID): a retry with the same key "
+            "returns the first response and stores nothing new.",
+        ),  # fmt: skip
     ):
         """Send a customer message; the first one (no conversation_id) opens a conversation and returns its key."""
         try:
             text = chat.clean_message(body.message)
         except MessageError as exc:
             raise HTTPException(422, str(exc)) from None
+        session = None
+        if body.conversation_id is not None:
+            session = session_for(body.conversation_id, x_conversation_key, authorization)
+        scope = _idempotency_scope(body, session)
+        if idempotency_key is None or scope is None:
+            return answer_message(body, request, text, session, None)
+        digest = request_hash(body.model_dump(mode="json"))
+        with locks.hold(scope, idempotency_key):  # a concurrent retry waits for the first answer
+            first = ctx.db(chat.idempotency.get, scope, idempotency_key)
+            if first is None:
+                try:
+                    return answer_message(body, request, text, session, (scope, idempotency_key, digest))
+                except AlreadyAnswered as exc:  # another process stored it first
+                    first = exc
+            if first.request_hash != digest:
+                raise HTTPException(422, "Cette clé Idempotency-Key a déjà servi pour une autre requête.")
+            return JSONResponse(first.response, headers={"Idempotency-Replayed": "true"})
+
+    def answer_message(body, request: Request, text: str, session: ChatSession | None, claim: tuple | None):
+        """Open the conversation if needed, answer and store the turn (with the idempotency record)."""
         new_key, opening = None, None
-        if body.conversation_id is None:
+        if session is None:
             try:
                 session, opening = open_conversation(body, ctx.client_ip(request))
             except _ContactInvalid as exc:
@@ -94,13 +121,20 @@ def chat_router(ctx) -> APIRouter:
                     {"detail": "Coordonnées invalides : " + " ".join(exc.errors.values()), "errors": exc.errors}, 422
                 )
             new_key = ctx.keys.key_for(session.conversation_id)
-        else:
-            session = session_for(body.conversation_id, x_conversation_key, authorization)
         ctx.limits.hit("conversation", session.conversation_id)
+        respond = lambda reply: _response(session, new_key, opening, text, reply)  # noqa: E731
+        idempotency = Idempotency(*claim, render=lambda r: respond(r).model_dump(mode="json")) if claim else None
         try:
-            reply = chat.send(session, text)  # not retried: it stores the message (see ApiContext.db)
+            reply = chat.send(session, text, idempotency)  # not retried: it stores the message (see ApiContext.db)
         except PermissionError:
             raise HTTPException(404, NOT_FOUND) from None
+        except Exception:
+            if new_key is not None and opening is None:  # nothing of a refused call stays stored
+                chat.discard_empty(session)
+            raise
+        return respond(reply)
+
+    def _response(session: ChatSession, new_key: str | None, opening, text: str, reply) -> ChatMessageResponse:
         answer = reply.answer
         return ChatMessageResponse(
             conversation_id=session.conversation_id,
@@ -152,3 +186,14 @@ def _ticket_data(ticket) -> dict:
         "created_at": ticket.created_at.isoformat(),
         "updated_at": ticket.updated_at.isoformat(),
     }
+
+
+def _idempotency_scope(body, session: ChatSession | None) -> str | None:
+    """Where an Idempotency-Key lives: the conversation, or the phone of a message opening one (None if invalid)."""
+    if session is not None:
+        return session.conversation_id
+    info = body.user_info
+    try:
+        return opening_scope(validate_contact(info.full_name, info.phone, info.email).phone) if info else None
+    except ContactError:
+        return None  # answered 422 by the opening itself

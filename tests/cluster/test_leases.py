@@ -93,7 +93,7 @@ def test_keepers_on_two_replicas_run_the_work_once_and_take_over(redis_url) -> N
     keepers = {
         name: LeaseKeeper(RedisLeases(RedisLink(redis_url)), "monitor", f"replica-{name}",
                           on_acquire=lambda _l, n=name: runs[n].set(), on_lose=runs[name].clear,
-                          ttl=1.0, renew_every=0.2, retry_every=0.1)  # fmt: skip
+                          ttl=1.0, renew_every=0.2, retry_every=0.1)
         for name in runs
     }
     for keeper in keepers.values():

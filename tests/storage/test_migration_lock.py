@@ -19,7 +19,7 @@ MIGRATE = "import sys; from storage import Database; Database(sys.argv[1]).migra
 def test_replicas_migrating_an_empty_database_at_once_all_succeed(empty_db_url: str) -> None:
     starters = [
         subprocess.Popen([sys.executable, "-c", MIGRATE, empty_db_url], cwd=ROOT, stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, text=True)  # fmt: skip
+                         stderr=subprocess.STDOUT, text=True)
         for _ in range(4)
     ]
     outputs = [proc.communicate(timeout=300)[0] for proc in starters]

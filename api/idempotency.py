@@ -1,0 +1,57 @@
+"""Idempotency-Key support of POST /api/v1/chat/message: scopes, request hashes and per-key locks.
+
+The stored record itself (``storage.IdempotencyKey``) is written by ``ChatService`` in the turn's
+transaction; this module only decides under which scope a key lives and serialises concurrent
+calls with the same key inside the process, so a double submit waits for the first answer
+instead of computing a second one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+KEY_PATTERN = r"^[A-Za-z0-9_\-:.]{8,128}$"  # UUIDs and similar client-generated ids
+
+
+def request_hash(body: dict[str, Any]) -> str:
+    """SHA-256 of the request body in canonical JSON (the same key with another body is refused)."""
+    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
+
+
+def opening_scope(phone: str) -> str:
+    """Scope of a message that opens a conversation: its customer's phone, hashed (no personal data stored)."""
+    return "open:" + hashlib.sha256(phone.encode()).hexdigest()[:32]
+
+
+class KeyedLocks:
+    """One lock per (scope, key) while some call holds or waits for it; forgotten afterwards."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[tuple[str, str], tuple[threading.Lock, int]] = {}
+
+    @contextmanager
+    def hold(self, scope: str, key: str) -> Iterator[None]:
+        """Block until no other call holds this (scope, key), then hold it."""
+        name = (scope, key)
+        with self._guard:
+            lock, users = self._locks.get(name, (threading.Lock(), 0))
+            self._locks[name] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._guard:
+                lock, users = self._locks[name]
+                if users == 1:
+                    del self._locks[name]
+                else:
+                    self._locks[name] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)
