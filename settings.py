@@ -165,13 +165,19 @@ class RagConfig(BaseModel):
     lexical_weight: float = Field(0.45, ge=0, le=1, description="Weight of the BM25 score in fusion.")
     lexical_saturation: float = Field(6.0, gt=0, description="BM25 score giving a lexical confidence of 0.5.")
     min_confidence: float = Field(0.42, ge=0, le=1, description="Below this an in-scope question is escalated.")
-    out_of_scope_confidence: float = Field(0.55, ge=0, le=1, description="Below this, a question with no domain word is out of scope.")
-    out_of_scope_weak_confidence: float = Field(
-        0.52, ge=0, le=1,
-        description="Below this, a question whose only domain words are everyday ones (téléphone, compte, prix) is out of scope.",
+    out_of_scope_confidence: float = Field(
+        0.72, ge=0, le=2,
+        description="Scope score (best fused score + out_of_scope_known_weight x share of the question's words found in "
+        "the KB) under which a question with no domain word is out of scope; calibrated with `python -m bench.calibrate`.",
     )
+    out_of_scope_weak_confidence: float = Field(
+        0.74, ge=0, le=2,
+        description="The same for a question whose only domain words are everyday ones (téléphone, compte, prix).",
+    )
+    out_of_scope_known_weight: float = Field(0.4, ge=0, le=1, description="Weight of the known-word share in the scope score.")
     facet_bonus: float = Field(0.02, ge=0, le=0.2, description="Fusion bonus per situation (abroad, Forfait 2€...) named by both question and entry.")
     facet_penalty: float = Field(0.04, ge=0, le=0.2, description="Fusion malus per situation an entry is about and the question does not name.")
+    facet_query_penalty: float = Field(0.0, ge=0, le=0.2, description="Fusion malus per situation the question names and the entry does not.")
     category_bonus: float = Field(0.05, ge=0, le=0.2, description="Fusion bonus for entries of the category a rule identified (cancellation request...).")
     compose_min_confidence: float = Field(
         0.5, ge=0, le=1, description="Each part of a two-part question needs this confidence for a composed answer."

@@ -1,6 +1,8 @@
 """API load test: concurrent simulated customers on loopback against POST /api/v1/chat/message.
 
     python -m bench.load [--customers 200] [--duration 60] [--database-url URL]
+    python -m bench.load --replicas 1 2 --database-url URL --redis-url URL   # one vs two replicas, same run
+    python -m bench.load --customers 50 --messages 10   # closed loop: served rate vs one core answering alone
 
 Starts the API (extractive answers) in a child process on 127.0.0.1 over a fresh database (a temp
 SQLite file unless ``--database-url``, e.g. the one ``bash scripts/postgres.sh`` prints; its
@@ -9,6 +11,15 @@ customers for ``--duration`` seconds: each opens a conversation, then sends uniq
 messages. 429 answers (the per-conversation limit, on purpose) are counted apart; any other
 non-200 or transport error is an error. Afterwards every accepted message must be stored
 exactly once and no refused one at all. Prints one JSON object.
+
+``--replicas 1 2`` runs the same load once per replica count (N API processes sharing the database
+and, with ``--redis-url``, Redis; customer i talks to replica i mod N, as a sticky balancer would)
+and adds the throughput ratio of the largest count to one replica.
+
+``--messages N`` makes every customer send N messages back to back (no think time unless given) and
+first measures, in a child pinned to one CPU, how many answers per second the engine alone gives on
+one core; ``served_vs_engine_1core`` is the served rate over that rate (>= 1.0: serving, HTTP and
+database included, uses both cores).
 """
 
 from __future__ import annotations
@@ -43,7 +54,12 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load (max 600)")
     parser.add_argument("--database-url", help="database of the server (default: a temp SQLite file)")
     parser.add_argument("--conversation-limit", default="20/minute", help="per-conversation rate limit")
-    parser.add_argument("--think-time", type=float, default=0.5, help="seconds a customer waits between messages")
+    parser.add_argument("--think-time", type=float, default=None,
+                        help="seconds a customer waits between messages (default 0.5; 0 with --messages)")
+    parser.add_argument("--messages", type=int, default=0, help="messages per customer, sent back to back (0: timed)")
+    parser.add_argument("--engine-rate", type=float, default=0, help=argparse.SUPPRESS)  # child: seconds to measure
+    parser.add_argument("--replicas", type=int, nargs="+", default=[1], help="API processes, e.g. `1 2` (max 8)")
+    parser.add_argument("--redis-url", help="Redis shared by the replicas (MOBILIA_REDIS_URL; default: none)")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     return parser
@@ -63,6 +79,7 @@ def serve(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.WARNING)
     settings = get_settings(
         database_url=args.database_url,
+        redis_url=args.redis_url or None,
         host=HOST,
         port=args.port,
         secret_key=secrets.token_urlsafe(32),
@@ -86,11 +103,11 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-async def _customer(index: int, client, deadline: float, think: float, stats: dict) -> None:
-    """One customer: open a conversation, then send numbered messages until the deadline."""
+async def _customer(index: int, client, deadline: float, think: float, stats: dict, messages: int = 0) -> None:
+    """One customer: open a conversation, then send numbered messages until the deadline (or `messages` sent)."""
     phone = f"06{index:08d}"
     key, conversation_id, n = None, None, 0
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and (not messages or n < messages):
         text = f"{QUESTIONS[n % len(QUESTIONS)]} [{stats['run']} client {index} message {n}]"
         body: dict = {"message": text}
         headers = {}
@@ -125,14 +142,19 @@ async def _customer(index: int, client, deadline: float, think: float, stats: di
             await asyncio.sleep(think)
 
 
-async def _load(base_url: str, customers: int, duration: float, think: float, run: str) -> dict:
+async def _load(base_urls: list[str], customers: int, duration: float, think: float, run: str, messages: int = 0) -> dict:
     import httpx
 
     stats: dict = {"run": run, "accepted": [], "limited": [], "errors": [], "latency": []}
     limits = httpx.Limits(max_connections=customers, max_keepalive_connections=customers)
-    async with httpx.AsyncClient(base_url=base_url, timeout=120, limits=limits) as client:
+    clients = [httpx.AsyncClient(base_url=url, timeout=120, limits=limits) for url in base_urls]
+    try:
         deadline = time.monotonic() + duration
-        await asyncio.gather(*(_customer(i, client, deadline, think, stats) for i in range(customers)))
+        await asyncio.gather(*(_customer(i, clients[i % len(clients)], deadline, think, stats, messages)
+                               for i in range(customers)))  # fmt: skip
+    finally:
+        for client in clients:
+            await client.aclose()
     return stats
 
 
@@ -174,46 +196,65 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve:
         serve(args)
         return 0
+    if args.engine_rate:
+        print(json.dumps(engine_rate(args.engine_rate)))
+        return 0
     customers, duration = min(max(args.customers, 1), 1000), min(max(args.duration, 1.0), 600.0)
+    counts = [min(max(n, 1), 8) for n in args.replicas]
+    results = [_measure(args, n, customers, duration) for n in counts]
+    if len(results) == 1:
+        print(json.dumps(results[0], ensure_ascii=False))
+    else:
+        one = next((r for r in results if r["replicas"] == 1), results[0])
+        best = max(results, key=lambda r: r["replicas"])
+        ratio = round(best["accepted_per_s"] / one["accepted_per_s"], 2) if one["accepted_per_s"] else None
+        print(json.dumps({"runs": results, f"throughput_ratio_{best['replicas']}_vs_1": ratio}, ensure_ascii=False))
+    ok = all(r["errors"] == 0 and r["stored_exactly_once"] for r in results)
+    return 0 if ok else 1
+
+
+def _measure(args: argparse.Namespace, replicas: int, customers: int, duration: float) -> dict:
+    """One load run against ``replicas`` API processes; the figures and the storage check as a dict."""
     run = uuid.uuid4().hex[:8]  # tags this run's messages (a reused database may hold older ones)
     with tempfile.TemporaryDirectory() as tmp:
         database_url = args.database_url or f"sqlite:///{Path(tmp) / 'load.db'}"
-        port = _free_port()
-        log_path = Path(tmp) / "server.log"
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
-        command = [
-            sys.executable,
-            "-m",
-            "bench.load",
-            "--serve",
-            "--port",
-            str(port),
-            "--database-url",
-            database_url,
-            "--conversation-limit",
-            args.conversation_limit,
-        ]
-        with log_path.open("wb") as log_file:
-            server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+        engine = _engine_rate_child(env) if args.messages else None  # before the servers: nothing else runs
+        load_before = os.getloadavg()
+        servers, urls = [], []
         try:
-            _wait_ready(f"http://{HOST}:{port}", server, log_path)
+            for n in range(replicas):
+                port = _free_port()
+                log_path = Path(tmp) / f"server-{n}.log"
+                command = [sys.executable, "-m", "bench.load", "--serve", "--port", str(port), "--database-url",
+                           database_url, "--conversation-limit", args.conversation_limit,
+                           *(["--redis-url", args.redis_url] if args.redis_url else [])]  # fmt: skip
+                with log_path.open("wb") as log_file:
+                    servers.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=log_file,
+                                                    stderr=subprocess.STDOUT))  # fmt: skip
+                urls.append(f"http://{HOST}:{port}")
+                _wait_ready(urls[-1], servers[-1], log_path)  # one at a time: the first migrates
             t0 = time.monotonic()
-            stats = asyncio.run(_load(f"http://{HOST}:{port}", customers, duration, args.think_time, run))
+            think = args.think_time if args.think_time is not None else (0.0 if args.messages else 0.5)
+            stats = asyncio.run(_load(urls, customers, duration, think, run, args.messages))
             wall = time.monotonic() - t0
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+            for server in servers:
+                server.terminate()
+            for server in servers:
+                try:
+                    server.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    server.kill()
+                    server.wait()
         try:
             storage = _check_storage(database_url, run, stats["accepted"], stats["limited"])
         except Exception as exc:  # still print the load figures
             storage = {"check_failed": f"{type(exc).__name__}: {exc}"[:300]}
-    backend = database_url.split(":", 1)[0]
-    result = {
-        "database": backend,
+    return {
+        "replicas": replicas,
+        "database": database_url.split(":", 1)[0],
+        "redis": bool(args.redis_url),
         "customers": customers,
         "duration_s": round(wall, 1),
         "requests": len(stats["accepted"]) + len(stats["limited"]) + len(stats["errors"]),
@@ -222,17 +263,43 @@ def main(argv: list[str] | None = None) -> int:
         "errors": len(stats["errors"]),
         "error_samples": sorted(set(stats["errors"]))[:5],
         "accepted_per_s": round(len(stats["accepted"]) / wall, 1),
+        **({"engine_1core_per_s": engine, "served_vs_engine_1core": round(len(stats["accepted"]) / wall / engine, 2)}
+           if engine else {}),
         "latency_ms": {
             "p50": _percentile(stats["latency"], 0.50),
             "p95": _percentile(stats["latency"], 0.95),
             "max": _percentile(stats["latency"], 1.0),
         },
         "storage": storage,
-        "stored_exactly_once": not any(storage.values()),
+        "lost_messages": storage.get("accepted_missing"),
+        "stored_exactly_once": not any(v for k, v in storage.items()),
         "cpus": os.cpu_count(),
+        "load_average_before": [round(x, 2) for x in load_before],
     }
-    print(json.dumps(result, ensure_ascii=False))
-    return 0 if result["errors"] == 0 and result["stored_exactly_once"] else 1
+
+
+def engine_rate(seconds: float) -> float:
+    """Child process: extractive answers per second of the engine alone, pinned to one CPU."""
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    from rag.answer import AnswerEngine
+    from settings import get_settings
+
+    engine = AnswerEngine(get_settings().rag.model_copy(update={"answer_mode": "extractive", "embed_cache_size": 0}))
+    engine.warm_up()
+    for question in QUESTIONS:
+        engine.answer(question)
+    done, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:  # the messages the load test sends: unique, never cached
+        engine.answer(f"{QUESTIONS[done % len(QUESTIONS)]} [engine client 0 message {done}]")
+        done += 1
+    return round(done / (time.perf_counter() - started), 1)
+
+
+def _engine_rate_child(env: dict, seconds: float = 10.0) -> float:
+    done = subprocess.run([sys.executable, "-m", "bench.load", "--engine-rate", str(seconds)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, check=True, timeout=600)  # fmt: skip
+    return float(done.stdout.strip().splitlines()[-1])
 
 
 def _wait_ready(base_url: str, server: subprocess.Popen, log_path: Path, timeout: float = 180.0) -> None:

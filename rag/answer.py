@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from rag.embeddings import Embedder
 from rag.index import KnowledgeIndex, build_index
 from rag.llm.manager import ModelManager
-from rag.nlu import Analysis, analyze_message, is_follow_up, ticket_priority
+from rag.nlu import Analysis, analyze_message, is_follow_up, names_domain, ticket_priority
 from rag.promises import keep_promises_honest
 from rag.retriever import Hit, HybridRetriever, Retrieval
 from rag.sources import DEFAULT_LINKS, Entry, customer_label, customer_url
@@ -108,11 +108,16 @@ def _links(intent: str, entry_links: list[str], escalate: bool) -> list[dict]:
     return [{"label": labels.get(u, u.removeprefix("https://")), "url": u} for u in seen]
 
 
-# Where a message asks a second question: "...? Et ...", "..., et au passage ...", "... et si je ...".
+# Where a message asks a second question ("...? Et ...", "..., et au passage ...", "... et si je ..."),
+# or puts its question after a statement ("Je change d'opérateur, je peux jeter ma SIM ?").
 _SECOND_QUESTION = re.compile(
     r"\?+\s+(?=\S)|\s*[,;]\s*(?:et|mais|aussi|sinon|puis)\b(?:\s+(?:au passage|aussi|sinon|en plus|egalement))?"
     r"|\s+et\s+(?=(?:au passage|aussi|en plus|si|est-ce|comment|combien|ou|quand|quel\w*|pourquoi|je peux|on peut|a partir)\b)"
+    r"|\s*[,:]\s*(?=(?:je peux|puis-je|est-ce que|est-ce qu'|dois-je|je dois|faut-il|il faut|comment|combien|je fais quoi|"
+    r"on fait quoi|que dois-je|qu'est-ce que|quand|pourquoi)\b)"
 )
+# Rules that point at a category of entries: a cancellation request, a technical problem that persists.
+_PREFERRED = {"demande de résiliation": "résiliation", "problème non résolu après plusieurs tentatives": "technique"}
 # Sentences telling the customer how to ask for a human: pointless once they asked.
 _ASK_FOR_HUMAN_HINT = re.compile(r"\b(?:dites-le|demandez|ecrivez|tapez)\b[^.!?]*\b(?:conseiller|mis en relation|humain)")
 
@@ -250,7 +255,7 @@ class AnswerEngine:
         retrieval, used = self._retrieve(retriever, analysis, question, previous_question)
         top = retrieval.top
         confidence = round(used[0].score, 4) if used else 0.0
-        if self._out_of_scope(analysis, confidence):
+        if self._out_of_scope(analysis, retrieval):
             answer = Answer(text=OUT_OF_SCOPE_TEXT, intent="général", confidence=confidence, out_of_scope=True,
                             sentiment=analysis.sentiment, links=_links("général", [], False))
             return self._finish(answer, start), [], False
@@ -305,10 +310,11 @@ class AnswerEngine:
         """The retrieval of the message and the hits the answer uses: one, or two for a two-part question
         or a billing dispute (the matching entry and the contestation procedure)."""
         topic = analysis.topic or question
-        prefer = ("résiliation",) if "demande de résiliation" in analysis.escalation_reasons else ()
+        prefer = tuple(_PREFERRED[r] for r in analysis.escalation_reasons if r in _PREFERRED)
         extra = [analysis.extra_topic] if analysis.extra_topic else split_question(topic)
         if extra:
-            found = retriever.search_many([topic, *extra] if analysis.extra_topic else extra, prefer=prefer)
+            found = (retriever.search_many([topic, *extra], prefer=prefer) if analysis.extra_topic
+                     else retriever.search_many(extra, prefer=prefer, context=topic))
             retrieval = found[0] if analysis.extra_topic else retriever.search(topic, prefer=prefer)
         else:
             found, retrieval = [], retriever.search(topic, prefer=prefer)
@@ -318,32 +324,49 @@ class AnswerEngine:
             standalone = {h.entry.id for h in retriever.search(topic, k=10).hits}
             if combined.top and combined.top.entry.id in standalone:
                 retrieval = combined
-        used = [retrieval.top] if retrieval.top else []
-        tops = [r.top for r in found if r.top is not None]
+        escalated = bool(analysis.escalation_reasons)
+        used = [self._substantial(retrieval, retrieval.top, escalated)] if retrieval.top else []
+        tops = [self._substantial(r, r.top, escalated) for r in found if r.top is not None]
         if len(tops) == 2 and tops[0].entry.id != tops[1].entry.id:
             first, second = tops
-            if analysis.extra_topic:  # the matching entry (if it really matches), then how to contest
-                used = [first, second] if first.score >= self.config.compose_min_confidence else [second]
+            if analysis.extra_topic:  # how to contest, then the matching entry (if it really matches)
+                used = [second, first] if first.score >= self.config.compose_min_confidence else [second]
             elif min(first.score, second.score) >= self.config.compose_min_confidence:
                 used = [first, second]
         elif analysis.extra_topic and tops:
             used = tops[:1]
         return retrieval, used
 
-    def _out_of_scope(self, analysis: Analysis, confidence: float) -> bool:
+    def _substantial(self, retrieval: Retrieval, hit: Hit, escalated: bool) -> Hit:
+        """`hit`, unless most of its text is a promise this turn cannot keep (an agent's "a ticket was opened"):
+        then the next hit that keeps its substance and still clears `min_confidence`."""
+        def keeps_substance(h: Hit) -> bool:
+            return len(keep_promises_honest(h.entry.answer, escalated)) >= 0.6 * len(h.entry.answer)
+
+        if keeps_substance(hit):
+            return hit
+        for other in retrieval.hits:
+            if other is not hit and other.score >= self.config.min_confidence and keeps_substance(other):
+                return other
+        return hit
+
+    def _out_of_scope(self, analysis: Analysis, retrieval: Retrieval) -> bool:
         """Another company's offer or service, or a question whose words and retrieval both point elsewhere.
 
         Requests the rules recognised (a human, a cancellation, a complaint...) are never out of scope;
-        a word only this service uses ("forfait", "APN"...) keeps a question in scope; a word shared
-        with everyday questions ("téléphone", "compte") needs a closer KB match than no word at all.
+        a word only this service uses ("forfait", "APN"...) keeps a question in scope. Otherwise the
+        scope score, best fused score + known_weight x share of the question's words the KB uses,
+        must reach a threshold calibrated on data (`python -m bench.calibrate`); a question with
+        everyday domain words ("téléphone", "compte") has its own threshold.
         """
         if analysis.competitor_offer or analysis.other_service:
             return True
-        if analysis.escalation_reasons or analysis.domain == "strong":
+        if analysis.escalation_reasons or analysis.domain == "strong" or names_domain(retrieval.tokens):
             return False
-        if analysis.domain == "weak":
-            return confidence < self.config.out_of_scope_weak_confidence
-        return confidence < self.config.out_of_scope_confidence
+        config = self.config
+        score = (retrieval.top.score if retrieval.top else 0.0) + config.out_of_scope_known_weight * retrieval.raw_known_ratio
+        threshold = config.out_of_scope_weak_confidence if analysis.domain == "weak" else config.out_of_scope_confidence
+        return score < threshold
 
     @staticmethod
     def _finish(answer: Answer, start: float) -> Answer:

@@ -35,6 +35,7 @@ class Example:
     domain: str  # "strong", "weak", "none" (rag.nlu)
     ruled: bool  # a rule decides scope alone: another company, or an escalation request
     confidence: float
+    known: float  # share of the question's words the KB uses (Retrieval.raw_known_ratio)
     correct: bool | None  # in-scope: did the best hit answer it (None when unknown)
     source: str
 
@@ -104,6 +105,7 @@ def _example(question: str, in_scope: bool, retriever: HybridRetriever, is_right
         domain=analysis.domain,
         ruled=analysis.competitor_offer or analysis.other_service or bool(analysis.escalation_reasons),
         confidence=round(top.score, 4) if top else 0.0,
+        known=round(retrieval.raw_known_ratio, 4),
         correct=(is_right(top.entry.id) if top else False) if is_right else None,
         source=source,
     )

@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
@@ -61,7 +61,7 @@ class DuplicateMessage(MessageError):
     """The same message is already being answered in this conversation (a double click)."""
 
 
-class AlreadyAnswered(Exception):  # noqa: N818 (not an error: the first answer is replayed)
+class AlreadyAnswered(Exception):
     """Another call with the same Idempotency-Key stored its turn first; ``response`` is what it returned."""
 
     def __init__(self, response: dict, request_hash: str) -> None:
@@ -88,6 +88,46 @@ class ChatReply:
     ticket: Ticket | None = None
     notice: str | None = None
     notice_message_id: int | None = None
+
+
+class SendGuard:
+    """Messages on their way, per conversation: the same text twice at once (or just after) is one send.
+
+    A double click in the chat tab sends two events with the same text; with extractive answers
+    the first may be stored before the second arrives, so a text also stays claimed for
+    ``window_s`` seconds after its send ended.
+    """
+
+    def __init__(self, window_s: float = 2.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.window_s = window_s
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._sends: dict[tuple[str, str], float | None] = {}  # None while in flight, else when it ended
+
+    def claim(self, conversation_id: str, text: str) -> Callable[..., None]:
+        """Hold (conversation, text) until the returned ``release(stored=True)``; DuplicateMessage if held.
+
+        After ``release()`` the text stays claimed for ``window_s``; ``release(stored=False)`` (the
+        send failed, nothing was stored) frees it at once so the customer can send it again.
+        """
+        key = (conversation_id, text)
+        now = self.clock()
+        with self._lock:
+            for other, ended in list(self._sends.items()):
+                if ended is not None and now - ended > self.window_s:
+                    del self._sends[other]
+            if key in self._sends:
+                raise DuplicateMessage("Ce message est déjà en cours d'envoi.")
+            self._sends[key] = None
+
+        def release(stored: bool = True) -> None:
+            with self._lock:
+                if stored:
+                    self._sends[key] = self.clock()
+                else:
+                    self._sends.pop(key, None)
+
+        return release
 
 
 @dataclass(frozen=True)
@@ -134,8 +174,7 @@ class ChatService:
         self.tickets = tickets
         self.max_chars = max_chars
         self.idempotency = IdempotencyRepository(db)
-        self._in_flight: set[tuple[str, str]] = set()
-        self._in_flight_lock = threading.Lock()
+        self.sends = SendGuard()
         self.customers = CustomerRepository(db)
         self.conversations = ConversationRepository(db)
         self.messages = MessageRepository(db)
@@ -169,6 +208,13 @@ class ChatService:
         log.info("conversation %s joined by its customer", conversation_id)
         return ChatSession(customer.id, conversation_id)
 
+    def discard_empty(self, session: ChatSession) -> None:
+        """Forget a conversation just opened whose first message could not be stored (best effort)."""
+        try:
+            self.conversations.delete_if_empty(session.conversation_id)
+        except Exception:  # the caller reports its own error; an empty conversation is harmless
+            log.warning("could not discard empty conversation %s", session.conversation_id, exc_info=True)
+
     def clean_message(self, text: str | None) -> str:
         """Validate a customer message; raise MessageError with a French explanation."""
         text = strip_control_chars(text).strip()
@@ -194,54 +240,43 @@ class ChatService:
         return reply
 
     def send_stream(
-        self, session: ChatSession, text: str, idempotency: Idempotency | None = None, dedupe: bool = False
+        self, session: ChatSession, text: str, idempotency: Idempotency | None = None
     ) -> Iterator[str | ChatReply]:
         """Like send(), but yield the growing answer text first; the last item is the stored ChatReply.
 
         One read (the conversation and its latest messages) before answering and one write
         transaction after: the customer message, the answer, an escalation's ticket and notice and
-        the idempotency record are stored together or not at all. With ``dedupe`` the same text
-        sent again while the first is being answered raises DuplicateMessage (double clicks).
+        the idempotency record are stored together or not at all.
         """
         received_at = utcnow()
         text = self.clean_message(text)
         conversation, earlier = self.conversations.get_with_recent(session.conversation_id, HISTORY_WINDOW)
         if conversation is None or conversation.customer_id != session.customer_id:
             raise PermissionError("conversation does not belong to this session")
-        with self._once(session.conversation_id, text, dedupe):
-            if conversation.status == "agent":
-                yield self._store_turn(session, text, received_at, None, idempotency)
-                return
-            if (accepted := self._offer_accepted(conversation, text)) is not None:
-                yield self._store_turn(session, text, received_at, accepted, idempotency)
-                return
-            previous = [m.meta["top_entry"] for m in earlier if m.role == "assistant" and m.meta and m.meta.get("top_entry")]
-            last_question = next((m.content for m in reversed(earlier) if m.role == "user"), None)
-            answer = None
-            for item in self.engine.stream_answer(text, previous_top_entries=previous, previous_question=last_question,
-                                                  history=_recent_turns(earlier, self.engine.config.llm.history_turns)):
-                if isinstance(item, str):
-                    yield item
-                else:
-                    answer = item
-            yield self._store_turn(session, text, received_at, answer, idempotency)
-
-    @contextmanager
-    def _once(self, conversation_id: str, text: str, dedupe: bool) -> Iterator[None]:
-        """Refuse the same text in the same conversation while it is being answered (when ``dedupe``)."""
-        if not dedupe:
-            yield
+        if conversation.status == "agent":
+            yield self._store_turn(session, text, received_at, None, idempotency)
             return
-        key = (conversation_id, text)
-        with self._in_flight_lock:
-            if key in self._in_flight:
-                raise DuplicateMessage("Ce message est déjà en cours d'envoi.")
-            self._in_flight.add(key)
-        try:
-            yield
-        finally:
-            with self._in_flight_lock:
-                self._in_flight.discard(key)
+        if (accepted := self._offer_accepted(conversation, text)) is not None:
+            yield self._store_turn(session, text, received_at, accepted, idempotency)
+            return
+        previous = [m.meta["top_entry"] for m in earlier if m.role == "assistant" and m.meta and m.meta.get("top_entry")]
+        last_question = next((m.content for m in reversed(earlier) if m.role == "user"), None)
+        answer = None
+        for item in self.engine.stream_answer(text, previous_top_entries=previous, previous_question=last_question,
+                                              history=_recent_turns(earlier, self.engine.config.llm.history_turns)):
+            if isinstance(item, str):
+                yield item
+            else:
+                answer = item
+        yield self._store_turn(session, text, received_at, answer, idempotency)
+
+    def claim(self, session: ChatSession, text: str) -> Callable[..., None]:
+        """Mark `text` as being sent in the session's conversation; call the returned function when done.
+
+        Raises DuplicateMessage when the same text is already on its way there (or was sent a
+        moment ago): a double click (or Enter then click) in the chat tab is answered and stored once.
+        """
+        return self.sends.claim(session.conversation_id, text)
 
     def _store_turn(
         self, session: ChatSession, text: str, received_at, answer: Answer | None, idempotency: Idempotency | None

@@ -1,14 +1,19 @@
-"""Scoring of the answer engine on the project's evaluation set (`datasets/eval/chat_eval.jsonl`)."""
+"""Scoring of the answer engine on the project's evaluation sets (`datasets/eval/*.jsonl`).
+
+An answer is right when it has the expected facts, the expected escalation and scope decisions,
+and promises nothing the turn did not do (rag/promises.py).
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from rag.answer import Answer, AnswerEngine
+from rag.promises import find_promises
 from rag.text import compact
 
 
@@ -22,11 +27,12 @@ class ItemResult:
     escalation_ok: bool
     scope_ok: bool
     answer: Answer
+    false_promises: list[str] = field(default_factory=list)  # sentences promising what this turn did not do
 
     @property
     def correct(self) -> bool:
-        """Right facts, right escalation decision, right scope decision."""
-        return self.facts_ok and self.escalation_ok and self.scope_ok
+        """Right facts, right escalation decision, right scope decision, and no false promise."""
+        return self.facts_ok and self.escalation_ok and self.scope_ok and not self.false_promises
 
 
 def load_eval_set(path: Path) -> list[dict]:
@@ -41,6 +47,12 @@ def facts_found(text: str, facts: list[str]) -> bool:
     return all(compact(f) in haystack for f in facts)
 
 
+def false_promises(answer: Answer) -> list[str]:
+    """Sentences of the answer stating that a human, a ticket, a callback or a refund is on its way
+    although this turn did not escalate (a hand-off or a ticket is true only when it did)."""
+    return [p.sentence for p in find_promises(answer.text, escalated=answer.needs_escalation)]
+
+
 def score_item(item: dict, answer: Answer) -> ItemResult:
     """Judge one answer against its expectations."""
     oos = bool(item.get("out_of_scope"))
@@ -51,6 +63,7 @@ def score_item(item: dict, answer: Answer) -> ItemResult:
         escalation_ok=answer.needs_escalation == bool(item.get("expect_escalation")),
         scope_ok=answer.out_of_scope == oos,
         answer=answer,
+        false_promises=false_promises(answer),
     )
 
 
@@ -73,6 +86,7 @@ def evaluate(engine: AnswerEngine, items: list[dict]) -> tuple[dict, list[ItemRe
         "escalation_recall": rate(esc, "escalation_ok"),
         "out_of_scope_accuracy": rate(oos, "scope_ok"),
         "false_out_of_scope": round(sum(not r.scope_ok for r in in_scope) / max(1, len(in_scope)), 4),
+        "false_promises": sum(bool(r.false_promises) for r in results),
         "latency_ms_p50": round(float(np.percentile(lat, 50)), 2) if len(lat) else None,
         "latency_ms_p95": round(float(np.percentile(lat, 95)), 2) if len(lat) else None,
     }

@@ -2,8 +2,9 @@
 
 AnswerEngine has already applied the rules (small talk, scope, escalation, confidence) and built
 the extractive answer; here only its text changes. Whatever goes wrong (model still loading or
-unavailable, error, timeout, a number or price that is not in the retrieved context, an empty
-reply) the extractive answer is returned with `fallback_reason` saying why.
+unavailable, error, timeout, a number or price that is not in the retrieved context, a promise
+of a hand-off, ticket, callback or refund this turn did not make, an empty reply) the extractive
+answer is returned with `fallback_reason` saying why.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from rag.answer import EMPATHY_TEXT, ESCALATION_TEXT, Answer
 from rag.llm.base import GenerationError
 from rag.llm.generate import GenerationTimeout, timed_stream
 from rag.llm.prompt import build_context, build_messages, cited_ids, grounding_ratio, unsupported_numbers
+from rag.promises import find_promises
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,13 @@ def _clean_citations(text: str, known: list[str]) -> str:
     if not cited_ids(text):
         text = f"{text} [{known[0]}]"
     return text
+
+
+def _check_promises(text: str, escalated: bool) -> None:
+    """Raise if generated text promises a hand-off, ticket, callback or refund this turn did not make."""
+    broken = find_promises(text, escalated=escalated)
+    if broken:
+        raise ValueError(f"low_confidence: promises an action not taken ({broken[0].kind})")
 
 
 def _finish(answer: Answer, start: float, **changes) -> Answer:
@@ -73,10 +82,12 @@ def generate_answer(
             bad = unsupported_numbers(settled, context)
             if bad:
                 raise ValueError(f"low_confidence: numbers not in the retrieved context: {', '.join(bad)}")
+            _check_promises(settled, answer.needs_escalation)
             yield prefix + text
         bad = unsupported_numbers(text, context)
         if bad:
             raise ValueError(f"low_confidence: numbers not in the retrieved context: {', '.join(bad)}")
+        _check_promises(text, answer.needs_escalation)
         if len(text.strip()) < 10:
             raise ValueError("low_confidence: empty generation")
         grounding = grounding_ratio(text, f"{context} {question}")

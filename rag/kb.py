@@ -105,14 +105,32 @@ class KnowledgeBase:
         return len(entries)
 
     def ensure_seeded(self, seed_dir: Path | None = None) -> bool:
-        """Import the shipped seed when the KB tables are empty (first start); True if it did."""
+        """Import the shipped seed when the KB tables are empty (first start); True if this call did.
+
+        Replicas starting together on an empty database import it once: entries, first version and
+        the published pointer are written in one transaction that only an empty KB accepts
+        (``KbRepository.seed``); the others find it seeded.
+        """
+        from rag.index import fingerprint
+        from rag.llm.selection import now_iso
+
         if self.repo.count() or self._read()["stack"]:
             return False
+        kb_dir = seed_dir or self.config.kb_dir
         with self._lock:
-            if self.repo.count():
-                return False
-            count = self.import_dir(seed_dir or self.config.kb_dir, author="seed")
-        log.info("Knowledge base seeded from %s: %d entries", seed_dir or self.config.kb_dir, count)
+            entries = load_kb(kb_dir)
+            if not entries:
+                raise KbError(f"aucune entrée trouvée dans {kb_dir}")
+            note = f"import de {kb_dir.name}"
+            version = self.repo.seed(
+                [e.to_dict() for e in entries], author="seed", fingerprint=fingerprint(self.config, entries),
+                note=note, pointer_key=STATE_KEY,
+                pointer=lambda vid: {"stack": [vid], "journal": [{"action": "import", "at": now_iso(), "by": "seed",
+                                                                 "version": vid, "previous": None, "note": note}]},
+            )  # fmt: skip
+        if version is None:
+            return False
+        log.info("Knowledge base seeded from %s: %d entries", kb_dir, len(entries))
         return True
 
     def export_dir(self, out_dir: Path, working: bool = False) -> list[Path]:

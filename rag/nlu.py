@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
-from rag.text import fold
+from rag.text import analyze, fold
 
 INTENTS = ("facturation", "technique", "forfait", "résiliation", "réclamation", "activation", "assistance", "général")
 TICKET_CATEGORIES = ("facturation", "technique", "forfait", "résiliation", "réclamation", "général")
@@ -121,6 +122,24 @@ DOMAIN_WEAK = _re(
     r"\bvocal\b", r"\btransfert\b", r"\bclients?\b", r"\bconseill", r"\bdemandes?\b",
 )
 DOMAIN = _re(DOMAIN_STRONG.pattern, DOMAIN_WEAK.pattern)
+# The same strong words as analyzer stems, matched against the retriever's typo-corrected tokens
+# ("forfai" -> "forf"), so a misspelt domain word still counts.
+_STRONG_WORDS = (
+    "forfait facture facturation sim esim reseau sms mms data apn abonnement resilier resiliation rio consommation "
+    "roaming itinerance prelevement paiement operateur portabilite recharge gigas couverture debit activation "
+    "reclamation remboursement messagerie repondeur internet"
+)
+
+
+@lru_cache(maxsize=1)
+def strong_stems() -> frozenset[str]:
+    """Analyzer stems of the strong domain words."""
+    return frozenset(t for t in analyze(_STRONG_WORDS) if not t.startswith("grp_") and len(t) >= 3)
+
+
+def names_domain(tokens: list[str]) -> bool:
+    """Whether analyzed (and corrected) query tokens include a strong domain word."""
+    return not strong_stems().isdisjoint(tokens)
 # Other companies' services named as the subject of the question: out of scope even with "résilier" or "compte".
 OTHER_SERVICE = _re(
     r"\bnetflix\b", r"\bspotify\b", r"\bdeezer\b", r"\bdisney\b", r"\bcanal ?\+", r"\bamazon\b", r"\bprime video\b",

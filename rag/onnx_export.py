@@ -84,8 +84,11 @@ def export(model_dir: Path, out: Path) -> Path:
                 str(tmp),
                 input_names=["input_ids", "attention_mask"],
                 output_names=["last_hidden_state"],
-                dynamic_axes={"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
-                              "last_hidden_state": {0: "batch", 1: "sequence"}},  # fmt: skip
+                dynamic_axes={
+                    "input_ids": {0: "batch", 1: "sequence"},
+                    "attention_mask": {0: "batch", 1: "sequence"},
+                    "last_hidden_state": {0: "batch", 1: "sequence"},
+                },
                 opset_version=OPSET,
                 dynamo=False,
             )

@@ -1,8 +1,8 @@
 """Hybrid retrieval: dense cosine (FAISS) fused with saturated BM25, grouped by KB entry.
 
 On top of the fusion, "facets" keep close entries apart: an entry whose phrasings are all about
-a situation the question does not mention (abroad, the Forfait 2€, the first bill, after a
-cancellation) loses a little, one whose situation the question names gains a little. "Data
+a situation the question does not mention (abroad, the Forfait 2€, the 5G network, the first
+bill, after a cancellation) loses a little, one whose situation the question names gains a little. "Data
 abroad with the 5G plan" then stops answering "how much data in the 5G plan".
 """
 
@@ -23,6 +23,8 @@ FACETS: dict[str, re.Pattern] = {
     "abroad": re.compile(r"\b(?:etranger|europe|europeens?|dom|roaming|itinerance|hors de france|"
                          + "|".join(COUNTRIES.split()) + r")\b"),
     "forfait_2e": re.compile(r"\bforfaits? (?:a )?(?:2 ?(?:€|e|eur|euros?)(?![a-z0-9])|deux euros)"),
+    # 5G the network (not "Forfait Free 5G", the plan's name): "je ne capte pas la 5G" vs "toujours pas de 4G".
+    "5g_network": re.compile(r"(?<!forfait )(?<!forfait free )(?<!free )(?<!offre )\b5g\b"),
     "first_bill": re.compile(r"\bpremier(?:e)? (?:facture|mois)\b|\bfrais d'?\s?activation\b"),
     "after_cancel": re.compile(r"\b(?:apres|une fois) (?:la |ma |une |avoir |l'?\s?)?resili"),
 }
@@ -100,20 +102,23 @@ class HybridRetriever:
         return np.asarray(self.index.bm25.get_scores(known), dtype=np.float32)
 
     def facet_adjustment(self, query: str) -> np.ndarray:
-        """Per-entry bonus for situations the query names, malus for those it does not."""
+        """Per-entry bonus for situations both the query and the entry name, malus for those only one names."""
         named = facets_of(query)
         wanted = np.array([name in named for name in FACETS], dtype=np.float32)
         shared = self._facets @ wanted
-        missing = self._facets @ (1.0 - wanted)
-        return self.config.facet_bonus * shared - self.config.facet_penalty * missing
+        entry_only = self._facets @ (1.0 - wanted)
+        query_only = (1.0 - self._facets) @ wanted
+        config = self.config
+        return config.facet_bonus * shared - config.facet_penalty * entry_only - config.facet_query_penalty * query_only
 
     def search(self, query: str, k: int | None = None, prefer: tuple[str, ...] = (),
-               vector: np.ndarray | None = None) -> Retrieval:
+               vector: np.ndarray | None = None, context: str | None = None) -> Retrieval:
         """Rank entries for a query; k defaults to the configured top_k.
 
         prefer: KB categories the rules already identified (a cancellation request prefers
         "résiliation" entries), worth `category_bonus`; vector: the query's embedding when the
-        caller computed it already (search_many).
+        caller computed it already (search_many); context: the whole message when `query` is one
+        part of it, whose situations (abroad, Forfait 2€...) then apply to the part.
         """
         k = k or self.config.top_k
         raw_tokens = analyze(query)
@@ -126,7 +131,7 @@ class HybridRetriever:
         bm25 = self.lexical_scores(tokens)
         lexical = bm25 / (bm25 + self.config.lexical_saturation)
         fused = self.config.dense_weight * dense + self.config.lexical_weight * lexical
-        fused = fused + self.facet_adjustment(query)
+        fused = fused + self.facet_adjustment(query if context is None else f"{query} {context}")
         if prefer:
             fused = fused + self.config.category_bonus * np.isin(self._categories, prefer)
         fused = np.clip(fused, 0.0, 1.0)
@@ -138,7 +143,8 @@ class HybridRetriever:
         ]
         return Retrieval(hits, tokens, known_ratio, raw_known_ratio)
 
-    def search_many(self, queries: list[str], k: int | None = None, prefer: tuple[str, ...] = ()) -> list[Retrieval]:
+    def search_many(self, queries: list[str], k: int | None = None, prefer: tuple[str, ...] = (),
+                    context: str | None = None) -> list[Retrieval]:
         """Search several queries with one batched embedding call (the parts of a two-part question)."""
         vectors = self.embedder.encode(queries)
-        return [self.search(q, k, prefer, vector) for q, vector in zip(queries, vectors, strict=True)]
+        return [self.search(q, k, prefer, vector, context) for q, vector in zip(queries, vectors, strict=True)]

@@ -42,7 +42,8 @@ class SocialPostRepository:
         insert = pg_insert if self.db.engine.dialect.name == "postgresql" else sqlite_insert
         stmt = insert(MastodonPost).values(**values).on_conflict_do_nothing(index_elements=["status_id"])
         with self.db.session() as session:
-            inserted = session.execute(stmt).rowcount == 1
+            # RETURNING, not rowcount: psycopg reports -1 for INSERT .. ON CONFLICT DO NOTHING here.
+            inserted = session.execute(stmt.returning(MastodonPost.id)).first() is not None
             row = session.scalars(select(MastodonPost).where(MastodonPost.status_id == values["status_id"])).one()
             return row, inserted
 

@@ -7,13 +7,15 @@ this layer does not depend on ``rag``. Every change writes a revision (the entry
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import PurePosixPath
 from typing import Any
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
 
 from storage.db import Database
-from storage.models import KB_KINDS, KB_STATUSES, KbEntry, KbRevision, KbVersion
+from storage.models import KB_KINDS, KB_STATUSES, AppState, KbEntry, KbRevision, KbVersion, utcnow
 
 ENTRY_FIELDS = ("id", "title", "answer", "category", "questions", "tags", "links", "source", "kind")
 
@@ -77,16 +79,34 @@ class KbRepository:
 
     def replace_all(self, entries: list[dict[str, Any]], *, author: str) -> int:
         """Replace every entry by ``entries`` (an import: they arrive published, in this order)."""
-        positions: dict[str, int] = {}
         with self.db.write() as session:
             session.execute(delete(KbEntry))
-            for data in entries:
-                position = positions[data["source"]] = positions.get(data["source"], -1) + 1
-                session.add(KbEntry(**{k: data[k] for k in ENTRY_FIELDS}, position=position, status="published",
-                                    author=author))  # fmt: skip
-                session.add(KbRevision(entry_id=data["id"], action="import", author=author, note="",
-                                       before=None, after={**{k: data[k] for k in ENTRY_FIELDS}, "status": "published"}))  # fmt: skip
+            _add_imported(session, entries, author)
         return len(entries)
+
+    def seed(self, entries: list[dict[str, Any]], *, author: str, fingerprint: str, note: str, pointer_key: str,
+             pointer: Callable[[int], Any]) -> int | None:  # fmt: skip
+        """First import: entries, their published version and the ``pointer_key`` app-state row in ONE transaction.
+
+        Only when the KB is empty and ``pointer_key`` is unset; returns the version id, or None when
+        the KB was already seeded. Replicas starting together cannot both seed: on SQLite the write
+        transaction is taken up front (one at a time, the next sees the entries); on PostgreSQL the
+        second one's inserts wait for the first commit and then hit the primary keys (IntegrityError,
+        rolled back whole). ``pointer(version_id)`` gives the app-state value.
+        """
+        try:
+            with self.db.write() as session:
+                if session.scalar(select(func.count()).select_from(KbEntry)) or session.get(AppState, pointer_key):
+                    return None
+                _add_imported(session, entries, author)
+                version = KbVersion(author=author, note=note, fingerprint=fingerprint, entries=entries, gate=None)
+                session.add(version)
+                session.flush()
+                session.add(AppState(key=pointer_key, value=pointer(version.id), updated_at=utcnow()))
+                session.flush()
+                return version.id
+        except IntegrityError:
+            return None  # another replica seeded it first
 
     def mark_published(self, ids: list[str]) -> None:
         """After a publication: these drafts are now as published."""
@@ -136,3 +156,13 @@ class KbRepository:
         """Latest snapshots, newest first."""
         with self.db.read() as session:
             return list(session.scalars(select(KbVersion).order_by(KbVersion.id.desc()).limit(limit)))
+
+
+def _add_imported(session, entries: list[dict[str, Any]], author: str) -> None:
+    """Add imported entries (published, positions in their file's order) and their revisions to a session."""
+    positions: dict[str, int] = {}
+    for data in entries:
+        position = positions[data["source"]] = positions.get(data["source"], -1) + 1
+        session.add(KbEntry(**{k: data[k] for k in ENTRY_FIELDS}, position=position, status="published", author=author))
+        session.add(KbRevision(entry_id=data["id"], action="import", author=author, note="", before=None,
+                               after={**{k: data[k] for k in ENTRY_FIELDS}, "status": "published"}))  # fmt: skip

@@ -445,3 +445,40 @@ class KbVersion(Base):
     entries: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     gate: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+REVIEW_SOURCES = ("thumbs_down", "escalation", "gap")
+REVIEW_STATUSES = ("approved", "rejected")
+REVIEW_DESTINATIONS = ("training", "kb", "both")
+
+
+class ReviewItem(Base):
+    """A reviewer's decision on one review candidate (👎 answer, escalation, gap question); texts redacted.
+
+    ``source_key`` names the candidate (``feedback:<id>``, ``ticket:<id>``, ``gap:<message id>``) and is
+    unique: a candidate is reviewed once. Approved items go to the training set, the KB (a draft,
+    ``entry_id``) or both.
+    """
+
+    __tablename__ = "review_items"
+    __table_args__ = (
+        CheckConstraint(_in("source", REVIEW_SOURCES), name="source"),
+        CheckConstraint(_in("status", REVIEW_STATUSES), name="status"),
+        CheckConstraint("destination IS NULL OR " + _in("destination", REVIEW_DESTINATIONS), name="destination"),
+        UniqueConstraint("source_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_key: Mapped[str] = mapped_column(String(80))
+    source: Mapped[str] = mapped_column(String(16))
+    category: Mapped[str] = mapped_column(String(64), default="général")
+    question: Mapped[str] = mapped_column(Text)
+    bot_answer: Mapped[str | None] = mapped_column(Text)
+    context: Mapped[str | None] = mapped_column(Text)  # the customer's comment, or the agent's resolution
+    reference_answer: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    destination: Mapped[str | None] = mapped_column(String(16))
+    entry_id: Mapped[str | None] = mapped_column(String(160))
+    reviewer: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

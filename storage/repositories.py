@@ -131,6 +131,16 @@ class ConversationRepository:
             )
             return conversation, list(reversed(latest.all()))
 
+    def delete_if_empty(self, conversation_id: str) -> bool:
+        """Delete a conversation that has no message yet (an opening whose first message failed)."""
+        with self.db.write() as session:
+            if session.scalar(select(Message.id).where(Message.conversation_id == conversation_id).limit(1)):
+                return False
+            conversation = session.get(Conversation, conversation_id)
+            if conversation is not None:
+                session.delete(conversation)
+            return conversation is not None
+
     def set_status(self, conversation_id: str, status: str) -> Conversation:
         """Change who handles the conversation (bot, escalated, agent, closed)."""
         _check_choice("status", status, CONVERSATION_STATUSES)

@@ -54,7 +54,7 @@ def redact(text: str | None, names: Iterable[str] = ()) -> str:
     for pattern, placeholder in REDACTIONS:
         text = pattern.sub(placeholder, text)
     text = NAME_RE.sub(lambda m: f"{m.group('lead')}[nom]", text)
-    known = name_pattern(tuple(n for n in names if n))
+    known = name_pattern(names)
     return known.sub("[nom]", text) if known else text
 
 
@@ -100,7 +100,11 @@ class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         """Rewrite the record in place; never drops it."""
         names = getattr(record, "names", ()) or ()
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed call (wrong arguments): never let its raw pieces through
+            record.msg, record.args = f"[unformattable log message from {record.pathname}:{record.lineno}]", None
+            return True
         clean = redact_log_text(message, names)
         if clean != message:
             record.msg, record.args = clean, None

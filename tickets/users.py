@@ -33,6 +33,7 @@ AREA_ROLES = {
     "evaluation": ("trainer", "evaluator", "admin"),
     "admin": ("admin",),
     "knowledge": ("trainer", "admin"),  # KB editor, test bench, gaps, gated publication (rag/kb.py, rag/publish.py)
+    "datasets": ("trainer", "admin"),  # review queue and SFT dataset build (training/review.py, training/data.py)
     "promotion": ("admin",),  # which model answers in the live chat (others propose)
     "models": ROLES,  # details of the models' status (paths, errors)
 }

@@ -1,13 +1,16 @@
 """Build chat-format fine-tuning datasets from the KB and resolved tickets, PII-redacted.
 
     python -m training.data build --config configs/data/default.yaml [--db sqlite:///data/mobiliachat.db]
+    python -m training.data build --published   # the database's published KB + approved reviews
+
 
 Every example is ``{"messages": [system, user, assistant], "source", "category", "kind"}``. Each
 source entry (a FAQ entry, a procedure section, a past conversation, a ticket) is a *group*: all
 its phrasings go to the same split, so validation never sees a paraphrase of a training
 question. Texts are redacted (phones, e-mails, IBANs, names) before deduplication, writing or
 logging. Negative-feedback answers and escalated conversations go to ``review_candidates.jsonl``
-for a human to review, never into train/validation.
+(and to the review queue of the datasets tab, ``training/review.py``), never into train/validation
+unless a reviewer approved a reference answer (``--published`` and the datasets tab add those).
 """
 
 from __future__ import annotations
@@ -82,14 +85,18 @@ def _cut(text: str, limit: int) -> str:
     return (head[: end + 1] if end > limit // 3 else head).strip()
 
 
-def kb_groups(config: DataBuildConfig) -> list[Group]:
-    """Groups from the KB: FAQ entries, procedure sections and past conversations."""
+def kb_groups(config: DataBuildConfig, entries: list | None = None) -> list[Group]:
+    """Groups from the KB: FAQ entries, procedure sections and past conversations.
+
+    ``entries`` (``rag.sources.Entry``, e.g. the published KB of the database) replace the files of
+    ``sources.kb_dir``.
+    """
     from rag.sources import load_kb
 
     src = config.sources
     wanted = {"faq": src.include_faq, "procedure": src.include_procedures, "conversation": src.include_conversations}
     groups = []
-    for entry in load_kb(_resolve(src.kb_dir)):
+    for entry in entries if entries is not None else load_kb(_resolve(src.kb_dir)):
         if not wanted.get(entry.kind, False):
             continue
         questions = list(entry.questions)
@@ -238,12 +245,47 @@ def _key(example: dict) -> str:
     return normalize(example["messages"][1]["content"]) + "\x00" + normalize(example["messages"][2]["content"])
 
 
-def build(config: DataBuildConfig, db_url: str | None = None) -> BuildReport:
-    """Build train/validation/stats/review files in config.output.out_dir."""
-    from tickets.redact import redact
+SOURCE_OF_KIND = {"faq": "kb", "procedure": "kb", "conversation": "kb", "pdf": "kb", "ticket": "tickets",
+                  "review": "review"}  # fmt: skip
+PLACEHOLDERS = {"[email]": "email", "[téléphone]": "phone", "[iban]": "iban", "[compte]": "handle", "[nom]": "name"}
 
+
+class CountingRedactor:
+    """``tickets.redact.redact`` that counts what it masked, by kind (the build's redaction report)."""
+
+    def __init__(self) -> None:
+        self.counts: Counter = Counter()
+        self.texts = 0  # texts that had something masked
+
+    def __call__(self, text: str | None, names=()) -> str:
+        from tickets.redact import redact
+
+        clean = redact(text, names)
+        found = Counter({kind: clean.count(mark) - (text or "").count(mark) for mark, kind in PLACEHOLDERS.items()})
+        found = +found  # keep positive counts
+        if found:
+            self.counts.update(found)
+            self.texts += 1
+        return clean
+
+    def report(self) -> dict:
+        """{"texts": n, "by_kind": {kind: n}}."""
+        return {"texts": self.texts, "by_kind": dict(sorted(self.counts.items()))}
+
+
+def build(config: DataBuildConfig, db_url: str | None = None, *, entries: list | None = None,
+          extra_groups: list[Group] | None = None, progress=None) -> BuildReport:  # fmt: skip
+    """Build train/validation/stats/review files in config.output.out_dir.
+
+    ``entries`` replace the KB files (the datasets tab passes the published KB), ``extra_groups``
+    are added after the KB and tickets (approved reviews), ``progress(fraction, text)`` is told
+    how far the build is.
+    """
+    redact = CountingRedactor()
+    step = progress or (lambda _fraction, _text: None)
     start = time.perf_counter()
-    groups = kb_groups(config)
+    step(0.05, "Lecture de la base de connaissances")
+    groups = kb_groups(config, entries)
     candidates: list[dict] = []
     db_url = db_url or config.sources.db_url
     if config.sources.include_tickets:
@@ -258,12 +300,16 @@ def build(config: DataBuildConfig, db_url: str | None = None) -> BuildReport:
             groups += ticket_groups
         except (OperationalError, ProgrammingError) as exc:  # no such table: a DB never migrated
             log.warning("tickets skipped, database not readable: %s", type(exc).__name__)
+    groups += extra_groups or []
+    step(0.3, "Découpage entraînement / validation")
     train_ids, val_ids = split_groups(groups, config.split.validation_ratio, config.split.seed)
 
     seen: set[str] = set()
     splits: dict[str, list[dict]] = {"train": [], "validation": []}
     duplicates = 0
-    for group in groups:  # KB order, then tickets: the first occurrence of a duplicate wins
+    for n, group in enumerate(groups):  # KB order, then tickets: the first occurrence of a duplicate wins
+        if n % 50 == 0:
+            step(0.3 + 0.5 * n / max(1, len(groups)), "Exemples et anonymisation")
         side = "validation" if group.id in val_ids else "train"
         for ex in to_examples(group, config, redact):
             key = _key(ex)
@@ -280,6 +326,7 @@ def build(config: DataBuildConfig, db_url: str | None = None) -> BuildReport:
     ]
     overlap = before - len(splits["validation"])
 
+    step(0.85, "Écriture des fichiers")
     out = _resolve(config.output.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for name, rows in (
@@ -301,6 +348,9 @@ def build(config: DataBuildConfig, db_url: str | None = None) -> BuildReport:
             split: dict(sorted(Counter(ex["category"] for ex in rows).items())) for split, rows in splits.items()
         },
         "per_kind": {split: dict(sorted(Counter(ex["kind"] for ex in rows).items())) for split, rows in splits.items()},
+        "per_source": {split: dict(sorted(Counter(SOURCE_OF_KIND.get(e["kind"], e["kind"]) for e in rows).items()))
+                       for split, rows in splits.items()},
+        "redaction": redact.report(),
         "seconds": round(time.perf_counter() - start, 2),
     }
     (out / STATS_FILE).write_text(json.dumps(stats, ensure_ascii=False, indent=2), encoding="utf-8")
@@ -323,6 +373,8 @@ def make_parser() -> argparse.ArgumentParser:
     build_cmd = sub.add_parser("build", help="Build train/validation JSONL, stats and review candidates.")
     add_config_arguments(build_cmd, DataBuildConfig)
     build_cmd.add_argument("--db", help="Database URL of the tickets (default: sources.db_url, then the settings).")
+    build_cmd.add_argument("--published", action="store_true",
+                           help="Use the database's published KB (not sources.kb_dir) and its approved reviews.")  # fmt: skip
     return parser
 
 
@@ -331,7 +383,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = load_config(DataBuildConfig, args.config, overrides_from_args(args))
-        report = build(config, db_url=args.db)
+        if args.published:
+            from training.review import build_published
+
+            report = build_published(config, args.db)
+        else:
+            report = build(config, db_url=args.db)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2

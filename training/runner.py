@@ -83,7 +83,7 @@ def _read_json(path: Path) -> dict | None:
 
 # Environment variables a training or evaluation subprocess never inherits: the app's secrets.
 SECRET_WORDS = ("KEY", "KEYS", "SECRET", "TOKEN", "PASSWORD", "PASSWD", "PASS", "CREDENTIALS", "COOKIE")
-SECRET_NAMES = ("MOBILIA_RAG__LLM__ENDPOINTS",)  # the endpoint allow-list holds keys
+SECRET_NAMES = ("MOBILIA_RAG__LLM__ENDPOINTS", "MOBILIA_REDIS_URL")  # the allow-list holds keys; the Redis URL its password
 KEPT_SECRETS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")  # sent by huggingface_hub to the hub only (gated base models)
 
 

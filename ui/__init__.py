@@ -6,6 +6,7 @@ import gradio as gr
 
 from ui.analytics_tab import create_analytics_tab
 from ui.chat_tab import create_chat_tab
+from ui.datasets_tab import create_datasets_tab
 from ui.evaluation_tab import create_evaluation_tab
 from ui.kb_tab import create_kb_tab
 from ui.social_tab import create_social_tab
@@ -21,6 +22,7 @@ STAFF_TABS: list[tuple[str, str, object]] = [
     ("📣 Réseaux sociaux", "social", create_social_tab),
     ("📊 Analytique", "analytics", create_analytics_tab),
     ("📚 Base de connaissances", "knowledge", create_kb_tab),
+    ("🗂️ Jeux de données", "datasets", create_datasets_tab),
     ("🧪 Entraînement", "training", create_training_tab),
     ("📏 Évaluation", "evaluation", create_evaluation_tab),
 ]

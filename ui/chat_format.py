@@ -6,6 +6,7 @@ import html
 import re
 
 from rag.answer import Answer
+from rag.sources import DEFAULT_LINKS
 
 WELCOME = (
     "Bonjour, je suis l'assistant du service client Free Mobile. Posez votre question (facture, "
@@ -33,16 +34,43 @@ def plain_markdown(text: str | None) -> str:
     return html.escape(_MARKDOWN_SYNTAX.sub(r"\\\1", text or ""))
 
 
+_CITATION = re.compile(r"\s*\[([\w.#-]+)\]")
+
+
+def _safe_url(url: str) -> str:
+    return url if url.startswith(("https://", "http://")) else DEFAULT_LINKS["faq"]
+
+
+def _anchor(label: str, url: str) -> str:
+    return f'<a href="{html.escape(_safe_url(url), quote=True)}" target="_blank" rel="noopener noreferrer">{html.escape(label)}</a>'
+
+
 def answer_markdown(answer: Answer) -> str:
-    """Answer text followed by its sources and suggested links (generated text is shown as text)."""
-    parts = [html.escape(answer.text) if answer.mode_used == "generative" else answer.text]
-    if answer.sources:
-        cited = " · ".join(f"{html.escape(s.title)} (`{s.id}`, {s.score:.2f})" for s in answer.sources)
-        parts.append(f"**Sources** : {cited}")
-    if answer.links:
-        links = " · ".join(f"[{html.escape(link['label'])}]({link['url']})" for link in answer.links)
-        parts.append(f"**Liens utiles** : {links}")
-    return "\n\n".join(parts)
+    """What the customer sees: the answer, then its sources and useful links folded in a <details>.
+
+    Sources are readable titles linking to their page, never internal ids or scores (staff views
+    show those); generated text is shown as text, its "[id]" citations replaced by the source list.
+    Folded, the list does not push the answer out of a phone-sized bubble.
+    """
+    text = answer.text
+    if answer.mode_used == "generative":
+        known = {s.id for s in answer.sources}
+        cited = {m.group(1) for m in _CITATION.finditer(text) if m.group(1) in known}
+        text = html.escape(_CITATION.sub(lambda m: "" if m.group(1) in known else m.group(0), text))
+        shown = [s for s in answer.sources if s.id in cited or s.used]
+    else:
+        shown = [s for s in answer.sources if s.used]
+    items = [_anchor(s.label or s.title, s.url or DEFAULT_LINKS["faq"]) for s in shown]
+    links = [_anchor(link["label"], link["url"]) for link in answer.links]
+    if not items and not links:
+        return text
+    summary = f"Sources ({len(items)}) et liens utiles" if items else "Liens utiles"
+    body = []
+    if items:
+        body.append("<ul>" + "".join(f"<li>{item}</li>" for item in items) + "</ul>")
+    if links:
+        body.append("<p>" + " · ".join(links) + "</p>")
+    return f'{text}\n\n<details class="mc-sources"><summary>{summary}</summary>{"".join(body)}</details>'
 
 
 def errors_markdown(errors: dict[str, str]) -> str:

@@ -7,7 +7,7 @@ import logging
 import gradio as gr
 
 from guard import RateLimited, client_address
-from rag.chat import ChatSession, MessageError
+from rag.chat import ChatSession, DuplicateMessage, MessageError
 from rag.contact import ContactError, validate_contact
 from social.links import LINK_USED, ContactLinks
 from ui.chat_format import (
@@ -66,9 +66,22 @@ class ChatCallbacks:
         except MessageError as exc:
             yield history, ids, text, f"⚠️ {exc}", False
             return
+        try:
+            release = self.chat.claim(session, clean)
+        except DuplicateMessage:  # a double click (or Enter then click): the first event answers and stores it
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return
+        stored = False
+        try:
+            stored = yield from self._answer(session, clean, text, history, ids)
+        finally:
+            release(stored=stored)
+
+    def _answer(self, session: ChatSession, clean: str, text: str, history: list, ids: list):
+        """The body of send() once the message is claimed: limit, echo, answer, store, show; True once stored."""
         if blocked := self._limited("conversation", session.conversation_id):  # nothing stored beyond the limit
             yield history, ids, text, blocked, False
-            return
+            return False
         history = [*history, {"role": "user", "content": customer_text(clean)},
                    {"role": "assistant", "content": "…"}]
         yield history, [*ids, None, None], "", "", True
@@ -85,7 +98,7 @@ class ChatCallbacks:
             # No answer was stored: drop any partial text, say so, and give the text back to send again.
             history[-1] = {"role": "assistant", "content": ANSWER_ERROR}
             yield history, [*ids, None, None], text, "", False
-            return
+            return False
         history = history[:-1]
         ids = [*ids, None]
         if reply.answer is not None:
@@ -98,6 +111,7 @@ class ChatCallbacks:
             ids.append(reply.assistant_message_id)
         status = f"🎫 Ticket n° {reply.ticket.id} ouvert." if reply.ticket else ""
         yield history, ids, "", status, False
+        return True
 
     def _client(self, request: gr.Request | None) -> str:
         """The customer's address (forwarded headers only from trusted proxies), the key of per-client limits."""
@@ -137,13 +151,16 @@ class ChatCallbacks:
         generative = engine.answer_mode != "extractive"
         return gr.update(value=engine.llm.status_text() if generative else "", visible=generative)
 
-    def restore(self, bindings: dict | None, request: gr.Request):
+    def restore(self, bindings: dict | None, checked: bool, request: gr.Request):
         """On page load, read `?token=…` from a Mastodon reply: show the post, or resume its conversation.
 
         Outputs: link token, note above the form, then (resumed only) session, chat, ids, form, chat
-        area and poll cursor. Only the browser that first used the link holds its binding.
+        area and poll cursor, and ``checked``. Only the browser that first used the link holds its
+        binding. The event also fires when the stored bindings change: ``checked`` makes it once.
         """
-        skip = (gr.skip(),) * 6
+        if checked:
+            return (gr.skip(),) * 9
+        skip = (*(gr.skip(),) * 6, True)
         token = (request.query_params.get("token") or "").strip() if request else ""
         social = getattr(self.services, "social", None)
         if not token or social is None:
@@ -155,7 +172,7 @@ class ChatCallbacks:
             history.append({"role": "assistant", "content": "🔁 Vous reprenez votre conversation."})
             cursor = max((m.id for m in messages), default=0)  # what is shown is never pushed again
             return (None, gr.update(visible=False), view.session, history, [*ids, None], gr.update(visible=False),
-                    gr.update(visible=True), cursor)  # fmt: skip
+                    gr.update(visible=True), cursor, True)  # fmt: skip
         if view.status == "used":
             return None, gr.update(visible=True, value=plain_markdown(LINK_USED)), *skip
         if view.status == "invalid":
@@ -226,8 +243,9 @@ def create_chat_tab(services) -> dict[str, gr.Component]:
             comment_send = gr.Button("Envoyer le commentaire", size="sm", elem_id="feedback-send", scale=1)
         new = gr.Button("Nouvelle conversation", elem_id="chat-new")
 
-    gr.on(None, cb.restore, bindings,  # triggers=None: runs on page load
-          [link, social_note, session, chatbot, ids, form, chat_area, live["cursor"]], api_name=False)
+    checked = gr.State(False)  # the link was looked at (this page load)
+    gr.on(None, cb.restore, [bindings, checked],  # triggers=None: runs on page load (and on input changes)
+          [link, social_note, session, chatbot, ids, form, chat_area, live["cursor"], checked], api_name=False)
     start.click(cb.start, [name, phone, email, link], [session, chatbot, ids, form_errors, form, chat_area],
                 api_name="start_chat").then(cb.remember_link, [session, link, bindings], bindings, api_name=False,
                                             show_progress="hidden")

@@ -85,7 +85,7 @@ def chat_router(ctx) -> APIRouter:
         idempotency_key: str | None = Header(
             None, pattern=KEY_PATTERN, description="Client-chosen id (e.g. a UUID): a retry with the same key "
             "returns the first response and stores nothing new.",
-        ),  # fmt: skip
+        ),
     ):
         """Send a customer message; the first one (no conversation_id) opens a conversation and returns its key."""
         try:

@@ -50,7 +50,9 @@ def make_client(db, engine) -> Iterator[Callable[..., TestClient]]:
     clients: list[TestClient] = []
 
     def make(**api) -> TestClient:
-        services = build_api_services(db, engine, api={"rate_limit_ip": "1000/minute", **api})
+        # Every test client is one address: per-client limits are lifted unless a test sets them.
+        lifted = {"rate_limit_ip": "1000/minute", "rate_limit_conversations_client": "1000/hour"}
+        services = build_api_services(db, engine, api={**lifted, **api})
         client = TestClient(create_api(services), raise_server_exceptions=False)
         client.services = services
         clients.append(client)

@@ -105,19 +105,43 @@ def test_valid_form_opens_chat_and_answer_cites_sources(page: Page, live_app) ->
 
     expect(page.locator(USER).last).to_have_text("Comment télécharger ma facture ?")
     expect(answer).to_contain_text("facture")
-    sources = answer.locator("p", has_text="Sources")
+    sources = answer.locator("details.mc-sources")
     expect(sources).to_have_count(1)
-    sources_text = sources.inner_text()
-    cited = ENTRY_ID.findall(sources_text)
-    assert cited, sources_text
+    expect(sources.locator("summary")).to_contain_text("Sources (1)")
+    sources.locator("summary").click()
+    first = sources.locator("li a").first
+    expect(first).to_be_visible()
     conversation = latest_conversation(live_app, MAIN_PHONE_E164)
     roles = live_app.query("SELECT role FROM messages WHERE conversation_id = ? ORDER BY id", (conversation,))
     assert roles == [("user",), ("assistant",)]
-    top_entry = live_app.query(
-        "SELECT json_extract(meta, '$.top_entry') FROM messages WHERE conversation_id = ? AND role = 'assistant'",
+    top_entry, label = live_app.query(
+        "SELECT json_extract(meta, '$.top_entry'), json_extract(meta, '$.sources[0].label') FROM messages "
+        "WHERE conversation_id = ? AND role = 'assistant'",
         (conversation,),
-    )[0][0]
-    assert top_entry in sources_text
+    )[0]
+    # The customer reads the source's title and can open its page; internal ids and scores stay in staff views.
+    expect(first).to_have_text(label)
+    assert first.get_attribute("href").startswith("https://mobile.free.fr/")
+    assert top_entry not in answer.inner_text() and not ENTRY_ID.search(answer.inner_text())
+
+
+def test_on_a_phone_the_answer_fills_the_bubble_not_its_sources(browser, live_app) -> None:
+    context = browser.new_context(locale="fr-FR", viewport={"width": 390, "height": 844}, is_mobile=True)
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    try:
+        page.goto(live_app.url)
+        open_chat(page, "Hugo Petit", "06 11 22 33 44")
+        answer = send(page, "Quels sont les paramètres APN de Free Mobile ?")
+        sources = answer.locator("details.mc-sources")
+        expect(sources).to_have_count(1)
+        assert sources.get_attribute("open") is None  # folded until the customer opens it
+        expect(sources.locator("li").first).to_be_hidden()
+        bubble, folded = answer.bounding_box(), sources.bounding_box()
+        assert bubble["width"] <= 390
+        assert folded["height"] <= 0.25 * bubble["height"], (folded, bubble)
+    finally:
+        context.close()
 
 
 def test_script_is_shown_as_text_and_escalation_opens_one_ticket(page: Page, live_app, dialogs, tmp_path) -> None:

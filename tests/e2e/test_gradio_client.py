@@ -62,8 +62,9 @@ def test_start_then_send_in_one_client_session_answers_with_sources(client: Clie
     assert text_of(chat[1]) == QUESTION
     answer = text_of(chat[2])
     assert "facture" in answer
-    sources = next(line for line in answer.split("\n\n") if line.startswith("**Sources**"))
-    assert re.search(r"`[a-z]+-\d{3}`", sources), sources
+    sources = answer[answer.index('<details class="mc-sources">') :]
+    assert re.search(r'<a href="https://mobile\.free\.fr/[^"]*"[^>]*>[^<]+</a>', sources), sources
+    assert not re.search(r"\b[a-z]+-\d{3}\b", answer), answer  # no internal ids for the customer
     rows = live_app.query(
         "SELECT m.role, m.content FROM messages m JOIN conversations c ON c.id = m.conversation_id "
         "JOIN customers u ON u.id = c.customer_id WHERE u.phone = '+33655443322' ORDER BY m.id"

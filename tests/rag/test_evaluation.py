@@ -39,6 +39,19 @@ def test_score_item_verdicts() -> None:
     assert not wrongly_declined.scope_ok
 
 
+def test_a_promise_without_escalation_is_a_false_promise() -> None:
+    promise = "Votre demande est transmise à un conseiller. Il vous répondra ici."
+    unkept = score_item(_item(), Answer(text=promise))
+    assert unkept.false_promises == ["Votre demande est transmise à un conseiller."]
+    assert unkept.facts_ok and unkept.escalation_ok and not unkept.correct
+
+    kept = score_item(_item(expect_escalation=True), Answer(text=promise, needs_escalation=True))
+    assert kept.false_promises == [] and kept.correct
+
+    refund = score_item(_item(expect_escalation=True), Answer(text="Vous serez remboursé sous 5 jours.", needs_escalation=True))
+    assert refund.false_promises  # the assistant never refunds, escalated or not
+
+
 def test_load_eval_set_skips_blank_lines(tmp_path: Path) -> None:
     path = tmp_path / "eval.jsonl"
     path.write_text(json.dumps(_item(id="a")) + "\n\n" + json.dumps(_item(id="b")) + "\n", encoding="utf-8")
@@ -62,6 +75,7 @@ def test_evaluate_summary(engine) -> None:
         "escalation_recall": 1.0,
         "out_of_scope_accuracy": 1.0,
         "false_out_of_scope": 0.0,
+        "false_promises": 0,
         "latency_ms_p50": pytest.approx(summary["latency_ms_p50"]),
         "latency_ms_p95": pytest.approx(summary["latency_ms_p95"]),
     }

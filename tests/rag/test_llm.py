@@ -151,6 +151,22 @@ def test_hybrid_falls_back_on_unsupported_price(engine) -> None:
     assert not any("49,99" in item for item in items[:-1] if isinstance(item, str) and item.endswith("€ "))
 
 
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        ["Vos factures sont dans l'Espace Abonné. ", "Votre demande est transmise à un conseiller. ", "Bonne journée."],
+        ["Un ticket a été ouvert ", "pour vos factures [fac-001]."],
+        ["Vos factures sont dans l'Espace Abonné ; vous serez remboursé ", "du trop-perçu."],
+    ],
+)
+def test_hybrid_falls_back_on_a_promise_this_turn_did_not_make(engine, pieces: list[str]) -> None:
+    items = list(engine_with(engine, ScriptedBackend(pieces)).stream_answer(QUESTION))
+    answer = items[-1]
+    assert not answer.needs_escalation
+    assert answer.mode_used == "extractive" and answer.fallback_reason.startswith("low_confidence: promises an action")
+    assert answer.text == engine.answer(QUESTION).text
+
+
 def test_grounding_ratio_flags_fluent_nonsense() -> None:
     context = "[fac-001] Télécharger une facture : vos factures sont dans votre Espace Abonné, rubrique Mes factures."
     assert grounding_ratio("Vos factures sont dans l'Espace Abonné, rubrique Mes factures [fac-001].", context) > 0.8

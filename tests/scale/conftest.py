@@ -190,7 +190,6 @@ def stack(request, tmp_path_factory, shipped_config) -> Iterator[Stack]:
         "MOBILIA_RAG__INDEX_DIR": str(shipped_config.index_dir),
         "MOBILIA_RAG__KB_DIR": str(shipped_config.kb_dir),
         "MOBILIA_RAG__EMBEDDING_MODEL": shipped_config.embedding_model,
-        "MOBILIA_RUNS_DIR": str(work / "runs"),  # shared by the replicas
         "MOBILIA_MASTODON__INSTANCE_URL": peer.base_url,
         "MOBILIA_MASTODON__ACCESS_TOKEN": f"{SUPPORT}_token",
         "MOBILIA_MASTODON__REPLY_MODE": "auto",

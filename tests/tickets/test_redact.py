@@ -80,3 +80,9 @@ def test_every_log_line_comes_out_redacted(records) -> None:
     assert "token=***&x=1" in lines[3]
     assert lines[4].endswith(f"conversation {CONVERSATION_ID} started")  # ids stay usable
     assert "ValueError: duplicate key (phone)=([téléphone]) for [email]" in lines[5]
+
+
+def test_a_malformed_log_call_neither_raises_nor_leaks(records) -> None:
+    logger, lines = records
+    logger.info("rappeler %s au %s", "06 12 34 56 78")  # one argument missing
+    assert len(lines) == 1 and "unformattable log message" in lines[0] and "12 34" not in lines[0]

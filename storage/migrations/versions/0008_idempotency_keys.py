@@ -32,9 +32,11 @@ def upgrade() -> None:
         sa.Column("response", sa.JSON(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
-            ["conversation_id"], ["conversations.id"], ondelete="CASCADE",
+            ["conversation_id"],
+            ["conversations.id"],
+            ondelete="CASCADE",
             name=op.f("fk_idempotency_keys_conversation_id_conversations"),
-        ),  # fmt: skip
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_idempotency_keys")),
         sa.UniqueConstraint("scope", "key", name=op.f("uq_idempotency_keys_scope")),
     )

@@ -1,0 +1,125 @@
+"""POST /api/v1/chat/message with Idempotency-Key: retries replay the first answer; refused calls store nothing."""
+
+from __future__ import annotations
+
+import threading
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
+
+from storage import Conversation, IdempotencyKey, Message
+from tests.api.conftest import CUSTOMER, QUESTION
+
+URL = "/api/v1/chat/message"
+
+
+def _counts(services) -> tuple[int, int, int]:
+    with services.db.read() as s:
+        return tuple(s.scalar(select(func.count()).select_from(m)) for m in (Conversation, Message, IdempotencyKey))
+
+
+def _open(client, key: str | None = None):
+    headers = {"Idempotency-Key": key} if key else {}
+    return client.post(URL, json={"message": QUESTION, "user_info": CUSTOMER}, headers=headers)
+
+
+def test_a_retried_opening_returns_the_first_response_and_stores_nothing_new(client):
+    first = _open(client, "open-0001-aaaa")
+    assert first.status_code == 200, first.text
+    stored = _counts(client.services)
+    assert stored == (1, 2, 1)
+    again = _open(client, "open-0001-aaaa")
+    assert again.status_code == 200 and again.json() == first.json()
+    assert again.headers["Idempotency-Replayed"] == "true"
+    assert _counts(client.services) == stored
+    other = _open(client, "open-0002-bbbb")  # another key is another message
+    assert other.json()["conversation_id"] != first.json()["conversation_id"]
+
+
+def test_a_retried_message_in_a_conversation_is_stored_once(client):
+    opened = _open(client).json()
+    headers = {"X-Conversation-Key": opened["conversation_key"], "Idempotency-Key": "msg-0001-cccc"}
+    body = {"conversation_id": opened["conversation_id"], "message": "Je veux résilier mon forfait"}
+    first = client.post(URL, json=body, headers=headers)
+    assert first.status_code == 200 and first.json()["ticket_id"] is not None
+    stored = _counts(client.services)
+    for _ in range(3):
+        again = client.post(URL, json=body, headers=headers)
+        assert again.json() == first.json()
+    assert _counts(client.services) == stored
+    reused = client.post(URL, json={**body, "message": "Autre chose"}, headers=headers)
+    assert reused.status_code == 422 and "Idempotency-Key" in reused.json()["detail"]
+    assert _counts(client.services) == stored
+    bad = client.post(URL, json=body, headers={**headers, "Idempotency-Key": "x"})  # too short to be an id
+    assert bad.status_code == 422
+
+
+def test_concurrent_retries_with_one_key_answer_once(client, monkeypatch):
+    engine = client.services.engine
+    entered, release = threading.Event(), threading.Event()
+    original = engine.stream_answer
+
+    def slow(*args, **kwargs):
+        entered.set()
+        assert release.wait(60)
+        yield from original(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "stream_answer", slow)
+    responses = []
+    threads = [threading.Thread(target=lambda: responses.append(_open(client, "double-click-0001"))) for _ in range(2)]
+    threads[0].start()
+    assert entered.wait(60)
+    threads[1].start()
+    release.set()
+    for thread in threads:
+        thread.join(60)
+    assert [r.status_code for r in responses] == [200, 200]
+    assert responses[0].json() == responses[1].json()
+    assert _counts(client.services) == (1, 2, 1)
+
+
+def test_refused_messages_store_nothing(make_client, monkeypatch):
+    client = make_client(rate_limit_conversation="2/minute")
+    opened = _open(client, "open-0003-dddd").json()
+    headers = {"X-Conversation-Key": opened["conversation_key"]}
+    body = {"conversation_id": opened["conversation_id"], "message": "Comment obtenir mon code RIO ?"}
+    assert client.post(URL, json=body, headers=headers).status_code == 200
+    stored = _counts(client.services)
+    limited = client.post(URL, json=body, headers={**headers, "Idempotency-Key": "limited-0001"})
+    assert limited.status_code == 429
+    assert _counts(client.services) == stored
+
+
+def test_a_503_stores_nothing_and_the_retry_stores_once(client, monkeypatch):
+    """Before, the customer message and the answer were stored before the ticket: a 503 there kept them."""
+    opened = _open(client).json()
+    headers = {"X-Conversation-Key": opened["conversation_key"], "Idempotency-Key": "retry-0001-eeee"}
+    body = {"conversation_id": opened["conversation_id"], "message": "Je veux résilier mon forfait"}
+    stored = _counts(client.services)
+    tickets = client.services.tickets
+    real = tickets.escalate_within
+
+    def locked(*_args, **_kwargs):
+        raise OperationalError("INSERT INTO tickets", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(tickets, "escalate_within", locked)
+    failed = client.post(URL, json=body, headers=headers)
+    assert failed.status_code == 503
+    assert _counts(client.services) == stored
+    failed_opening = _open(client, "open-0004-ffff")
+    assert failed_opening.status_code == 200  # no escalation: unaffected
+    monkeypatch.setattr(tickets, "escalate_within", real)
+    retried = client.post(URL, json=body, headers=headers)
+    assert retried.status_code == 200 and retried.json()["ticket_id"] is not None
+    assert _counts(client.services)[1] == stored[1] + 2 + 3  # the opening's turn, then this one (+ notice)
+
+
+def test_an_opening_whose_message_fails_leaves_no_conversation(client, monkeypatch):
+    stored = _counts(client.services)
+
+    def locked(*_args, **_kwargs):
+        raise OperationalError("INSERT INTO messages", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(client.services.chat, "_write_turn", locked)
+    assert _open(client, "open-0005-gggg").status_code == 503
+    assert _counts(client.services) == stored
