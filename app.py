@@ -49,14 +49,14 @@ def main() -> None:
     import uvicorn
 
     from api import create_api
-    from ui import build_app
+    from ui import build_app, quiet_queue
 
     app = build_app(services)
     # The change watcher, and the social monitor (when Mastodon is configured) under its lease: one per cluster.
     services.start_background()
     try:
         api = create_api(services, secret_key=secret)
-        server = gr.mount_gradio_app(api, app.queue(default_concurrency_limit=8), path="/", show_error=False,
+        server = gr.mount_gradio_app(api, quiet_queue(app, default_concurrency_limit=8), path="/", show_error=False,
                                      max_file_size=int(settings.max_upload_mb * MB))
         # log_config=None: uvicorn's records go to the root handler above (redacted, same format).
         uvicorn.run(server, **server_options(settings), log_config=None)

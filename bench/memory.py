@@ -40,7 +40,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def _wait_ready(base: str, proc: subprocess.Popen, timeout: float = 300.0) -> None:
-    """The page and the API answer, and the knowledge base is loaded (first answer possible)."""
+    """The page and the API answer, and a first chat message is answered (knowledge base loaded)."""
     import httpx
 
     deadline = time.monotonic() + timeout
@@ -50,8 +50,14 @@ def _wait_ready(base: str, proc: subprocess.Popen, timeout: float = 300.0) -> No
         try:
             page = httpx.get(f"{base}/", timeout=2)
             health = httpx.get(f"{base}/api/v1/health", timeout=2)
-            if page.status_code == 200 and health.status_code == 200 and health.json().get("ready", True):
-                return
+            if page.status_code == 200 and health.status_code == 200:
+                first = httpx.post(  # answered once the knowledge base is loaded
+                    f"{base}/api/v1/chat/message",
+                    timeout=timeout,
+                    json={"message": "Bonjour", "user_info": {"full_name": "Prêt Test", "phone": "0600000001"}},
+                )
+                if first.status_code == 200:
+                    return
         except (httpx.HTTPError, ValueError):
             pass
         time.sleep(0.5)

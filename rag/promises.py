@@ -21,6 +21,10 @@ from rag.text import fold
 
 ESCALATED_KINDS = frozenset({"handoff", "ticket"})
 
+# "a été", "a bien été", "vient d'être", "va être", "sera", "est désormais"... before a participle.
+_DONE = (r"(?:a|ont|est|sont|sera|seront|va|vont|vient d'?\s?|viennent d'?\s?)(?: bien| deja| maintenant| desormais)?"
+         r" (?:ete |etre |d'?\s?etre )?(?:bien )?")
+
 # What happens (or happened) to *this customer's* request: false unless this turn escalated,
 # whatever condition precedes it ("Si rien ne change, je transmets votre demande").
 _SPECIFIC = {
@@ -29,15 +33,13 @@ _SPECIFIC = {
         r"met en relation|passe (?:a |la main)|fais suivre)",
         r"\bje vous (?:passe|mets|met) (?:en relation|en contact|un conseiller|a un conseiller)",
         r"\b(?:votre|ta|la presente) (?:demande|dossier|reclamation|requete|message|conversation)\b[^.!?]{0,25}"
-        r"\b(?:est|a ete|vient d'etre|va etre|sera|sont|ont ete) (?:bien )?(?:transmise?s?|transferee?s?|envoyee?s?|"
-        r"remontee?s?|escaladee?s?|prise?s? en charge|confiee?s?)",
+        r"\b" + _DONE + r"(?:transmise?s?|transferee?s?|envoyee?s?|remontee?s?|escaladee?s?|prise?s? en charge|confiee?s?)",
         r"\bun conseiller (?:va|vous contactera|vous recontactera|vous repondra|prendra contact|reviendra vers vous|"
         r"s'occupe de (?:vous|votre)|a pris en charge|a ete prevenu|est en route)",
         r"\b(?:nous|on) (?:vous )?(?:transmettons|transferons|allons transmettre|va transmettre)",
     ],
     "ticket": [
-        r"\b(?:un|votre|le) (?:ticket|dossier)\b[^.!?]{0,15}\b(?:a ete|vient d'etre|va etre|sera|est desormais|est maintenant) "
-        r"(?:bien )?(?:ouvert|cree|enregistre)",
+        r"\b(?:un|votre|le) (?:ticket|dossier)\b[^.!?]{0,15}\b" + _DONE + r"(?:ouvert|cree|enregistre)",
         r"\bj'?\s?(?:ouvre|ai ouvert|cree|ai cree) (?:un|votre) (?:ticket|dossier)",
         r"\bticket (?:n°|no|numero) ?\d",
     ],
@@ -50,8 +52,8 @@ _SPECIFIC = {
     "refund": [
         r"\b(?:vous|tu) (?:serez|seras|allez etre|vas etre|etes|avez ete) (?:integralement |bien )?(?:rembourse|dedommage|credite)",
         r"\b(?:nous|on|je) (?:allons |va |vais )?(?:vous |te )(?:rembourse(?:rons|ra|rai)?|rembourser|dedommage|crediter|recredite)",
-        r"\b(?:votre|le|un) (?:remboursement|avoir|geste commercial|dedommagement)\b[^.!?]{0,20}\b(?:a ete|est|sera|va etre) "
-        r"(?:bien )?(?:effectue|accorde|verse|valide|applique|lance|envoye|en cours)",
+        r"\b(?:votre|le|un) (?:remboursement|avoir|geste commercial|dedommagement)\b[^.!?]{0,20}\b" + _DONE
+        + r"(?:effectue|accorde|verse|valide|applique|lance|envoye|en cours)",
     ],
 }
 # The procedure described in general ("un ticket est créé", "un conseiller vous répond ici"):

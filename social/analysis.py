@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
-from rag.nlu import MONEY_DISPUTE, NEGATIVE_EMOJI, URGENT_DOWN, sentiment_score
+from rag.nlu import REFUND, NEGATIVE_EMOJI, URGENT_DOWN, sentiment_score
 from rag.text import fold
 
 BLOCK_TAGS = {"p", "br", "div", "li", "blockquote", "pre", "h1", "h2", "h3", "h4", "h5", "h6", "tr"}
@@ -157,11 +157,11 @@ def urgency_of(text: str, score: float) -> tuple[str, str]:
     days = OUTAGE_DAYS.search(folded)
     if days and (days.group(1) is None or int(days.group(1)) >= 2):
         return "HIGH", "Urgence haute : problème qui dure depuis plusieurs jours"
-    if MONEY_DISPUTE.search(folded) and score >= 0.6:
+    if REFUND.search(folded) and score >= 0.6:
         return "HIGH", "Urgence haute : litige financier et forte colère"
     if score >= 0.8:
         return "HIGH", f"Urgence haute : score de plainte très élevé ({score:.2f})"
-    if score >= 0.55 or MONEY_DISPUTE.search(folded) or COMPLAINT_TERMS["panne"].search(folded):
+    if score >= 0.55 or REFUND.search(folded) or COMPLAINT_TERMS["panne"].search(folded):
         return "MEDIUM", "Urgence moyenne : panne, litige ou mécontentement marqué"
     return "LOW", "Urgence basse : mécontentement sans blocage signalé"
 

@@ -15,6 +15,10 @@ from ui.tickets_tab import create_tickets_tab
 from ui.training_tab import create_training_tab
 
 CACHE_CLEANUP = (3600, 3600)  # (every N seconds, delete cached files older than M seconds)
+# Gradio's queue loops poll for work every 1 ms (events) and 10 ms (progress) even with no client:
+# 5-10 % of a core on an idle server. 20 ms / 100 ms keep an idle app under 1 % (an event waits
+# at most 20 ms more to start; progress bars refresh 10 times a second).
+QUEUE_POLL_S, PROGRESS_POLL_S = 0.02, 0.1
 # Staff tabs: (label, area used for the role check, builder(services, staff_state) -> dict).
 # Each stays hidden until a user whose role may use that area logs in; callbacks re-check.
 STAFF_TABS: list[tuple[str, str, object]] = [
@@ -45,4 +49,14 @@ def build_app(services) -> gr.Blocks:
                 areas.append((area, tab))
             with staff_tab:
                 create_staff_tab(services, staff, areas)
+    return app
+
+
+def quiet_queue(app: gr.Blocks, **queue_options) -> gr.Blocks:
+    """Enable the app's queue (``Blocks.queue`` options) with idle polling slowed to QUEUE_POLL_S / PROGRESS_POLL_S."""
+    app.queue(**queue_options)
+    queue = getattr(app, "_queue", None)
+    if queue is not None and hasattr(queue, "sleep_when_free"):  # Gradio internals: left alone if they change
+        queue.sleep_when_free = max(queue.sleep_when_free, QUEUE_POLL_S)
+        queue.progress_update_sleep_when_free = max(queue.progress_update_sleep_when_free, PROGRESS_POLL_S)
     return app

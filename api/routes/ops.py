@@ -18,7 +18,7 @@ def ops_router(ctx) -> APIRouter:
         cluster = getattr(services, "cluster", None)
         redis = cluster.health() if cluster is not None else "disabled"
         try:
-            with services.db.session() as session:
+            with services.db.read() as session:
                 session.execute(text("SELECT 1"))
         except Exception:
             return JSONResponse(
