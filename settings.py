@@ -231,6 +231,10 @@ class Settings(BaseSettings):
         "text", description="'text' (readable lines) or 'json' (one JSON object per line); personal data redacted."
     )
     runs_dir: Path = Field(ROOT / "runs", description="Training runs and evaluation results (runs/<run>/, runs/eval-<name>/).")
+    data_config: Path = Field(
+        ROOT / "configs" / "data" / "default.yaml",
+        description="Dataset build config of the datasets tab (same file as `python -m training.data build --config`).",
+    )
     allowed_dirs: list[Path] = Field(
         default_factory=list,
         description="Extra folders that training/evaluation configs may read and write, besides datasets/, data/, "

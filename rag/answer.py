@@ -17,7 +17,7 @@ from rag.embeddings import Embedder
 from rag.index import KnowledgeIndex, build_index
 from rag.llm.manager import ModelManager
 from rag.nlu import Analysis, analyze_message, is_follow_up, names_domain, ticket_priority
-from rag.promises import keep_promises_honest
+from rag.promises import drop_sentences, keep_promises_honest
 from rag.retriever import Hit, HybridRetriever, Retrieval
 from rag.sources import DEFAULT_LINKS, Entry, customer_label, customer_url
 from rag.text import fold
@@ -134,11 +134,10 @@ def split_question(text: str) -> list[str]:
 
 def entry_text(entry: Entry, escalated: bool, human_requested: bool) -> str:
     """An entry's answer as this turn may say it: no promise it will not keep, no "ask for a human" hint once asked."""
-    text = keep_promises_honest(entry.answer, escalated)
+    text = entry.answer
     if human_requested:
-        sentences = re.split(r"(?<=[.!?])\s+", text)
-        text = " ".join(s for s in sentences if not _ASK_FOR_HUMAN_HINT.search(fold(s))) or text
-    return text
+        text = drop_sentences(text, _ASK_FOR_HUMAN_HINT) or text
+    return keep_promises_honest(text, escalated)
 
 
 class AnswerEngine:

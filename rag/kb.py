@@ -30,6 +30,11 @@ EMAIL_RE = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 URL_RE = re.compile(r"^https?://[\w.-]+\.[a-z]{2,}(?:[/?#]\S*)?$", re.IGNORECASE)
 
 
+DIFF_LABELS = {"title": "titre", "category": "catégorie", "status": "statut", "answer": "réponse",
+               "questions": "formulation", "links": "lien", "tags": "mot-clé"}  # fmt: skip
+STATUS_WORDS = {"draft": "brouillon", "published": "publiée", "retired": "retirée"}
+
+
 class KbError(ValueError):
     """A change that cannot be made (French message for the UI)."""
 
@@ -74,10 +79,11 @@ def diff_text(before: dict | None, after: dict | None) -> str:
         if not state:
             return []
         out = []
-        for name in ("title", "category", "status", "answer", "questions", "links", "tags"):
+        for name, label in DIFF_LABELS.items():
             value = state.get(name)
+            value = STATUS_WORDS.get(value, value) if name == "status" else value
             values = value if isinstance(value, list) else str(value or "").splitlines()
-            out += [f"{name}: {v}" for v in values]
+            out += [f"{label} : {v}" for v in values]
         return out
 
     return "\n".join(difflib.unified_diff(lines(before), lines(after), "avant", "après", lineterm="", n=1))
@@ -153,6 +159,21 @@ class KnowledgeBase:
         """The entries of the published snapshot (what the index is built from)."""
         version = self.published_version()
         return [to_entry(e) for e in version.entries] if version else []
+
+    def pending(self) -> dict[str, list[str]]:
+        """What the next publication changes: ids added, changed and retired since the published version.
+
+        Agents' proposals no editor has taken up are listed apart (``proposed``): they are not published.
+        """
+        published = {e.id: e for e in self.published_entries()}
+        working = {e.id: e for e in self.working_entries()}
+        proposed = self.repo.proposed_ids()
+        return {
+            "added": [i for i in working if i not in published and i not in proposed],
+            "changed": [i for i, e in working.items() if i in published and e != published[i] and i not in proposed],
+            "retired": [i for i in published if i not in working],
+            "proposed": sorted(proposed),
+        }
 
     def search(self, query: str = "", category: str = "", status: str = "") -> list[dict]:
         """Entries matching a text (id, title, phrasings, answer), a category and a status."""

@@ -39,7 +39,10 @@ _SPECIFIC = {
         r"\b(?:nous|on) (?:vous )?(?:transmettons|transferons|allons transmettre|va transmettre)",
     ],
     "ticket": [
-        r"\b(?:un|votre|le) (?:ticket|dossier)\b[^.!?]{0,15}\b" + _DONE + r"(?:ouvert|cree|enregistre)",
+        r"\b(?:votre|le) (?:ticket|dossier)\b[^.!?]{0,15}\b" + _DONE + r"(?:ouvert|cree|enregistre)",
+        # "un ticket est créé" describes the procedure (see _PROCESS); "un ticket a été / vient d'être créé" is done.
+        r"\bun (?:ticket|dossier)\b[^.!?]{0,15}\b(?:a|vient d'?\s?|va|sera|est (?:bien|deja|maintenant|desormais))"
+        r"(?: bien| deja)? (?:ete |etre |d'?\s?etre )?(?:bien )?(?:ouvert|cree|enregistre)",
         r"\bj'?\s?(?:ouvre|ai ouvert|cree|ai cree) (?:un|votre) (?:ticket|dossier)",
         r"\bticket (?:n°|no|numero) ?\d",
     ],
@@ -96,7 +99,7 @@ def _norm(text: str) -> str:
 # break. A colon does not end a sentence, so "Dites-le dans ce chat : un ticket est créé" keeps
 # its condition.
 _PARAGRAPH = re.compile(r"(\n[ \t]*\n\s*)")
-_SENTENCE_SPLIT = re.compile(r"((?<=[.!?])[ \t]+(?=\S)|\n)")
+_SENTENCE_SPLIT = re.compile(r"((?<=[.!?])(?<!^\d\.)[ \t]+(?=\S)|\n)", re.MULTILINE)  # "2. Redémarrez" is one sentence
 
 
 def _paragraphs(text: str) -> list[str]:
@@ -150,6 +153,23 @@ def _rewrite(sentence: str) -> str:
     return sentence
 
 
+def drop_sentences(text: str, pattern: re.Pattern) -> str:
+    """`text` without the sentences whose folded form matches `pattern`, layout kept."""
+    out = []
+    for paragraph in _PARAGRAPH.split(text):
+        if _PARAGRAPH.fullmatch(paragraph):
+            out.append(paragraph)
+            continue
+        pieces = _SENTENCE_SPLIT.split(paragraph)
+        kept = []
+        for i in range(0, len(pieces), 2):
+            sentence, sep = pieces[i], pieces[i + 1] if i + 1 < len(pieces) else ""
+            if not (sentence.strip() and pattern.search(_norm(sentence))):
+                kept.extend([sentence, sep])
+        out.append("".join(kept).rstrip())
+    return re.sub(r"\n{3,}", "\n\n", "".join(out)).strip()
+
+
 @lru_cache(maxsize=4096)
 def keep_promises_honest(text: str, escalated: bool = False) -> str:
     """`text` without promises this turn cannot keep: offers instead of claims, conditions, or the sentence dropped.
@@ -183,5 +203,5 @@ def keep_promises_honest(text: str, escalated: bool = False) -> str:
                 sentence = candidate
             kept.extend([sentence, sep])
             conditioned = conditioned or bool(_CONDITION.search(_norm(sentence)))
-        out.append("".join(kept).rstrip(" \t"))
+        out.append("".join(kept).rstrip())
     return "".join(out).strip()

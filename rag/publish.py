@@ -3,7 +3,7 @@
 Publishing builds a candidate index of the working copy, answers the project's evaluation sets
 (`datasets/eval/chat_eval.jsonl` + `chat_holdout.jsonl`) with it and with the published index, and
 refuses when all-correct drops by more than `publish_max_drop` points or when an answer starts
-making a false promise (if rag/evaluation.py judges them). The questions whose verdict changed are
+making a false promise (rag/evaluation.py, rag/promises.py). The questions whose verdict changed are
 listed either way. An admin may override a refusal; the override is written in the KB journal.
 A passing candidate's build is moved into the index folder and swapped in atomically (no second
 embedding pass); replicas are told through the `on_change` hook (the cluster's `kb_index` topic).
@@ -49,13 +49,14 @@ class GateResult:
     def summary(self) -> str:
         """One French line."""
         verdict = "✅ validé" if self.passed else "⛔ refusé"
-        return (f"{verdict} — tout-correct {self.baseline:.1f} → {self.candidate:.1f} points "
+        points = lambda v: f"{v:.1f}".replace(".", ",")  # noqa: E731 (French decimal comma)
+        return (f"{verdict} — tout-correct {points(self.baseline)} → {points(self.candidate)} points "
                 f"(baisse tolérée : {self.max_drop:g}), {len(self.changed)} question(s) changée(s)")  # fmt: skip
 
 
 def _false_promise(result) -> bool:
-    """Whether rag/evaluation.py flags this item as a false promise (False if it does not judge them)."""
-    return bool(getattr(result, "false_promise", False))
+    """Whether rag/evaluation.py found a false promise in this item's answer (``ItemResult.false_promises``)."""
+    return bool(result.false_promises)
 
 
 class Publisher:
@@ -116,7 +117,8 @@ class Publisher:
             if _false_promise(new) and not (old and _false_promise(old)):
                 result.false_promises.append(item_id)
         if result.baseline - result.candidate > result.max_drop:
-            result.reasons.append(f"le tout-correct baisse de {result.baseline - result.candidate:.1f} points "
+            drop = f"{result.baseline - result.candidate:.1f}".replace(".", ",")
+            result.reasons.append(f"le tout-correct baisse de {drop} points "
                                   f"(tolérance {result.max_drop:g}).")  # fmt: skip
         if result.false_promises:
             result.reasons.append(f"fausse promesse dans : {', '.join(result.false_promises)}.")

@@ -20,6 +20,7 @@ import logging
 import queue
 import signal
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
@@ -163,10 +164,18 @@ class SocialMonitor:
         return self.catch_up()
 
     def _pump(self) -> None:
-        """Process streamed statuses until stop or until a stream breaks."""
+        """Process streamed statuses until stop or until a stream breaks; settle stale replies now and then."""
+        stale = timedelta(seconds=2 * self.settings.request_timeout)
+        next_check = time.monotonic() + stale.total_seconds()
         while not self._stop.is_set():
             if self._broken.is_set() or not all(h.is_alive() for h in self._handles):
                 raise ConnectionError("stream interrupted")
+            if time.monotonic() >= next_check:
+                # A reply left 'sending' by a replica killed mid-send (another replica held the monitor then)
+                # is settled here, not only at the next reconnection: checked on the server, then sent once.
+                self.service.reconcile_stale(stale)
+                self.service.send_queued()
+                next_check = time.monotonic() + stale.total_seconds()
             try:
                 item = self._events.get(timeout=0.25)
             except queue.Empty:

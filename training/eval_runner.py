@@ -137,15 +137,18 @@ class EvaluationRunner(SubprocessRunner):
         self._out: Path | None = None
         self._cancelled = False
 
+    def _load(self, text: str) -> EvalConfig:
+        """A config as the runner will run it: results under this runner's runs_dir (like ``start``)."""
+        return load_config(EvalConfig, text=text, overrides=[f"evaluation.runs_dir={self.runs_dir}"])
+
     def candidate_names(self, text: str) -> tuple[list[str], list[str]]:
         """(candidates of the YAML, trained adapters available) for the tab's check boxes."""
-        config = load_config(EvalConfig, text=text)
+        config = self._load(text)
         return [c.name for c in config.candidates], [c.name for c in adapter_candidates(self.runs_dir)]
 
-    @staticmethod
-    def set_sizes(text: str) -> tuple[int, int]:
+    def set_sizes(self, text: str) -> tuple[int, int]:
         """(validation_limit, eval_limit) of a config, to pre-fill the tab."""
-        config = load_config(EvalConfig, text=text)
+        config = self._load(text)
         return config.sets.validation_limit, config.sets.eval_limit
 
     def start(self, text: str, **choices) -> Path:

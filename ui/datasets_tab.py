@@ -12,7 +12,7 @@ from pathlib import Path
 import gradio as gr
 
 from tickets.users import AccessDenied, require
-from training.config import ConfigError, DataBuildConfig, load_config
+from training.config import ConfigError, DataBuildConfig, load_config, resolve_path
 from training.review import ReviewError, ReviewQueue, build_published
 from ui.datasets_format import (
     PREVIEW_COLUMNS,
@@ -23,7 +23,6 @@ from ui.datasets_format import (
     summary_markdown,
 )
 
-DATA_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "data" / "default.yaml"
 DESTINATIONS = [("Jeu d'entraînement", "training"), ("Base de connaissances (brouillon)", "kb"), ("Les deux", "both")]
 AREA = "datasets"
 
@@ -31,9 +30,9 @@ AREA = "datasets"
 class DatasetsCallbacks:
     """Role check + queue / build calls; every method returns plain values for the components."""
 
-    def __init__(self, services, config_path: Path = DATA_CONFIG) -> None:
+    def __init__(self, services, config_path: Path | None = None) -> None:
         self.services = services
-        self.config_path = config_path
+        self.config_path = config_path or services.settings.data_config  # MOBILIA_DATA_CONFIG
         self.queue = ReviewQueue(services.db, kb=getattr(services, "kb", None),
                                  min_confidence=services.settings.rag.min_confidence)  # fmt: skip
 
@@ -87,13 +86,18 @@ class DatasetsCallbacks:
         """(summary, figure, preview rows) of a fresh build."""
         try:
             self._user(principal)
-            config = load_config(DataBuildConfig, self.config_path)
+            config = load_config(DataBuildConfig, resolve_path(self.config_path))
             tell = (lambda f, d: progress(f, desc=d)) if progress is not None else None
             report = build_published(config, self.services.settings.database_url, db=self.services.db,
                                      kb=getattr(self.services, "kb", None), progress=tell)  # fmt: skip
         except (AccessDenied, ConfigError) as exc:
             return f"⚠️ {exc}", None, gr.update()
         return summary_markdown(report.stats), counts_figure(report.stats), preview_rows(report.out_dir)
+
+
+def row_number(evt: gr.SelectData):
+    """The N° (first column) of a clicked table row."""
+    return int(evt.row_value[0]) if evt.row_value else gr.update()
 
 
 def create_datasets_tab(services, staff: gr.State) -> dict[str, gr.Component]:
@@ -112,7 +116,8 @@ def _review_section(cb: DatasetsCallbacks, staff: gr.State, found: gr.State) -> 
     gr.Markdown("Réponses notées 👎, escalades résolues par un conseiller et questions restées sans bonne réponse. "
                 "Tout est anonymisé avant affichage et avant enregistrement.")  # fmt: skip
     refresh = gr.Button("Actualiser la file", elem_id="dsr-refresh")
-    table = gr.Dataframe(headers=QUEUE_COLUMNS, interactive=False, wrap=True, elem_id="dsr-table")
+    table = gr.Dataframe(headers=QUEUE_COLUMNS, interactive=False, wrap=True, max_height=420, elem_id="dsr-table",
+                         label="Cliquez sur une ligne pour l'ouvrir", column_widths=["5%", "13%", "11%", "30%", "29%", "12%"])  # fmt: skip
     with gr.Row():
         number = gr.Number(label="N° de l'élément", value=1, precision=0, scale=1, elem_id="dsr-number")
         open_button = gr.Button("Ouvrir", scale=1, elem_id="dsr-open")
@@ -131,8 +136,10 @@ def _review_section(cb: DatasetsCallbacks, staff: gr.State, found: gr.State) -> 
     message = gr.Markdown(elem_id="dsr-message")
     form = [staff, found, number, question, reference, category, destination, entry]
     refresh.click(cb.refresh, staff, [found, table, message], api_name=False)
-    open_button.click(cb.open, [staff, found, number], [question, context, reference, category, message],
-                      api_name=False)  # fmt: skip
+    opened = [question, context, reference, category, message]
+    open_button.click(cb.open, [staff, found, number], opened, api_name=False)
+    table.select(row_number, None, number, api_name=False).then(cb.open, [staff, found, number], opened,
+                                                                 api_name=False)  # fmt: skip
     approve.click(lambda *a: cb.decide(*a, approve=True), form, [found, table, message], api_name=False)
     reject.click(lambda *a: cb.decide(*a, approve=False), form, [found, table, message], api_name=False)
     return {"queue": table, "approve": approve, "reject": reject, "review_message": message}

@@ -9,10 +9,16 @@ from tickets.users import AccessDenied, require
 from ui.kb_format import entries_table, history_table
 
 COLUMNS = ["Id", "Titre", "Catégorie", "Statut", "Formulations", "Auteur"]
+STATUS_CHOICES = [("Tous", ""), ("Brouillons", "draft"), ("Publiées", "published"), ("Retirées", "retired")]
 
 
 def _lines(text: str) -> list[str]:
     return [line.strip() for line in (text or "").splitlines() if line.strip()]
+
+
+def _row_id(evt: gr.SelectData):
+    """The entry id (first column) of a clicked row."""
+    return evt.row_value[0] if evt.row_value else gr.update()
 
 
 def _bind(act, action: str):
@@ -25,26 +31,28 @@ def create_kb_editor(services, staff: gr.State) -> dict[str, gr.Component]:
     kb = services.kb
     with gr.Row():
         query = gr.Textbox(label="Rechercher", scale=3, elem_id="kbe-query")
-        status = gr.Dropdown(["", "draft", "published", "retired"], value="", label="Statut", scale=1)
+        status = gr.Dropdown(STATUS_CHOICES, value="", label="Statut", scale=1, elem_id="kbe-status")
         find = gr.Button("Rechercher", elem_id="kbe-find", scale=1)
-    table = gr.Dataframe(headers=COLUMNS, interactive=False, elem_id="kbe-table")
-    with gr.Row():
-        entry_id = gr.Textbox(label="Id de l'entrée (vide : nouvelle)", elem_id="kbe-id")
-        title = gr.Textbox(label="Titre", elem_id="kbe-title")
-        category = gr.Textbox(label="Catégorie", elem_id="kbe-category")
+    table = gr.Dataframe(headers=COLUMNS, interactive=False, wrap=True, max_height=360, elem_id="kbe-table",
+                         column_widths=["22%", "38%", "12%", "10%", "9%", "9%"])  # fmt: skip
+    with gr.Row(equal_height=True):
+        entry_id = gr.Textbox(label="Id de l'entrée (vide : nouvelle)", scale=2, elem_id="kbe-id")
+        load = gr.Button("Ouvrir", scale=1, elem_id="kbe-open")
+        title = gr.Textbox(label="Titre", scale=3, elem_id="kbe-title")
+        category = gr.Textbox(label="Catégorie", scale=2, elem_id="kbe-category")
     answer = gr.Textbox(label="Réponse", lines=5, elem_id="kbe-answer")
     with gr.Row():
         phrasings = gr.Textbox(label="Formulations (une par ligne)", lines=5, elem_id="kbe-phrasings")
         links = gr.Textbox(label="Liens (un par ligne)", lines=5, elem_id="kbe-links")
     with gr.Row():
-        load = gr.Button("Ouvrir", elem_id="kbe-open")
         save = gr.Button("Enregistrer (brouillon)", variant="primary", elem_id="kbe-save")
         retire = gr.Button("Retirer l'entrée", variant="stop", elem_id="kbe-retire")
     message = gr.Markdown(elem_id="kbe-message")
-    history = gr.Dataframe(headers=["Révision", "Action", "Auteur", "Date"], interactive=False, elem_id="kbe-history")
-    diff = gr.Code(label="Différences (dernière révision)", elem_id="kbe-diff")
+    history = gr.Dataframe(headers=["Révision", "Action", "Auteur", "Date", "Note"], interactive=False,
+                           label="Historique de l'entrée", elem_id="kbe-history")  # fmt: skip
+    diff = gr.Code(label="Différences (dernière révision)", wrap_lines=True, elem_id="kbe-diff")
     with gr.Row():
-        revision = gr.Number(label="Révision à restaurer", precision=0, elem_id="kbe-revision")
+        revision = gr.Number(label="Révision à restaurer", value=None, precision=0, elem_id="kbe-revision")
         restore = gr.Button("Restaurer cette révision", elem_id="kbe-restore")
     form = [entry_id, title, category, answer, phrasings, links]
 
@@ -86,7 +94,10 @@ def create_kb_editor(services, staff: gr.State) -> dict[str, gr.Component]:
         return done
 
     find.click(search, [staff, query, status], [table, message], api_name=False)
+    staff.change(lambda p: search(p, "", "")[0] if p else gr.update(), staff, table, api_name=False)
     load.click(open_entry, [staff, entry_id], [*form, message, history, diff], api_name=False)
+    table.select(_row_id, None, entry_id, api_name=False).then(open_entry, [staff, entry_id],
+                                                               [*form, message, history, diff], api_name=False)  # fmt: skip
     for button, action in ((save, "save"), (retire, "retire"), (restore, "restore")):
         button.click(_bind(act, action), [staff, *form, revision], message, api_name=False)
     return {"table": table, "save": save, "message": message}

@@ -12,12 +12,18 @@ from ui.kb_format import gaps_table
 COLUMNS = ["N°", "Question", "Nombre", "Période", "Raisons", "Entrée choisie", "Commentaires"]
 
 
+def _row_number(evt: gr.SelectData):
+    """The N° (first column) of a clicked row."""
+    return int(evt.row_value[0]) if evt.row_value else gr.update()
+
+
 def create_kb_gaps(services, staff: gr.State) -> dict[str, gr.Component]:
     """Gaps table and the three actions on one group (by its number)."""
     finder = GapFinder(services.db, min_confidence=services.settings.rag.min_confidence)
     groups = gr.State([])
     refresh = gr.Button("Actualiser les lacunes", elem_id="kbg-refresh")
-    table = gr.Dataframe(headers=COLUMNS, interactive=False, elem_id="kbg-table")
+    table = gr.Dataframe(headers=COLUMNS, interactive=False, wrap=True, max_height=480, elem_id="kbg-table",
+                         column_widths=["5%", "27%", "7%", "15%", "12%", "14%", "20%"])  # fmt: skip
     with gr.Row():
         number = gr.Number(label="N° du groupe", value=1, precision=0, elem_id="kbg-number")
         target = gr.Textbox(label="Entrée à compléter (id)", elem_id="kbg-entry")
@@ -54,6 +60,7 @@ def create_kb_gaps(services, staff: gr.State) -> dict[str, gr.Component]:
             return f"⚠️ {exc}"
 
     refresh.click(load, staff, [groups, table, message], api_name=False)
+    table.select(_row_number, None, number, api_name=False)
     for button, action in ((add, "add"), (draft, "draft"), (dismiss, "dismiss")):
         button.click(lambda p, f, n, e, _a=action: act(p, f, n, e, _a), [staff, groups, number, target], message,
                      api_name=False)  # fmt: skip

@@ -38,8 +38,8 @@ def create_kb_tab(services, staff: gr.State) -> dict[str, gr.Component]:
             create_kb_bench(services, staff, DraftEngines(services.publisher))
         with gr.Tab("🕳️ Lacunes", id="kb-gaps"):
             create_kb_gaps(services, staff)
-        with gr.Tab("🚀 Publication", id="kb-publish"):
-            create_kb_publish(services, staff)
+        with gr.Tab("🚀 Publication", id="kb-publish") as publish_tab:
+            create_kb_publish(services, staff, publish_tab)
         with gr.Tab("⚙️ Index", id="kb-index"):
             return create_kb_index(services, staff)
 

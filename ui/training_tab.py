@@ -165,7 +165,8 @@ def create_training_tab(services, staff: gr.State) -> dict[str, gr.Component]:
     """Config editor, launch/cancel, live loss plot and log, past runs and chat selection."""
     cb = TrainingCallbacks(services)
     gr.Markdown("Fine-tuning LoRA / QLoRA (TRL + PEFT). L'entraînement tourne dans un processus séparé ; "
-                "un seul à la fois. Construisez d'abord le jeu de données : `python -m training.data build`.")  # fmt: skip
+                "un seul à la fois. Construisez d'abord le jeu de données dans l'onglet 🗂️ Jeux de données "
+                "(ou `python -m training.data build --published`).")  # fmt: skip
     ui = _editor(cb.runner) | _monitor()
     outputs = [ui["message"], ui["log"], ui["plot"], ui["runs"]]
     staff.change(cb.refresh, staff, [*outputs, ui["run"]], api_name=False)

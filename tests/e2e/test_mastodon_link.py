@@ -219,10 +219,11 @@ def test_link_works_once_a_second_browser_gets_a_plain_chat_and_the_first_resume
         try:
             expect(other.locator("#contact-social-note")).to_contain_text("Ce lien a déjà été utilisé")
             expect(other.locator("#contact-social-note")).not_to_contain_text("Facturé deux fois")
+            other.screenshot(path=str(shots / "5_second_browser_link_used.png"), full_page=True)
             fill_form(other, "Mallory Intrus", "06 99 88 77 66")
             expect(other.locator(BOT).first).to_contain_text("Enchanté, Mallory")
             expect(other.locator("#chatbot")).not_to_contain_text("Facturé deux fois")
-            other.screenshot(path=str(shots / "5_second_browser_plain_chat.png"), full_page=True)
+            other.screenshot(path=str(shots / "6_second_browser_plain_chat.png"), full_page=True)
         finally:
             other.context.close()
         plain_id, channel, context = newest_conversation(app)
@@ -237,7 +238,7 @@ def test_link_works_once_a_second_browser_gets_a_plain_chat_and_the_first_resume
         expect(first.locator("#chatbot")).to_contain_text("Aucun dossier n'a été ouvert")
         customer_sends(first, "oui")
         expect(first.locator(BOT).last).to_contain_text("ticket n°")
-        first.screenshot(path=str(shots / "6_first_browser_resumed_oui.png"), full_page=True)
+        first.screenshot(path=str(shots / "7_first_browser_resumed_oui.png"), full_page=True)
     finally:
         first.context.close()
     assert app.query("SELECT priority, customer_id FROM tickets WHERE conversation_id = ?", (conversation,)) == [

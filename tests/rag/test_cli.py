@@ -51,7 +51,7 @@ def test_ask_json_contract(shipped_config: RagConfig) -> None:
     assert tuple(data)[: len(CONTRACT)] == CONTRACT
     assert data["question"] == question and "3179" in data["answer"]
     assert data["sources"][0]["id"] == "res-007"
-    assert all(s.keys() == {"id", "title", "score"} for s in data["sources"])
+    assert all(s.keys() == {"id", "title", "score", "label", "url", "used"} for s in data["sources"])
     assert data["intent"] == "résiliation" and 0 <= data["confidence"] <= 1
     assert data["needs_escalation"] is False and data["latency_ms"] > 0
     assert all({"label", "url"} <= link.keys() for link in data["links"])

@@ -81,12 +81,24 @@ def test_history_diff_and_restore(kb: KnowledgeBase) -> None:
     kb.save_entry({"id": "fac-001", "answer": "Texte remplacé."}, author="t", role="trainer")
     history = kb.history("fac-001")
     assert [h["action"] for h in history] == ["update", "import"]
-    assert "+answer: Texte remplacé." in history[0]["diff"] and f"-answer: {old.splitlines()[0]}" in history[0]["diff"]
+    assert "+réponse : Texte remplacé." in history[0]["diff"] and f"-réponse : {old.splitlines()[0]}" in history[0]["diff"]
+    assert "+statut : brouillon" in history[0]["diff"]
     kb.restore(history[1]["id"], author="t", role="trainer")
     assert kb.repo.get("fac-001").answer == old
     kb.retire("fac-001", author="t", role="admin")
     assert "fac-001" not in {e.id for e in kb.working_entries()}
     assert "fac-001" in {e.id for e in kb.published_entries()}  # until the next publication
+
+
+def test_pending_changes_of_the_next_publication(kb: KnowledgeBase) -> None:
+    assert kb.pending() == {"added": [], "changed": [], "retired": [], "proposed": []}
+    kb.add_phrasing("fac-001", "ma facture est où", author="t", role="trainer")
+    kb.retire("fac-002", author="t", role="trainer")
+    kb.save_entry({"id": "new-1", "category": "forfait", "questions": ["Forfait à l'étranger ?"],
+                   "answer": "Oui, dans les pays inclus."}, author="t", role="trainer")  # fmt: skip
+    kb.save_entry({"id": "prop-1", "category": "forfait", "questions": ["facture en double"],
+                   "answer": "Un conseiller vérifie."}, author="a", role="agent")  # fmt: skip
+    assert kb.pending() == {"added": ["new-1"], "changed": ["fac-001"], "retired": ["fac-002"], "proposed": ["prop-1"]}
 
 
 def test_rollback_pointer_and_journal(kb: KnowledgeBase) -> None:

@@ -113,8 +113,126 @@ def test_small_talk() -> None:
     assert analyze_message("merci, et ma facture ?").small_talk is None
 
 
-def test_topic_removes_human_request_and_billing_disputes_use_the_dispute_procedure() -> None:
+def test_topic_removes_human_request_and_billing_disputes_also_search_the_dispute_procedure() -> None:
     topic = analyze_message("Je veux parler à un conseiller pour mon code RIO perdu").topic
     assert "conseiller" not in topic and "rio" in topic
     dispute = analyze_message("Je veux être remboursé de ma facture de 30 €")
-    assert dispute.topic == "contester une facture, contestation de facture"
+    assert dispute.extra_topic == "contester une facture, contestation de facture"
+    assert "facture" in dispute.topic
+
+
+CANCEL = "demande de résiliation"
+REPEAT = "problème non résolu après plusieurs tentatives"
+HUMAN = "demande explicite d'un conseiller"
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Je veux arrêter mon abonnement",
+        "je pars chez un autre opérateur, coupez ma ligne",
+        "Mettez fin à mon contrat dès que possible",
+        "je souhaite clôturer la ligne de mon père",
+        "Je ne veux plus de Free, annulez mon forfait",
+        "stoppez mon abonnement svp",
+        "je me désabonne",
+    ],
+)
+def test_cancellation_requests_without_the_word_resilier_escalate(message: str) -> None:
+    assert CANCEL in analyze_message(message).escalation_reasons
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Il y a des frais si je quitte Free Mobile ?",
+        "Je ne compte pas partir, je me renseigne : si je résilie, je perds mon numéro ?",
+        "Je pars chez un autre opérateur, comment garder mon numéro ?",
+        "Combien de temps pour que la résiliation soit effective ?",
+        "Si un jour je résilie, je dois renvoyer la SIM ?",
+    ],
+)
+def test_questions_about_cancellation_are_answered_not_escalated(message: str) -> None:
+    assert analyze_message(message).escalation_reasons == []
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "4e fois que je vous écris, j'ai tout refait",
+        "J'ai tout essayé : redémarré, remis la SIM, vérifié le mode avion. Toujours rien.",
+        "Mon problème n'est toujours pas résolu malgré vos conseils",
+        "Troisième conversation cette semaine pour le même souci de MMS",
+        "j'ai déjà redémarré plusieurs fois, toujours pas de réseau",
+    ],
+)
+def test_a_problem_that_persists_after_several_attempts_escalates(message: str) -> None:
+    assert REPEAT in analyze_message(message).escalation_reasons
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "si un jour j'ai besoin d'un humain, il met combien de temps ?",
+        "Si je demande à parler à un conseiller, on me répond sous quel délai ?",
+        "Quand je demande un conseiller, il répond où ?",
+        "Sous quel délai un conseiller me répond si c'est urgent ?",
+    ],
+)
+def test_questions_about_humans_are_not_requests(message: str) -> None:
+    assert HUMAN not in analyze_message(message).escalation_reasons
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Je veux parler à un conseiller",
+        "Est-ce que je peux avoir quelqu'un au téléphone ?",
+        "un agent humain svp",
+        "Passez-moi un conseiller, si possible maintenant",
+    ],
+)
+def test_requests_for_a_human_escalate(message: str) -> None:
+    assert HUMAN in analyze_message(message).escalation_reasons
+
+
+@pytest.mark.parametrize(
+    ("message", "reasons"),
+    [
+        ("Comment est-ce qu'on fait une réclamation chez vous ?", []),
+        ("Comment porter plainte ?", []),
+        ("Je conteste un montant : dois-je payer la facture en attendant ?", []),
+        ("Ceci est une réclamation écrite, j'exige une réponse.", ["réclamation formelle"]),
+        ("Je dépose une réclamation : ma ligne est coupée depuis 3 jours", ["réclamation formelle"]),
+        ("remboursez moi les 40€, je conteste cette facture", ["remboursement ou litige financier"]),
+        ("J'ai résilié mais vous m'avez prélevé après la résiliation, rendez-moi mon argent",
+         ["remboursement ou litige financier"]),
+    ],
+)
+def test_complaints_and_disputes_versus_questions_about_them(message: str, reasons: list[str]) -> None:
+    assert analyze_message(message).escalation_reasons == reasons
+
+
+@pytest.mark.parametrize(
+    ("message", "domain"),
+    [
+        ("le numéro pour le RIO est gratuit ?", "strong"),
+        ("ma carte bancaire expire, je fais quoi pour le prélèvement ?", "strong"),
+        ("Quelles catégories utilisez-vous pour les demandes des clients ?", "strong"),
+        ("Quel est le numéro de la mairie ?", "weak"),
+        ("Ma console de jeux ne se connecte plus", "none"),
+        ("Comment ouvrir un compte bancaire en ligne ?", "weak"),
+    ],
+)
+def test_domain_evidence(message: str, domain: str) -> None:
+    assert analyze_message(message).domain == domain
+
+
+def test_other_companies_services_are_recognised_unless_about_this_service() -> None:
+    assert analyze_message("Comment je résilie mon abonnement à la salle de sport ?").other_service is True
+    assert analyze_message("J'ai besoin d'une facture pour la CAF").other_service is False
+
+
+def test_a_bare_request_for_a_human_has_nothing_to_search() -> None:
+    assert analyze_message("Je veux parler à un conseiller").bare_request is True
+    assert analyze_message("Je veux parler à un conseiller pour ma facture").bare_request is False

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.answer import GREETING_TEXT, OUT_OF_SCOPE_TEXT
+from rag.answer import GREETING_TEXT, HANDOFF_TEXT, OUT_OF_SCOPE_TEXT, split_question
 
 
 @pytest.mark.parametrize(
@@ -49,7 +49,8 @@ def test_answer_carries_the_contract_fields(engine) -> None:
     assert "https://mobile.free.fr/moncompte/" in [link["url"] for link in answer.links]
     assert not answer.needs_escalation and answer.priority is None
     data = answer.to_dict()
-    assert data["sources"][0].keys() == {"id", "title", "score"}
+    assert data["sources"][0].keys() == {"id", "title", "score", "label", "url", "used"}
+    assert data["sources"][0]["used"] and data["sources"][0]["url"].startswith("https://")
 
 
 @pytest.mark.parametrize("question", ["Quel temps fera-t-il demain à Paris ?", "Donnez-moi une recette de crêpes"])
@@ -77,9 +78,11 @@ def test_porting_from_a_competitor_is_answered(engine) -> None:
 def test_explicit_human_request_escalates(engine) -> None:
     answer = engine.answer("Je veux parler à un conseiller")
     assert answer.needs_escalation is True
-    assert "demande explicite d'un conseiller" in answer.escalation_reasons
+    assert answer.escalation_reasons == ["demande explicite d'un conseiller"]
     assert answer.priority == "MEDIUM"
     assert "https://mobile.free.fr/assistance/contact.html" in [link["url"] for link in answer.links]
+    # A hand-over, not a lesson on how to ask for one.
+    assert answer.text == HANDOFF_TEXT and "je veux parler" not in answer.text.lower()
 
 
 def test_cancellation_escalates_and_still_answers(engine) -> None:
@@ -128,3 +131,93 @@ def test_retriever_tolerates_typos(engine) -> None:
     assert retrieval.top.entry.id == "fac-001"
     assert "factur" in retrieval.tokens
     assert retrieval.known_ratio == 1.0
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "le numéro pour le RIO est gratuit ?",
+        "ma carte bancaire expire, je fais quoi ?",
+        "cmt on change de forfai ?",
+        "délai de réponse du support ?",
+        "si je pars en milieu de mois je paye le mois entier ?",
+    ],
+)
+def test_short_in_domain_questions_are_answered(engine, question: str) -> None:
+    answer = engine.answer(question)
+    assert not answer.out_of_scope and answer.sources
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Comment je résilie mon abonnement à la salle de sport ?",
+        "Quel vin servir avec un poisson grillé ?",
+        "Comment réviser le code de la route ?",
+    ],
+)
+def test_other_subjects_are_still_out_of_scope(engine, question: str) -> None:
+    answer = engine.answer(question)
+    assert answer.out_of_scope and not answer.needs_escalation
+
+
+def test_a_human_request_with_a_subject_answers_it_and_escalates(engine) -> None:
+    answer = engine.answer("Je veux parler à un conseiller, je n'arrive pas à télécharger ma facture")
+    assert answer.needs_escalation and answer.top_entry in ("fac-001", "fac-002")
+    assert "Mes factures" in answer.text and "Dites-le" not in answer.text
+
+
+def test_split_question() -> None:
+    assert split_question("Comment je change mon RIB, et au passage où sont mes factures ?") == [
+        "comment je change mon rib", "ou sont mes factures"]
+    assert split_question("Je change d'opérateur, je peux jeter ma SIM ?") == ["je change d'operateur", "je peux jeter ma sim"]
+    assert split_question("Comment télécharger ma facture ?") == []
+
+
+def test_two_part_question_gets_both_answers_and_both_sources(engine) -> None:
+    answer = engine.answer("Comment je change mon moyen de paiement ? Et où est-ce que je télécharge mes factures ?")
+    used = [s.id for s in answer.sources if s.used]
+    assert used == ["fac-004", "fac-001"]
+    assert "Moyen de paiement" in answer.text and "Mes factures" in answer.text
+    assert [s.id for s in answer.sources][:2] == used
+
+
+def test_billing_dispute_gives_the_contestation_procedure_and_the_matching_entry(engine) -> None:
+    answer = engine.answer("Remboursez-moi, vous m'avez facturé des frais de résiliation alors qu'il n'y en a pas")
+    used = [s.id for s in answer.sources if s.used]
+    assert answer.needs_escalation and used[0] == "fac-009" and len(used) == 2
+    assert "Contestation de facture" in answer.text
+
+
+def test_situations_keep_close_entries_apart(engine) -> None:
+    assert engine.answer("combien de gigas dans le forfait free 5g ?").top_entry != "for-015"
+    assert engine.answer("j'ai combien de data en Belgique avec le forfait 5G ?").top_entry == "for-015"
+    assert engine.answer("internet marche en Martinique avec le forfait 2 euros ?").top_entry == "for-014"
+
+
+def test_a_cancellation_request_is_answered_from_cancellation_entries(engine) -> None:
+    answer = engine.answer("Je déménage au Japon le mois prochain et je souhaite mettre fin à mon abonnement")
+    assert answer.needs_escalation and answer.intent == "résiliation"
+    assert answer.sources[0].id.startswith("res-") and "Résilier mon forfait" in answer.text
+
+
+def test_a_problem_that_persists_escalates_with_the_technical_answer(engine) -> None:
+    answer = engine.answer("3e fois que je vous écris : j'ai tout refait, toujours pas de réseau")
+    assert "problème non résolu après plusieurs tentatives" in answer.escalation_reasons
+    assert answer.priority == "HIGH" and "mode avion" in answer.text
+
+
+def test_an_entry_whose_substance_is_a_promise_gives_way(engine) -> None:
+    answer = engine.answer("Vous répondez en public ou en privé aux messages Mastodon avec #FreeMobile ?")
+    assert not answer.needs_escalation
+    assert answer.top_entry != "conv-past-conversations-conv-015"
+    assert "ticket a été ouvert" not in answer.text
+
+
+def test_customers_see_readable_source_titles(engine) -> None:
+    answer = engine.answer("Je veux résilier, il y a des frais ?")
+    for source in answer.sources:
+        assert source.label and not source.label.startswith(("conv-", "proc-"))
+        assert source.url.startswith("https://mobile.free.fr/")
+    conversation = [s for s in answer.sources if s.id.startswith("conv-")]
+    assert all(s.label.startswith("Échange avec le service client") for s in conversation)

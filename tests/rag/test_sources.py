@@ -265,3 +265,19 @@ def test_split_text_hard_splits_a_very_long_sentence_with_overlap() -> None:
     assert all(len(c) <= 200 for c in chunks)
     assert chunks[0][-50:] == chunks[1][:50]
     assert "".join(c[50:] if i else c for i, c in enumerate(chunks)) == text
+
+
+def test_customer_labels_and_urls_never_show_internal_ids() -> None:
+    from rag.sources import DEFAULT_LINKS, Entry, customer_label, customer_url
+
+    faq = Entry(id="fac-001", title="Comment télécharger ma facture ?", answer="x", category="facturation")
+    conv = Entry(id="conv-past-conversations-conv-014", title="je veux parler à quelqu'un !!", answer="x",
+                 category="réclamation", kind="conversation")
+    linked = Entry(id="proc-x#y", title="Escalade — Quand", answer="x", kind="procedure",
+                   links=["https://mobile.free.fr/assistance/contact.html"])
+    assert customer_label(faq) == "Comment télécharger ma facture ?"
+    assert customer_label(conv) == "Échange avec le service client (réclamation)"
+    assert customer_label(linked) == "Escalade — Quand"
+    assert customer_url(faq) == DEFAULT_LINKS["espace_abonne"]
+    assert customer_url(conv) == DEFAULT_LINKS["faq"]
+    assert customer_url(linked) == "https://mobile.free.fr/assistance/contact.html"

@@ -185,9 +185,10 @@ def test_one_social_monitor_and_a_takeover_after_kill_9(stack: Stack) -> None:
                 rows = session.execute(select(MastodonPost.status_id, MastodonPost.reply_status)
                                        .where(MastodonPost.status_id.in_(posted))).all()  # fmt: skip
             states = Counter(state for _, state in rows)
-            return len(rows) == len(posted) and states["sent"] >= len(posted) - states["sending"] and states
+            return len(rows) == len(posted) and states["sent"] == len(posted)
 
-        states = wait_for(all_answered, 90, interval=0.5, what="every post stored and answered")
+        # A reply claimed by the killed replica is settled by the new monitor (checked on the server first).
+        wait_for(all_answered, 120, interval=0.5, what="every post stored and answered")
         with db.session() as session:
             counts = Counter(session.scalars(select(MastodonPost.status_id).where(MastodonPost.status_id.in_(posted))))
             tickets = Counter(session.scalars(select(Ticket.source_key).where(
@@ -199,7 +200,6 @@ def test_one_social_monitor_and_a_takeover_after_kill_9(stack: Stack) -> None:
     assert max(tickets.values()) == 1, "at most one ticket per post"
     replies = {s: len(our_replies(stack.peer, s)) for s in posted}
     assert max(replies.values()) == 1, f"never replied twice: {replies}"
-    assert states["sending"] <= 1, "at most the reply in flight at the kill waits for the stale-claim check"
     holder.start()  # back to two replicas for the next test
     holder.wait_ready()
 

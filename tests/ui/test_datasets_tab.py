@@ -26,7 +26,7 @@ def services(db, tmp_path: Path):
     kb.ensure_seeded()
     _pii_conversations(db)
     return SimpleNamespace(db=db, kb=kb, staff=StaffService(db),
-                           settings=SimpleNamespace(rag=rag, database_url=str(db.url)))  # fmt: skip
+                           settings=SimpleNamespace(rag=rag, database_url=str(db.url), data_config=None))  # fmt: skip
 
 
 @pytest.fixture
