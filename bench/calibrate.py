@@ -32,7 +32,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def _grid(lo: float, hi: float, step: float = 0.01) -> list[float]:
-    return [round(lo + i * step, 3) for i in range(int(round((hi - lo) / step)) + 1)]
+    return [round(lo + i * step, 3) for i in range(round((hi - lo) / step) + 1)]
 
 
 def main(argv: list[str] | None = None) -> int:

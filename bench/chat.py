@@ -27,7 +27,17 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_SETS = ("chat_eval.jsonl", "chat_holdout.jsonl")
+DEFAULT_SETS = ("chat_eval.jsonl", "chat_holdout.jsonl", "chat_blind.jsonl")  # tuning, held-out, blind
+# The per-set figures printed first (issue 17): all-correct, facts, escalation, scope, false promises, latency.
+FIGURES = {
+    "all_correct": "accuracy",
+    "facts": "fact_accuracy",
+    "escalation": "escalation_accuracy",
+    "out_of_scope": "out_of_scope_accuracy",
+    "false_promises": "false_promises",
+    "p50_ms": "latency_ms_p50",
+    "p95_ms": "latency_ms_p95",
+}
 DECISION = ("top_entry", "needs_escalation", "out_of_scope")
 
 
@@ -45,8 +55,8 @@ def make_parser() -> argparse.ArgumentParser:
         "--eval",
         type=Path,
         action="append",
-        help="JSONL evaluation set (repeatable; default: chat_eval.jsonl, the tuning set, and "
-        "chat_holdout.jsonl, never used for tuning)",
+        help="JSONL evaluation set (repeatable; default: chat_eval.jsonl, the tuning set, then "
+        "chat_holdout.jsonl and chat_blind.jsonl, never used for tuning)",
     )
     parser.add_argument("--repeat", type=int, default=3, help="passes per set; the best is kept (default 3)")
     parser.add_argument("--failures", action="store_true", help="also list the items answered wrongly")
@@ -71,7 +81,7 @@ def worker(args: argparse.Namespace, backend: str) -> dict:
     engine = AnswerEngine(config)
     engine.warm_up()
     ready_s = time.perf_counter() - t0
-    sets_paths = args.eval or [ROOT / "datasets" / "eval" / name for name in DEFAULT_SETS]
+    sets_paths = args.eval or [p for name in DEFAULT_SETS if (p := ROOT / "datasets" / "eval" / name).exists()]
     evaluate(engine, load_eval_set(sets_paths[0])[:10])  # warm caches (stemmer, tokenizer, arenas)
     sets, decisions = {}, {}
     for path in sets_paths:
@@ -95,6 +105,7 @@ def worker(args: argparse.Namespace, backend: str) -> dict:
                     "confidence": r.answer.confidence,
                     "reasons": r.answer.escalation_reasons,
                     "oos": r.answer.out_of_scope,
+                    "false_promises": r.false_promises,
                 }
                 for r in results
                 if not r.correct
@@ -175,7 +186,15 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         results = {backend: measure(backend, args, Path(tmp)) for backend in dict.fromkeys(args.backend)}
-    out = {"benchmark": "chat", "mode": "extractive", "backends": results}
+    out = {
+        "benchmark": "chat",
+        "mode": "extractive",
+        "figures": {
+            backend: {name: {k: summary.get(v) for k, v in FIGURES.items()} for name, summary in r["sets"].items()}
+            for backend, r in results.items()
+        },
+        "backends": results,
+    }
     if len(results) == 2:
         a, b = (r.pop("decisions") for r in results.values())
         out["same_decisions"] = {name: a[name] == b.get(name) for name in a}

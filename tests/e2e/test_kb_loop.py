@@ -1,4 +1,5 @@
-"""The knowledge loop in Chromium: a 👎 on a wrong answer becomes a phrasing, tested, published behind the gate.
+"""The knowledge loop in Chromium: a 👎 on a wrong answer becomes a phrasing, tested, published behind the gate,
+then a reviewed training example of the dataset built in the datasets tab.
 
 Runs its own app (own database, own copy of the index) since it publishes a new KB version.
 Screenshots go to $MOBILIA_SCREENS_DIR (default: the pytest temp folder).
@@ -28,8 +29,10 @@ def loop_app(tmp_path_factory, shipped_config):
     workdir = tmp_path_factory.mktemp("kb_loop")
     config = shipped_config.model_copy(update={"index_dir": workdir / "index"})
     shutil.copytree(shipped_config.index_dir, config.index_dir)
+    data_config = workdir / "data.yaml"  # the datasets tab writes its build here, not in datasets/processed
+    data_config.write_text(f"output: {{out_dir: {workdir / 'dataset'}}}\n", encoding="utf-8")
     port = int(os.environ["MOBILIA_TEST_PORT"]) if os.environ.get("MOBILIA_TEST_PORT") else None
-    with start_app(workdir, config, port=port) as app:
+    with start_app(workdir, config, port=port, extra_env={"MOBILIA_DATA_CONFIG": str(data_config)}) as app:
         yield app
 
 
@@ -99,6 +102,27 @@ def test_thumbs_down_to_published_fix(loop_app, browser, tmp_path: Path) -> None
     expect(send(again, QUESTION)).to_contain_text(RIGHT)
     expect(again.locator(BOT).last).to_contain_text(RIGHT)
     again.screenshot(path=str(screens / "6-customer-right-answer.png"), full_page=True)
+
+    # The same 👎 in the review queue: the trainer writes the reference answer for the training set, then builds.
+    trainer.bring_to_front()
+    trainer.get_by_role("tab", name="🗂️ Jeux de données").click()
+    trainer.locator("#dsr-refresh").click()
+    expect(trainer.locator("#dsr-table")).to_contain_text(QUESTION)
+    trainer.locator("#dsr-table").get_by_text("👎 réponse").first.click()
+    expect(trainer.locator("#dsr-context textarea")).to_have_value(lambda_contains("5G est incluse"))
+    expect(trainer.locator("#dsr-question textarea")).to_have_value(QUESTION)
+    _fill(trainer, "dsr-reference", "Le Forfait 2€ n'inclut pas la 5G : passez au Forfait Free 5G depuis votre Espace Abonné.")
+    trainer.locator("#dsr-approve").click()
+    expect(trainer.locator("#dsr-message")).to_contain_text("Approuvé pour : jeu d'entraînement")
+    expect(trainer.locator("#dsr-table")).not_to_contain_text(QUESTION)
+    trainer.screenshot(path=str(screens / "7-trainer-review-queue.png"), full_page=True)
+    trainer.get_by_role("tab", name="🏗️ Construction du jeu").click()
+    trainer.locator("#dsb-build").click()
+    expect(trainer.locator("#dsb-summary")).to_contain_text("Exemples issus de revues approuvées : 3", timeout=120_000)
+    expect(trainer.locator("#dsb-summary")).to_contain_text("Anonymisation")
+    expect(trainer.locator("#dsb-chart .js-plotly-plot")).to_be_visible()
+    expect(trainer.locator("#dsb-preview")).to_contain_text("entraînement")
+    trainer.screenshot(path=str(screens / "8-trainer-dataset-build.png"), full_page=True)
     context.close()
 
 
