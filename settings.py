@@ -166,12 +166,12 @@ class RagConfig(BaseModel):
     lexical_saturation: float = Field(6.0, gt=0, description="BM25 score giving a lexical confidence of 0.5.")
     min_confidence: float = Field(0.42, ge=0, le=1, description="Below this an in-scope question is escalated.")
     out_of_scope_confidence: float = Field(
-        0.72, ge=0, le=2,
+        0.74, ge=0, le=2,
         description="Scope score (best fused score + out_of_scope_known_weight x share of the question's words found in "
         "the KB) under which a question with no domain word is out of scope; calibrated with `python -m bench.calibrate`.",
     )
     out_of_scope_weak_confidence: float = Field(
-        0.74, ge=0, le=2,
+        0.75, ge=0, le=2,
         description="The same for a question whose only domain words are everyday ones (téléphone, compte, prix).",
     )
     out_of_scope_known_weight: float = Field(0.4, ge=0, le=1, description="Weight of the known-word share in the scope score.")

@@ -1,13 +1,15 @@
 """Calibration curves of the confidence and out-of-scope thresholds (rag/calibration.py).
 
-    python -m bench.calibrate [--folds 5] [--max-false-oos 0.0]
+    python -m bench.calibrate [--folds 5]
 
 Data: the KB's own phrasing variants asked against indexes built without them (in-domain,
 unseen paraphrases), the tuning set (chat_eval.jsonl) and generic out-of-scope questions
-(chat_negatives.jsonl). The held-out and blind sets are never read. Prints one JSON object: per
-domain-word class ("weak": only everyday words such as téléphone/compte/prix; "none"), the
-out-of-scope curve and the threshold it suggests; the min-confidence curve (share answered, share
-right when answered); and the thresholds configured now.
+(chat_negatives.jsonl). The held-out and blind sets are never read. The out-of-scope rule compares
+best fused score + w x share of known words to a threshold per domain-word class ("weak": only
+everyday words such as téléphone/compte/prix; "none"). Prints one JSON object: the weight w with
+the fewest errors over both classes, and per class its curve and the suggested threshold (fewest
+errors, middle of the run of equally good thresholds); the min-confidence curve (share answered,
+share right when answered); and the values configured now.
 """
 
 from __future__ import annotations
@@ -26,8 +28,6 @@ def make_parser() -> argparse.ArgumentParser:
     """Argument parser of `python -m bench.calibrate`."""
     parser = argparse.ArgumentParser(prog="python -m bench.calibrate")
     parser.add_argument("--folds", type=int, default=5, help="folds over the KB's phrasing variants")
-    parser.add_argument("--max-false-oos", type=float, default=0.0,
-                        help="largest share of in-domain questions a suggested out-of-scope threshold may refuse")
     return parser
 
 
@@ -39,13 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     """Collect the examples, print the curves as JSON."""
     args = make_parser().parse_args(argv)
     from rag.answer import AnswerEngine
-    from rag.calibration import (
-        confidence_curve,
-        eval_set_examples,
-        pick_threshold,
-        scope_curve,
-        variant_examples,
-    )
+    from rag.calibration import best_threshold, confidence_curve, eval_set_examples, scope_curve, variant_examples
     from rag.evaluation import facts_found, load_eval_set
     from rag.index import build_index
     from rag.sources import load_kb
@@ -65,16 +59,24 @@ def main(argv: list[str] | None = None) -> int:
         examples += eval_set_examples(load_eval_set(EVAL / "chat_eval.jsonl"), retriever, "chat_eval", judge)
         examples += eval_set_examples(load_eval_set(EVAL / "chat_negatives.jsonl"), retriever, "chat_negatives")
 
-    grid = _grid(0.3, 0.7)
-    scope = {}
+    grid = _grid(0.3, 1.2)
+    weights = [round(0.1 * i, 1) for i in range(6)]
+
+    def total_errors(weight: float) -> int:
+        return sum(best_threshold(scope_curve(examples, d, grid, weight))[1] for d in ("weak", "none"))
+
+    weight = min(weights, key=lambda w: (total_errors(w), w))
+    scope = {"known_weight": weight, "errors_by_weight": {str(w): total_errors(w) for w in weights}}
     for domain in ("weak", "none"):
-        curve = scope_curve(examples, domain, grid)
+        curve = scope_curve(examples, domain, grid, weight)
         pool = [e for e in examples if e.domain == domain and not e.ruled]
+        threshold, errors = best_threshold(curve)
         scope[domain] = {
             "in_domain": sum(e.in_scope for e in pool),
             "out_of_scope": sum(not e.in_scope for e in pool),
-            "suggested_threshold": pick_threshold(curve, args.max_false_oos),
-            "curve": [p for p in curve if p["threshold"] * 100 % 2 == 0],
+            "suggested_threshold": threshold,
+            "errors": errors,
+            "curve": [p for p in curve if round(p["threshold"] * 100) % 4 == 0],
         }
     out = {
         "benchmark": "calibrate",
@@ -84,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         "configured": {
             "out_of_scope_confidence": config.out_of_scope_confidence,
             "out_of_scope_weak_confidence": config.out_of_scope_weak_confidence,
+            "out_of_scope_known_weight": config.out_of_scope_known_weight,
             "min_confidence": config.min_confidence,
         },
     }

@@ -121,15 +121,20 @@ def eval_set_examples(items: list[dict], retriever: HybridRetriever, source: str
     ]
 
 
-def scope_curve(examples: list[Example], domain: str, thresholds: Iterable[float]) -> list[dict]:
+def scope_score(example: Example, known_weight: float) -> float:
+    """What the out-of-scope rule compares to its threshold (rag.answer.AnswerEngine._out_of_scope)."""
+    return example.confidence + known_weight * example.known
+
+
+def scope_curve(examples: list[Example], domain: str, thresholds: Iterable[float], known_weight: float = 0.0) -> list[dict]:
     """For each threshold: in-domain questions wrongly declared out of scope, out-of-scope ones caught."""
     pool = [e for e in examples if e.domain == domain and not e.ruled]
-    inside = [e for e in pool if e.in_scope]
-    outside = [e for e in pool if not e.in_scope]
+    inside = [scope_score(e, known_weight) for e in pool if e.in_scope]
+    outside = [scope_score(e, known_weight) for e in pool if not e.in_scope]
     curve = []
     for t in thresholds:
-        false_oos = sum(e.confidence < t for e in inside)
-        caught = sum(e.confidence < t for e in outside)
+        false_oos = sum(score < t for score in inside)
+        caught = sum(score < t for score in outside)
         curve.append({
             "threshold": round(t, 3),
             "false_out_of_scope": round(false_oos / len(inside), 4) if inside else None,
@@ -137,6 +142,13 @@ def scope_curve(examples: list[Example], domain: str, thresholds: Iterable[float
             "errors": false_oos + len(outside) - caught,
         })
     return curve
+
+
+def best_threshold(curve: list[dict]) -> tuple[float, int]:
+    """The threshold with the fewest errors, in the middle of the run of equally good ones (widest margin)."""
+    fewest = min(p["errors"] for p in curve)
+    best = [p["threshold"] for p in curve if p["errors"] == fewest]
+    return best[len(best) // 2], fewest
 
 
 def confidence_curve(examples: list[Example], thresholds: Iterable[float]) -> list[dict]:
@@ -153,9 +165,3 @@ def confidence_curve(examples: list[Example], thresholds: Iterable[float]) -> li
             "right_but_escalated": wrong_below,
         })
     return curve
-
-
-def pick_threshold(curve: list[dict], max_false_oos: float) -> float | None:
-    """The highest threshold keeping false out-of-scope at or under `max_false_oos` (catches the most)."""
-    ok = [p for p in curve if p["false_out_of_scope"] is not None and p["false_out_of_scope"] <= max_false_oos]
-    return max((p["threshold"] for p in ok), default=None)

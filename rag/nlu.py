@@ -111,7 +111,9 @@ DOMAIN_STRONG = _re(
     r"\bmobile\.free\.fr", r"\bmmsc\b", r"\bmnc\b", r"\bmcc\b", r"\btextos?\b", r"\bpoint d'?\s?acces\b", r"\bportabilite\b",
     r"\bfree ?mobile\b", r"\bfreebox\b", r"\b(?:un|le|au|des|les|mon|votre|du|a un|d'?\s?un) conseill(?:er|ere)s?\b", r"\bhumain\b",
     r"\binternet\b", r"\bappels?\b", r"\bmon (?:numero|mobile|telephone|portable|tel)\b", r"\b555\b", r"\b3179\b",
-    r"\bhors forfait\b", r"\bcsat\b", r"\bbot\b", r"\bchatbot\b", r"\bassistant\b", r"\bprise en charge\b",
+    r"\bmon 0[67]\b", r"\bplaindre\b", r"\bsatisfait", r"\bquestions? frequentes\b", r"\bnumeros? (?:speciaux|surtaxes|courts)\b",
+    r"\bmon dossier\b", r"\bjoindre (?:free|le service|l'?\s?assistance|le support|un conseiller)", r"\bespace (?:client|perso)",
+    r"\bformulaire de contact\b", r"\bappli(?:cation)? (?:free|mobile)\b", r"\bhors forfait\b", r"\bcsat\b", r"\bbot\b", r"\bchatbot\b", r"\bassistant\b", r"\bprise en charge\b",
     r"\bniveaux? d\'?\s?urgence\b", r"\bpriorite (?:haute|basse|moyenne|urgente)\b", r"\bniveaux? de priorite\b", r"\bqualification\b", r"\bdemandes? (?:des |de )?clients?\b", r"\bwifi\b",
 )
 DOMAIN_WEAK = _re(

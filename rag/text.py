@@ -15,7 +15,7 @@ from functools import lru_cache
 import Stemmer
 from bm25s.stopwords import STOPWORDS_FRENCH
 
-ANALYZER_VERSION = "7"
+ANALYZER_VERSION = "8"
 
 _EXTRA_STOPWORDS = {
     "bonjour", "bonsoir", "salut", "merci", "svp", "stp", "plait", "comment", "quoi", "quel",
@@ -34,7 +34,7 @@ _PHRASES = [
     (r"\bespace abonnes?\b", "espaceabonne"),
     (r"\bcarte sim\b", "sim"),
     (r"\bmode avion\b", "modeavion"),
-    (r"\b(?:garder|conserver|porter|transferer) (?:mon |son |le |ma )?(?:numero|ligne|num)\b", "portabilite"),
+    (r"\b(?:garder|conserver|porter|transferer|recuperer) (?:mon |son |le |ma )?(?:numero|ligne|num|0[67])\b", "portabilite"),
     (r"\bchanger d'?\s?operateur\b", "portabilite"),
     (r"\btransfert (?:de|du) (?:mon |ma )?(?:numero|ligne)\b", "portabilite"),
     (r"\bmettre fin a\b", "resilier"),

@@ -7,7 +7,13 @@
 #   bash scripts/postgres.sh url        # print the URL only
 #   bash scripts/postgres.sh status     # print "running" or "stopped"
 #   bash scripts/postgres.sh stop       # stop the cluster (data stays in .pg/)
+#   bash scripts/postgres.sh restart    # stop then start it again: same port, same data
 #   bash scripts/postgres.sh destroy    # stop and delete the cluster
+#
+# `stop` and `restart` shut down cleanly (pg_ctl -m fast: sessions are ended, every committed
+# transaction is on disk first), so nothing acknowledged is lost across a restart even with the
+# speed settings below (fsync and synchronous_commit off only risk data on a crash of the machine
+# or a kill -9 of the server).
 #
 # Settings (env): MOBILIA_PG_PORT (first free from 55432), MOBILIA_PG_DIR (.pg), MOBILIA_PG_DB / _USER /
 # _PASSWORD (mobilia, mobilia, mobilia-local-pw). This cluster is for tests and local use only: never expose it.
@@ -51,8 +57,8 @@ as_owner() {
 }
 
 case "$action" in
-  start | url | status | stop | destroy) ;;
-  *) echo "usage: bash scripts/postgres.sh [start|url|status|stop|destroy]" >&2; exit 2 ;;
+  start | url | status | stop | restart | destroy) ;;
+  *) echo "usage: bash scripts/postgres.sh [start|url|status|stop|restart|destroy]" >&2; exit 2 ;;
 esac
 
 bindir=$(find_bindir || true)
@@ -72,7 +78,10 @@ if [ "$(id -u)" -eq 0 ]; then
   # The postgres user must reach the data folder; a project under a private home cannot be.
   mkdir -p "$pg_dir"
   if ! runuser -u postgres -- test -x "$pg_dir"; then
-    pg_dir=${TMPDIR:-/tmp}/mobilia-pg-$(echo "$PWD" | sha256sum | cut -c1-12)
+    # One folder per cluster: this checkout's default one, or one per MOBILIA_PG_DIR (a test's own).
+    fallback_key=$PWD
+    [ -z "${MOBILIA_PG_DIR:-}" ] || fallback_key=$(cd "$pg_dir" && pwd -P)
+    pg_dir=${TMPDIR:-/tmp}/mobilia-pg-$(echo "$fallback_key" | sha256sum | cut -c1-12)
     data="$pg_dir/data"
     log "project folder not reachable by the postgres user: cluster in $pg_dir"
   fi
@@ -96,12 +105,15 @@ if [ "$action" = status ]; then
   exit 0
 fi
 
-if [ "$action" = stop ] || [ "$action" = destroy ]; then
+if [ "$action" = stop ] || [ "$action" = destroy ] || [ "$action" = restart ]; then
   if running; then
     as_owner "$bindir/pg_ctl" -D "$data" -m fast -w stop >&2
   fi
-  [ "$action" = destroy ] && rm -rf "$data" && log "cluster deleted"
-  exit 0
+  if [ "$action" = destroy ]; then
+    rm -rf "$data" && rmdir "$pg_dir" 2>/dev/null || true
+    log "cluster deleted"
+  fi
+  [ "$action" = restart ] || exit 0
 fi
 
 if [ ! -f "$data/PG_VERSION" ]; then

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from rag.calibration import Example, confidence_curve, pick_threshold, scope_curve, variant_examples
+from rag.calibration import Example, best_threshold, confidence_curve, scope_curve, variant_examples
 from rag.sources import load_kb
 
 
-def _ex(confidence: float, in_scope: bool, domain: str = "none", correct: bool | None = None) -> Example:
-    return Example("q", in_scope, domain, False, confidence, 1.0, correct, "test")
+def _ex(confidence: float, in_scope: bool, domain: str = "none", correct: bool | None = None, known: float = 1.0) -> Example:
+    return Example("q", in_scope, domain, False, confidence, known, correct, "test")
 
 
 def test_scope_curve_counts_refused_questions_and_caught_ones() -> None:
@@ -16,7 +16,13 @@ def test_scope_curve_counts_refused_questions_and_caught_ones() -> None:
     assert curve[0.4] == {"threshold": 0.4, "false_out_of_scope": 0.0, "out_of_scope_recall": 0.5, "errors": 1}
     assert curve[0.55] == {"threshold": 0.55, "false_out_of_scope": 0.0, "out_of_scope_recall": 1.0, "errors": 0}
     assert curve[0.7]["false_out_of_scope"] == 0.5
-    assert pick_threshold(list(curve.values()), 0.0) == 0.55
+    assert best_threshold(scope_curve(examples, "none", [0.4, 0.52, 0.55, 0.58, 0.7])) == (0.55, 0)
+
+
+def test_known_words_weigh_in_the_scope_score() -> None:
+    examples = [_ex(0.45, True, known=1.0), _ex(0.5, False, known=0.0)]
+    assert best_threshold(scope_curve(examples, "none", [0.3, 0.5, 0.6]))[1] == 1  # confidence alone cannot separate
+    assert best_threshold(scope_curve(examples, "none", [0.6, 0.7, 0.9], known_weight=0.4)) == (0.7, 0)
 
 
 def test_confidence_curve() -> None:

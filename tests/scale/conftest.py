@@ -156,6 +156,28 @@ class Stack:
         return next((r for r in self.replicas if r.process is not None and r.process.pid == pid), None)
 
 
+def replica_env(database_url: str, redis_url: str, shipped_config) -> dict[str, str]:
+    """What every replica of a test stack shares: the database, Redis, the secret, the shipped KB, open limits."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("MOBILIA_", "DATABASE_URL"))},
+        "DATABASE_URL": database_url,
+        "MOBILIA_REDIS_URL": redis_url,
+        "MOBILIA_SECRET_KEY": SECRET,
+        "MOBILIA_HOST": "127.0.0.1",
+        "MOBILIA_TRUSTED_PROXIES": "127.0.0.1",
+        "MOBILIA_RAG__INDEX_DIR": str(shipped_config.index_dir),
+        "MOBILIA_RAG__KB_DIR": str(shipped_config.kb_dir),
+        "MOBILIA_RAG__EMBEDDING_MODEL": shipped_config.embedding_model,
+        "MOBILIA_API__RATE_LIMIT_IP": "1000000/minute",
+        "MOBILIA_API__RATE_LIMIT_LOGIN": "10/minute",
+        "MOBILIA_API__RATE_LIMIT_LOGIN_ACCOUNT": "1000000/minute",
+        "MOBILIA_API__RATE_LIMIT_CONVERSATIONS_CLIENT": "1000000/hour",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
 def _postgres_url(request) -> Iterator[str]:
     """A fresh database on the test PostgreSQL (MOBILIA_TEST_POSTGRES_URL, else scripts/postgres.sh)."""
     from tests.conftest import POSTGRES_URL, PostgresServer
@@ -181,15 +203,7 @@ def stack(request, tmp_path_factory, shipped_config) -> Iterator[Stack]:
     receiver = Receiver()
     receiver.thread.start()
     base_env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("MOBILIA_", "DATABASE_URL"))},
-        "DATABASE_URL": database_url,
-        "MOBILIA_REDIS_URL": redis_url,
-        "MOBILIA_SECRET_KEY": SECRET,
-        "MOBILIA_HOST": "127.0.0.1",
-        "MOBILIA_TRUSTED_PROXIES": "127.0.0.1",
-        "MOBILIA_RAG__INDEX_DIR": str(shipped_config.index_dir),
-        "MOBILIA_RAG__KB_DIR": str(shipped_config.kb_dir),
-        "MOBILIA_RAG__EMBEDDING_MODEL": shipped_config.embedding_model,
+        **replica_env(database_url, redis_url, shipped_config),
         "MOBILIA_MASTODON__INSTANCE_URL": peer.base_url,
         "MOBILIA_MASTODON__ACCESS_TOKEN": f"{SUPPORT}_token",
         "MOBILIA_MASTODON__REPLY_MODE": "auto",
@@ -199,13 +213,6 @@ def stack(request, tmp_path_factory, shipped_config) -> Iterator[Stack]:
         "MOBILIA_MASTODON__STREAM_TIMEOUT": "5",
         "MOBILIA_API__WEBHOOK_URLS": json.dumps([receiver.url]),
         "MOBILIA_API__WEBHOOK_SECRET": HOOK_SECRET,
-        "MOBILIA_API__RATE_LIMIT_IP": "1000000/minute",
-        "MOBILIA_API__RATE_LIMIT_LOGIN": "10/minute",
-        "MOBILIA_API__RATE_LIMIT_LOGIN_ACCOUNT": "1000000/minute",
-        "MOBILIA_API__RATE_LIMIT_CONVERSATIONS_CLIENT": "1000000/hour",
-        "GRADIO_ANALYTICS_ENABLED": "False",
-        "HF_HUB_OFFLINE": "1",
-        "PYTHONUNBUFFERED": "1",
     }
     replicas = []
     for name in ("a", "b"):

@@ -24,7 +24,7 @@ from storage import ConversationRepository, MessageRepository
 from storage.models import ContactToken, Conversation, Ticket
 from tickets import SLA_HOURS, Priority, TicketService
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.all_backends]
 
 HIGH = "Ça fait 3 jours que je n'ai plus de réseau à Lyon, c'est inadmissible !!! #FreeMobile"
 MEDIUM = "Facturé deux fois ce mois-ci, je demande un remboursement #FreeMobile"

@@ -20,6 +20,8 @@ from settings import ROOT
 from storage import ConversationRepository, Database, Message, MessageRepository
 from tests.conftest import EMBEDDING_MODEL, write_mini_kb
 
+HANG_GUARD_S = 600  # only a hang reaches it: a busy machine is slow, never this slow
+
 
 @pytest.fixture
 def sqlite_db(tmp_path: Path):
@@ -29,15 +31,30 @@ def sqlite_db(tmp_path: Path):
     db.dispose()
 
 
-def _hold_write_lock(path: Path, seconds: float, started: threading.Event, write: str | None = None) -> None:
-    """Another connection takes the write lock (BEGIN IMMEDIATE), optionally writes, then commits."""
+def _hold_write_lock(
+    path: Path,
+    seconds: float,
+    started: threading.Event,
+    write: str | None = None,
+    release: threading.Event | None = None,
+    committed: list[float] | None = None,
+) -> None:
+    """Another connection takes the write lock (BEGIN IMMEDIATE), optionally writes, then commits.
+
+    It holds the lock `seconds`, or until `release` is set when given; `committed` gets the commit time.
+    """
     connection = sqlite3.connect(path, isolation_level=None)
     connection.execute("BEGIN IMMEDIATE")
     if write:
         connection.execute(write)
     started.set()
-    time.sleep(seconds)
+    if release is not None:
+        release.wait(HANG_GUARD_S)
+    else:
+        time.sleep(seconds)
     connection.execute("COMMIT")
+    if committed is not None:
+        committed.append(time.perf_counter())
     connection.close()
 
 
@@ -47,15 +64,16 @@ def _messages(db: Database, conversation_id: str) -> list[str]:
 
 def test_locked_database_is_waited_for_then_the_write_succeeds(sqlite_db: Database, tmp_path: Path) -> None:
     conversation = ConversationRepository(sqlite_db).create()
-    started = threading.Event()
-    holder = threading.Thread(target=_hold_write_lock, args=(tmp_path / "app.db", 0.8, started))
+    started, committed = threading.Event(), []
+    holder = threading.Thread(
+        target=_hold_write_lock, args=(tmp_path / "app.db", 0.8, started), kwargs={"committed": committed}
+    )
     holder.start()
-    started.wait()
-    begin = time.perf_counter()
+    assert started.wait(HANG_GUARD_S)
     MessageRepository(sqlite_db).add(conversation.id, "user", "Bonjour, ma ligne est coupée")
-    waited = time.perf_counter() - begin
+    finished = time.perf_counter()
     holder.join()
-    assert waited >= 0.5  # retried by busy_timeout while the other writer held the lock
+    assert committed and finished >= committed[0]  # retried by busy_timeout until the other writer committed
     assert _messages(sqlite_db, conversation.id) == ["Bonjour, ma ligne est coupée"]
 
 
@@ -70,14 +88,17 @@ def test_lock_held_too_long_raises_a_clear_error_and_loses_nothing(
     conversation = ConversationRepository(sqlite_db).create()
     repo.add(conversation.id, "user", "premier message")
 
-    started = threading.Event()
-    holder = threading.Thread(target=_hold_write_lock, args=(tmp_path / "app.db", 1.5, started))
+    started, release = threading.Event(), threading.Event()
+    holder = threading.Thread(
+        target=_hold_write_lock, args=(tmp_path / "app.db", 0, started), kwargs={"release": release}
+    )
     holder.start()
-    started.wait()
+    assert started.wait(HANG_GUARD_S)
     begin = time.perf_counter()
-    with pytest.raises(OperationalError, match="database is locked"):
+    with pytest.raises(OperationalError, match="database is locked"):  # while the lock is still held
         repo.add(conversation.id, "user", "second message")
-    assert 0.25 <= time.perf_counter() - begin < 1.4  # waited busy_timeout, then gave up
+    assert time.perf_counter() - begin >= 0.25  # waited busy_timeout, then gave up
+    release.set()
     holder.join()
 
     # Nothing half-written; the caller still has the message and can store it once the lock is gone.
