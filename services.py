@@ -60,8 +60,10 @@ class Services:
         monitor = self.social_monitor
         if monitor is not None:
             # Exactly one monitor among the replicas: it runs only while this replica holds the lease.
+            from social.monitor import MONITOR_LEASE
+
             self._monitor_lease = cluster.keeper(
-                "social-monitor", on_acquire=lambda _lease: monitor.start(), on_lose=monitor.stop
+                MONITOR_LEASE, on_acquire=lambda _lease: monitor.start(), on_lose=monitor.stop
             )
             if cluster.shared and self.social is not None:
                 self.social.guard = self._monitor_lease.guard  # no automatic reply once the lease is in doubt
@@ -87,9 +89,10 @@ class Services:
         """Stop them (the monitor's lease is released, so another replica takes over at once)."""
         self.cluster.stop()
 
-    def prepare(self) -> None:
-        """Apply migrations, then load (or build) the index and the embedding model."""
-        self.db.migrate()
+    def prepare(self, migrate: bool = True) -> None:
+        """Apply migrations (unless already done), then load (or build) the index and the embedding model."""
+        if migrate:
+            self.db.migrate()
         started = time.perf_counter()
         try:
             if self.kb is not None:
@@ -113,7 +116,7 @@ class Services:
     def prepare_in_background(self) -> threading.Thread:
         """Run prepare() on a daemon thread so the web server starts at once."""
         self.db.migrate()
-        thread = threading.Thread(target=self.prepare, name="warm-up", daemon=True)
+        thread = threading.Thread(target=self.prepare, args=(False,), name="warm-up", daemon=True)
         thread.start()
         return thread
 

@@ -1,7 +1,8 @@
 """Coordination of several app replicas on one database: Redis link, leases and the change bus.
 
-``build_cluster(settings, db)`` gives in-process implementations when ``MOBILIA_REDIS_URL`` is
-unset (one replica: today's behaviour) and Redis-backed ones otherwise. Nothing connects until
+``build_cluster(settings, db)`` gives local implementations when ``MOBILIA_REDIS_URL`` is unset (one
+replica: today's behaviour; leases held through the database, so a CLI monitor and the app still
+exclude each other) and Redis-backed ones otherwise. Nothing connects until
 used; ``start()`` / ``stop()`` run the change watcher.
 """
 
@@ -15,7 +16,7 @@ from typing import Any
 
 from cluster.bus import ChangeBus, LocalBus
 from cluster.config import ClusterSettings
-from cluster.leases import Lease, LeaseKeeper, LeaseService, LocalLeases, RedisLeases
+from cluster.leases import DatabaseLeases, Lease, LeaseKeeper, LeaseService, LocalLeases, RedisLeases
 from cluster.redis import Health, RedisLink
 
 __all__ = ["Cluster", "ClusterSettings", "Lease", "LeaseKeeper", "LeaseService", "build_cluster", "replica_name"]
@@ -67,6 +68,7 @@ class Cluster:
         for keeper in self._keepers:
             keeper.stop()
         self.bus.stop()
+        self.leases.close()
         if self.redis is not None:
             self.redis.close()
 
@@ -83,7 +85,9 @@ def build_cluster(settings: Any, db: Any) -> Cluster:
     replica = replica_name()
     url = settings.redis_url.get_secret_value() if settings.redis_url is not None else ""
     if not url:
-        return Cluster(replica, config, LocalLeases(), LocalBus())
+        # No Redis: leases still bind every process of the database (a CLI monitor beside the app).
+        leases = LocalLeases() if db.is_memory else DatabaseLeases(db)
+        return Cluster(replica, config, leases, LocalBus())
     link = RedisLink(url, timeout=config.redis_timeout_s, cache_s=config.health_cache_s)
     bus = ChangeBus(AppStateRepository(db), link, replica=replica, poll_s=config.change_poll_s)
     return Cluster(replica, config, RedisLeases(link), bus, redis=link)

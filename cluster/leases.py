@@ -8,6 +8,10 @@ older grant can be told apart from the current holder's. Two implementations:
 - ``RedisLeases``: ``SET name owner NX PX ttl`` plus compare-and-renew / compare-and-delete
   scripts, so only the holder extends or frees it. A Redis error grants nothing and renews
   nothing: a holder that cannot reach Redis gives its work up before the TTL lets another in.
+- ``DatabaseLeases``: no Redis, but several processes on one database (the app and a
+  ``python -m social.monitor``): a grant is an open handle, a PostgreSQL session advisory lock on
+  a connection of its own or an ``flock`` on a file beside the SQLite file, so the server or the
+  OS frees it the moment its holder dies.
 
 ``LeaseKeeper`` runs a piece of work (the social monitor, say) only while this replica holds its
 lease: it keeps trying to acquire, starts the work, renews, and stops the work when the lease is
@@ -16,12 +20,17 @@ lost or cannot be renewed.
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import re
 import threading
 import time
+import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from cluster.redis import RedisLink
 
@@ -71,6 +80,9 @@ class LeaseService(ABC):
     @abstractmethod
     def holder(self, name: str) -> str | None:
         """Who holds ``name`` now (None when free or unknown)."""
+
+    def close(self) -> None:  # noqa: B027 (optional hook: most implementations hold nothing)
+        """Free what this process still holds (at shutdown)."""
 
 
 class LocalLeases(LeaseService):
@@ -165,6 +177,155 @@ class RedisLeases(LeaseService):
         return value.rsplit("|", 1)[0] if value else None
 
 
+class DatabaseLeases(LeaseService):
+    """Leases between the processes of one database, without Redis: each grant is an open handle.
+
+    PostgreSQL: ``pg_try_advisory_lock`` on a connection kept for the grant (its
+    ``application_name`` says who holds it); a SQLite file: an exclusive ``flock`` on
+    ``<database>.lease-<name>.lock`` (the holder's name written inside). Renewing checks the handle
+    still holds; a holder that dies, or loses its connection, frees the lease at once. Fencing
+    tokens come from the clock (nanoseconds), so they grow from one grant to the next.
+    """
+
+    LOCK_CLASS = 0x4D6F62  # first key of the two-key advisory locks of leases ("Mob")
+
+    def __init__(self, db: Any) -> None:
+        self.db = db
+        self._handles: dict[str, Any] = {}  # lease value -> open connection or file
+        self._lock = threading.Lock()
+        self._engine = None
+
+    @property
+    def _postgres(self) -> bool:
+        return not self.db.is_sqlite
+
+    def _key(self, name: str) -> dict[str, int]:
+        return {"c": self.LOCK_CLASS, "o": zlib.crc32(name.encode()) & 0x7FFFFFFF}
+
+    def _lock_path(self, name: str) -> Path:
+        database = Path(self.db.engine.url.database or "").expanduser()
+        return database.with_name(f"{database.name}.lease-{re.sub(r'[^A-Za-z0-9_-]', '_', name)}.lock")
+
+    def _connect(self):
+        """A connection outside the app's pool (it stays open as long as the grant)."""
+        from sqlalchemy import create_engine
+        from sqlalchemy.pool import NullPool
+
+        if self._engine is None:
+            self._engine = create_engine(self.db.engine.url, poolclass=NullPool)
+        return self._engine.connect()
+
+    def acquire(self, name: str, owner: str, ttl: float) -> Lease | None:
+        lease = Lease(name, owner, time.time_ns(), ttl, time.monotonic())
+        try:
+            handle = self._take_pg(name, owner) if self._postgres else self._take_file(name, owner)
+        except Exception as exc:  # an unreachable database grants nothing
+            log.debug("lease %s not acquired: %s", name, type(exc).__name__)
+            return None
+        if handle is None:
+            return None
+        with self._lock:
+            self._handles[lease.value] = handle
+        return lease
+
+    def _take_pg(self, name: str, owner: str):
+        from sqlalchemy import text
+
+        connection = self._connect()
+        try:
+            connection.execute(text("SELECT set_config('application_name', :owner, false)"), {"owner": owner[:63]})
+            granted = connection.execute(text("SELECT pg_try_advisory_lock(:c, :o)"), self._key(name)).scalar()
+            connection.commit()
+        except Exception:
+            connection.close()
+            raise
+        if not granted:
+            connection.close()
+            return None
+        return connection
+
+    def _take_file(self, name: str, owner: str):
+        handle = self._lock_path(name).open("a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return None
+        handle.truncate(0)
+        handle.write(owner)
+        handle.flush()
+        return handle
+
+    def renew(self, lease: Lease) -> bool:
+        with self._lock:
+            handle = self._handles.get(lease.value)
+        if handle is None:
+            return False
+        if self._postgres:
+            from sqlalchemy import text
+
+            try:
+                handle.execute(text("SELECT 1"))
+                handle.commit()
+            except Exception as exc:  # the connection, and with it the lock, is gone
+                log.debug("lease %s not renewed: %s", lease.name, type(exc).__name__)
+                self.release(lease)
+                return False
+        lease.renewed_at = time.monotonic()
+        return True
+
+    def release(self, lease: Lease) -> None:
+        with self._lock:
+            handle = self._handles.pop(lease.value, None)
+        if handle is None:
+            return
+        try:
+            if not self._postgres:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()  # closing the connection ends its session: the advisory lock goes with it
+        except Exception:  # already broken: freed anyway
+            pass
+
+    def holder(self, name: str) -> str | None:
+        try:
+            return self._holder_pg(name) if self._postgres else self._holder_file(name)
+        except Exception:
+            return None
+
+    def _holder_pg(self, name: str) -> str | None:
+        from sqlalchemy import text
+
+        query = text(
+            "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = :c AND l.objid = :o AND l.objsubid = 2 "
+            "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
+        with self.db.engine.connect() as connection:
+            return connection.execute(query, self._key(name)).scalar()
+
+    def _holder_file(self, name: str) -> str | None:
+        path = self._lock_path(name)
+        if not path.exists():
+            return None
+        with path.open("r", encoding="utf-8") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return handle.read().strip() or "?"
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return None
+
+    def close(self) -> None:
+        """Free every grant of this process and the lease connections."""
+        with self._lock:
+            values = list(self._handles)
+        for value in values:
+            owner, _, token = value.rpartition("|")
+            self.release(Lease("", owner, int(token), 0, 0))
+        if self._engine is not None:
+            self._engine.dispose()
+
+
 class LeaseKeeper:
     """Run ``on_acquire(lease)`` while this replica holds lease ``name``; ``on_lose()`` when it does not any more.
 
@@ -195,6 +356,7 @@ class LeaseKeeper:
         self.renew_every = renew_every
         self.retry_every = retry_every
         self.lease: Lease | None = None
+        self.attempted = threading.Event()  # set once the first acquisition was tried (granted or not)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -213,6 +375,7 @@ class LeaseKeeper:
         if self._thread is not None and self._thread.is_alive():
             return
         self._stop.clear()
+        self.attempted.clear()
         self._thread = threading.Thread(target=self._run, name=f"lease-{self.name}", daemon=True)
         self._thread.start()
 
@@ -231,6 +394,7 @@ class LeaseKeeper:
                         self.lease = lease
                         log.info("lease %s acquired by %s (token %s)", self.name, self.owner, lease.token)
                         self._call(self.on_acquire, lease)
+                    self.attempted.set()
                     wait = self.renew_every if lease is not None else self.retry_every
                 else:
                     if not (self.lease.valid() and self.leases.renew(self.lease)):

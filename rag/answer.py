@@ -310,13 +310,14 @@ class AnswerEngine:
         or a billing dispute (the matching entry and the contestation procedure)."""
         topic = analysis.topic or question
         prefer = tuple(_PREFERRED[r] for r in analysis.escalation_reasons if r in _PREFERRED)
-        extra = [analysis.extra_topic] if analysis.extra_topic else split_question(topic)
-        if extra:
-            found = (retriever.search_many([topic, *extra], prefer=prefer) if analysis.extra_topic
-                     else retriever.search_many(extra, prefer=prefer, context=topic))
-            retrieval = found[0] if analysis.extra_topic else retriever.search(topic, prefer=prefer)
-        else:
-            found, retrieval = [], retriever.search(topic, prefer=prefer)
+        retrieval = retriever.search(topic, prefer=prefer)
+        found: list[Retrieval] = []
+        if analysis.extra_topic:  # a fixed query: its vector comes from the embedder's cache
+            found = [retrieval, retriever.search(analysis.extra_topic, prefer=prefer)]
+        elif parts := split_question(topic):
+            # Two parts that BM25 already sends to the same entry are one question: no extra embedding.
+            if len({retriever.lexical_best(part) for part in parts}) > 1:
+                found = [retriever.search(part, prefer=prefer, context=topic) for part in parts]
         if previous_question and is_follow_up(question):
             # The new message counts twice so it steers; the previous one supplies the subject.
             combined = retriever.search(f"{topic} {topic} {previous_question}", prefer=prefer)

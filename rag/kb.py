@@ -83,6 +83,8 @@ def diff_text(before: dict | None, after: dict | None) -> str:
             value = state.get(name)
             value = STATUS_WORDS.get(value, value) if name == "status" else value
             values = value if isinstance(value, list) else str(value or "").splitlines()
+            if name == "answer":  # one sentence a line: a changed word shows in its sentence, not the paragraph
+                values = [part for v in values for part in re.split(r"(?<=[.!?])\s+", v) if part]
             out += [f"{label} : {v}" for v in values]
         return out
 

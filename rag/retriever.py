@@ -143,8 +143,8 @@ class HybridRetriever:
         ]
         return Retrieval(hits, tokens, known_ratio, raw_known_ratio)
 
-    def search_many(self, queries: list[str], k: int | None = None, prefer: tuple[str, ...] = (),
-                    context: str | None = None) -> list[Retrieval]:
-        """Search several queries with one batched embedding call (the parts of a two-part question)."""
-        vectors = self.embedder.encode(queries)
-        return [self.search(q, k, prefer, vector, context) for q, vector in zip(queries, vectors, strict=True)]
+    def lexical_best(self, query: str) -> str | None:
+        """Id of the entry BM25 alone ranks first for `query` (no embedding: a cheap first look)."""
+        bm25 = self.lexical_scores(self.index.corrector.correct(analyze(query)))
+        best = int(np.argmax(bm25)) if len(bm25) else 0
+        return self.index.entries[best].id if len(bm25) and bm25[best] > 0 else None

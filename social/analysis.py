@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
-from rag.nlu import REFUND, NEGATIVE_EMOJI, URGENT_DOWN, sentiment_score
+from rag.nlu import NEGATIVE_EMOJI, REFUND, URGENT_DOWN, sentiment_score
 from rag.text import fold
 
 BLOCK_TAGS = {"p", "br", "div", "li", "blockquote", "pre", "h1", "h2", "h3", "h4", "h5", "h6", "tr"}

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from rag.chat import TICKET_OFFER_KEY, ChatSession
 from rag.contact import Contact
-from social.replies import opens_ticket, pickup_delay, ticket_priority
+from social.replies import pickup_delay, ticket_priority
 from social.tokens import ContactLink
 from storage.models import Ticket
 from tickets import PRIORITY_LABELS, SLA_HOURS, Priority
@@ -134,10 +134,13 @@ class ContactLinks:
         if not self.tokens.claim(token, conversation_id):  # used or expired since the lookup
             latest = self.tokens.lookup(token)
             raise LinkUnavailable(used=latest is not None and latest.used and not latest.expired)
-        session = self.chat.join(contact, conversation_id)
+        try:
+            session = self.chat.join(contact, conversation_id)
+        except PermissionError:  # another link of the same post joined it first (a reply sent twice)
+            raise LinkUnavailable(used=True) from None
         ticket = self.chat.tickets.for_conversation(conversation_id)
         welcome = welcome_text(link.context, ticket)
-        if ticket is None and not opens_ticket(link.context.get("urgency")):
+        if ticket is None:  # the welcome offers one: a "oui" opens it at the post's priority
             priority = ticket_priority(link.context.get("urgency")).value
             self.chat.conversations.update_context(conversation_id, {TICKET_OFFER_KEY: priority})
         meta = {"welcome": "mastodon", "ticket_id": ticket.id if ticket else None}

@@ -3,6 +3,10 @@
     python -m social.monitor            # run until Ctrl+C (uses MOBILIA_MASTODON__* settings)
     python -m social.monitor --once     # catch up from the last seen ids, process, exit
 
+The command takes the app's monitor lease (``social-monitor``: in Redis with MOBILIA_REDIS_URL, else
+through the database), so it never runs beside an app replica's monitor: it waits for the lease
+(or, with --once, does nothing while another monitor holds it).
+
 Streaming never replays what was posted while disconnected, so each connection cycle is:
 open the streams (hashtags + user stream for mentions), then page the REST timelines
 (``timeline_hashtag``, mention ``notifications``) from the last seen ids persisted in
@@ -35,6 +39,7 @@ from storage.models import utcnow
 log = logging.getLogger(__name__)
 
 STATE_PREFIX = "social.last_seen."
+MONITOR_LEASE = "social-monitor"  # held by the one monitor of the app replicas and of this command
 _STOP = object()
 
 
@@ -344,23 +349,48 @@ def main(argv: list[str] | None = None) -> int:
     if not settings.mastodon.enabled:
         print("Mastodon non configuré : définissez MOBILIA_MASTODON__INSTANCE_URL et MOBILIA_MASTODON__ACCESS_TOKEN.")
         return 2
+    from cluster import build_cluster
+
     db = Database(settings.database_url)
     db.migrate()
     monitor = SocialMonitor(settings.mastodon, db, public_url=settings.public_url)
+    cluster = build_cluster(settings, db)
     if args.once:
-        counts = monitor.run_once()
-        print(json.dumps({"read": counts, "last_seen": monitor.last_seen(), "replies": monitor.service.posts.counts()}))
-        return 0
+        return _run_once(monitor, cluster)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
-    monitor.start()
+    keeper = cluster.keeper(MONITOR_LEASE, on_acquire=lambda _lease: monitor.start(), on_lose=monitor.stop)
+    monitor.service.guard = keeper.guard  # no automatic reply once the lease is in doubt
+    keeper.start()
+    keeper.attempted.wait(30)
+    if not keeper.holding:
+        log.info("another monitor holds the lease (%s): waiting for it", cluster.leases.holder(MONITOR_LEASE))
     try:
         while not done.wait(1.0):
             pass
     except KeyboardInterrupt:
         pass
     finally:
+        cluster.stop()  # stops the monitor, then frees the lease for an app replica
         monitor.stop()
+    return 0
+
+
+def _run_once(monitor: SocialMonitor, cluster) -> int:
+    """--once under the monitor lease; when another monitor holds it, that one is catching up already."""
+    keeper = cluster.keeper(MONITOR_LEASE, on_acquire=lambda _lease: None, on_lose=lambda: None)
+    keeper.start()
+    try:
+        keeper.attempted.wait(30)
+        if not keeper.holding:
+            holder = cluster.leases.holder(MONITOR_LEASE)
+            print(json.dumps({"skipped": "another monitor is running", "holder": holder}))
+            return 0
+        monitor.service.guard = keeper.guard
+        counts = monitor.run_once()
+    finally:
+        cluster.stop()
+    print(json.dumps({"read": counts, "last_seen": monitor.last_seen(), "replies": monitor.service.posts.counts()}))
     return 0
 
 

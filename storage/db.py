@@ -63,6 +63,11 @@ class Database:
         return self._url.get_backend_name() == "sqlite"
 
     @property
+    def is_memory(self) -> bool:
+        """Tell whether this is a private in-memory SQLite database (nothing another process can share)."""
+        return self.is_sqlite and _is_sqlite_memory(self._url)
+
+    @property
     def engine(self) -> Engine:
         """Return the engine, creating it (and a SQLite file's folder) on first access."""
         if self._engine is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import getpass
 import re
 import sys
@@ -40,7 +41,12 @@ AREA_ROLES = {
 MIN_PASSWORD_LENGTH = 10
 _USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
 _hasher = PasswordHasher()
-_DUMMY_HASH = _hasher.hash("timing-equaliser-not-a-password")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash verified for unknown users (same timing as a real check); made on first login, not at import."""
+    return _hasher.hash("timing-equaliser-not-a-password")
 
 
 class AccessDenied(PermissionError):
@@ -114,7 +120,7 @@ class StaffService:
         """The principal for valid credentials of an active account, else None (same cost either way)."""
         with self.db.session() as s:
             user = s.scalar(select(StaffUser).where(StaffUser.username == (username or "").strip().lower()))
-            stored = user.password_hash if user is not None and user.active else _DUMMY_HASH
+            stored = user.password_hash if user is not None and user.active else _dummy_hash()
             try:
                 _hasher.verify(stored, password or "")
             except (VerificationError, InvalidHashError):

@@ -45,11 +45,13 @@ def resolve_path(path: str | Path) -> Path:
 
 
 def allowed_roots() -> list[Path]:
-    """Folders a config may read and write: datasets/, data/, the settings' runs_dir, models_dir, kb_dir and allowed_dirs."""
+    """Folders a config may read and write: datasets/, data/, runs/, the settings' runs_dir, models_dir, kb_dir and
+    allowed_dirs (the shipped configs name runs/ even when the settings move the runs elsewhere)."""
     from settings import get_settings
 
     s = get_settings()
-    roots = [ROOT / "datasets", ROOT / "data", s.runs_dir, s.rag.llm.models_dir, s.rag.kb_dir, *s.allowed_dirs]
+    roots = [ROOT / "datasets", ROOT / "data", ROOT / "runs", s.runs_dir, s.rag.llm.models_dir, s.rag.kb_dir,
+             *s.allowed_dirs]  # fmt: skip
     return list(dict.fromkeys(resolve_path(r).resolve() for r in roots))
 
 

@@ -95,7 +95,8 @@ class ReviewQueue:
                 out.append(Candidate(
                     f"feedback:{fb.id}", "thumbs_down", meta.get("intent") or "général",
                     redact(_question_before(session, fb.conversation_id, fb.message_id), names),
-                    redact(answer.content, names), redact(fb.comment, names), "", fb.created_at, meta.get("top_entry"),
+                    redact(answer.content, names), f"Commentaire du client : {redact(fb.comment, names)}" if fb.comment
+                    else "Pas de commentaire.", "", fb.created_at, meta.get("top_entry"),
                 ))  # fmt: skip
         return out
 

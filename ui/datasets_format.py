@@ -68,7 +68,8 @@ def counts_figure(stats: dict) -> go.Figure:
         name, color = SPLIT_NAMES[split], COLORS[split]
         fig.add_bar(x=list(cats), y=list(cats.values()), name=name, marker_color=color, legendgroup=split, row=1, col=1)
         fig.add_bar(x=[SOURCE_NAMES.get(s, s) for s in sources], y=list(sources.values()), name=name,
-                    marker_color=color, legendgroup=split, showlegend=False, row=1, col=2)  # fmt: skip
+                    text=list(sources.values()), textposition="auto", marker_color=color, legendgroup=split,
+                    showlegend=False, row=1, col=2)  # fmt: skip
     fig.update_layout(barmode="stack", template="none", height=360, paper_bgcolor="white", plot_bgcolor="white",
                       margin={"l": 50, "r": 20, "t": 50, "b": 60}, legend={"orientation": "h", "y": -0.25},
                       separators=", ", font={"family": "Inter, system-ui, sans-serif", "color": "#334155"})  # fmt: skip

@@ -66,7 +66,10 @@ class DatasetsCallbacks:
 
     def decide(self, principal, found: list[dict], number, question, reference, category, destination, entry_id,
                approve: bool):  # fmt: skip
-        """Approve (or reject) one candidate; (candidates, rows, message) refreshed after a success."""
+        """Approve (or reject) one candidate: (candidates, rows, message, question, context, reference, entry).
+
+        After a success the queue is re-read and the form emptied (no second approval by mistake).
+        """
         try:
             user = self._user(principal)
             item = self._pick(found, number)
@@ -78,9 +81,9 @@ class DatasetsCallbacks:
                 self.queue.reject(item["key"], reviewer=user.username, role=user.role)
                 note = "Élément rejeté."
         except (AccessDenied, ReviewError) as exc:
-            return gr.update(), gr.update(), f"⚠️ {exc}"
+            return gr.update(), gr.update(), f"⚠️ {exc}", *[gr.update()] * 4
         fresh = [c.to_dict() for c in self.queue.candidates()]
-        return fresh, queue_table(fresh), f"✅ {note}"
+        return fresh, queue_table(fresh), f"✅ {note} {len(fresh)} élément(s) restant(s).", "", "", "", ""
 
     def build(self, principal, progress=None):
         """(summary, figure, preview rows) of a fresh build."""
@@ -140,8 +143,9 @@ def _review_section(cb: DatasetsCallbacks, staff: gr.State, found: gr.State) -> 
     open_button.click(cb.open, [staff, found, number], opened, api_name=False)
     table.select(row_number, None, number, api_name=False).then(cb.open, [staff, found, number], opened,
                                                                  api_name=False)  # fmt: skip
-    approve.click(lambda *a: cb.decide(*a, approve=True), form, [found, table, message], api_name=False)
-    reject.click(lambda *a: cb.decide(*a, approve=False), form, [found, table, message], api_name=False)
+    decided = [found, table, message, question, context, reference, entry]
+    approve.click(lambda *a: cb.decide(*a, approve=True), form, decided, api_name=False)
+    reject.click(lambda *a: cb.decide(*a, approve=False), form, decided, api_name=False)
     return {"queue": table, "approve": approve, "reject": reject, "review_message": message}
 
 
@@ -152,7 +156,7 @@ def _build_section(cb: DatasetsCallbacks, staff: gr.State) -> dict[str, gr.Compo
     summary = gr.Markdown(elem_id="dsb-summary")
     chart = gr.Plot(show_label=False, elem_id="dsb-chart")
     preview = gr.Dataframe(headers=PREVIEW_COLUMNS, interactive=False, wrap=True, label="Aperçu des exemples",
-                           elem_id="dsb-preview")  # fmt: skip
+                           column_widths=["11%", "19%", "11%", "27%", "32%"], elem_id="dsb-preview")  # fmt: skip
 
     def run(principal, progress=gr.Progress()):  # noqa: B008 (Gradio injects it)
         return cb.build(principal, progress)

@@ -20,7 +20,7 @@ def create_kb_bench(services, staff: gr.State, drafts) -> dict[str, gr.Component
             with gr.Column(elem_id=f"kbb-{key}"):
                 gr.Markdown(f"### {label}")
                 hits = gr.Dataframe(headers=BENCH_COLUMNS, interactive=False, wrap=True, show_label=False,
-                                    column_widths=["7%", "27%", "30%", "12%", "12%", "12%"])  # fmt: skip
+                                    column_widths=["25%", "27%", "15%", "15%", "18%"])  # fmt: skip
                 rules = gr.Markdown()
             outputs += [hits, rules]
 

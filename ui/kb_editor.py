@@ -34,7 +34,7 @@ def create_kb_editor(services, staff: gr.State) -> dict[str, gr.Component]:
         status = gr.Dropdown(STATUS_CHOICES, value="", label="Statut", scale=1, elem_id="kbe-status")
         find = gr.Button("Rechercher", elem_id="kbe-find", scale=1)
     table = gr.Dataframe(headers=COLUMNS, interactive=False, wrap=True, max_height=360, elem_id="kbe-table",
-                         column_widths=["22%", "38%", "12%", "10%", "9%", "9%"])  # fmt: skip
+                         column_widths=["22%", "35%", "11%", "9%", "13%", "10%"])  # fmt: skip
     with gr.Row(equal_height=True):
         entry_id = gr.Textbox(label="Id de l'entrée (vide : nouvelle)", scale=2, elem_id="kbe-id")
         load = gr.Button("Ouvrir", scale=1, elem_id="kbe-open")
@@ -50,9 +50,10 @@ def create_kb_editor(services, staff: gr.State) -> dict[str, gr.Component]:
     message = gr.Markdown(elem_id="kbe-message")
     history = gr.Dataframe(headers=["Révision", "Action", "Auteur", "Date", "Note"], interactive=False,
                            label="Historique de l'entrée", elem_id="kbe-history")  # fmt: skip
-    diff = gr.Code(label="Différences (dernière révision)", wrap_lines=True, elem_id="kbe-diff")
+    diff = gr.Code(label="Différences (dernière révision)", elem_id="kbe-diff")
     with gr.Row():
-        revision = gr.Number(label="Révision à restaurer", value=None, precision=0, elem_id="kbe-revision")
+        revision = gr.Number(label="Révision à restaurer (par défaut : l'avant-dernière)", precision=0,
+                             elem_id="kbe-revision")  # fmt: skip
         restore = gr.Button("Restaurer cette révision", elem_id="kbe-restore")
     form = [entry_id, title, category, answer, phrasings, links]
 
@@ -71,10 +72,10 @@ def create_kb_editor(services, staff: gr.State) -> dict[str, gr.Component]:
             who(principal)
             row = kb._get(eid.strip())
         except (AccessDenied, KbError) as exc:
-            return *[gr.update()] * 6, f"⚠️ {exc}", gr.update(), gr.update()
+            return *[gr.update()] * 6, f"⚠️ {exc}", gr.update(), gr.update(), gr.update()
         hist = kb.history(row.id)
         return (row.id, row.title, row.category, row.answer, "\n".join(row.questions), "\n".join(row.links), "",
-                history_table(hist), hist[0]["diff"] if hist else "")  # fmt: skip
+                history_table(hist), hist[0]["diff"] if hist else "", hist[1]["id"] if len(hist) > 1 else None)  # fmt: skip
 
     def act(principal, eid, ttl, cat, ans, phr, lnk, rev, action):
         try:
@@ -95,9 +96,9 @@ def create_kb_editor(services, staff: gr.State) -> dict[str, gr.Component]:
 
     find.click(search, [staff, query, status], [table, message], api_name=False)
     staff.change(lambda p: search(p, "", "")[0] if p else gr.update(), staff, table, api_name=False)
-    load.click(open_entry, [staff, entry_id], [*form, message, history, diff], api_name=False)
-    table.select(_row_id, None, entry_id, api_name=False).then(open_entry, [staff, entry_id],
-                                                               [*form, message, history, diff], api_name=False)  # fmt: skip
+    opened = [*form, message, history, diff, revision]
+    load.click(open_entry, [staff, entry_id], opened, api_name=False)
+    table.select(_row_id, None, entry_id, api_name=False).then(open_entry, [staff, entry_id], opened, api_name=False)
     for button, action in ((save, "save"), (retire, "retire"), (restore, "restore")):
         button.click(_bind(act, action), [staff, *form, revision], message, api_name=False)
     return {"table": table, "save": save, "message": message}

@@ -36,7 +36,7 @@ def history_table(history: list[dict]) -> list[list]:
              h["note"]] for h in history]  # fmt: skip
 
 
-BENCH_COLUMNS = ["#", "Entrée", "Titre", "Fusion", "Dense", "Lexical"]
+BENCH_COLUMNS = ["Entrée", "Titre", "Fusion", "Dense", "Lexical"]
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
 
 
@@ -46,9 +46,8 @@ def md_escape(text: str) -> str:
 
 
 def bench_hits(side: dict) -> list[list]:
-    """Rows of one side of the test bench: the ranked entries and their scores."""
-    return [[n, h["id"], h["title"], decimal(h["fused"]), decimal(h["dense"]), decimal(h["lexical"])]
-            for n, h in enumerate(side["hits"], start=1)]  # fmt: skip
+    """Rows of one side of the test bench: the entries in rank order and their scores."""
+    return [[h["id"], h["title"], decimal(h["fused"]), decimal(h["dense"]), decimal(h["lexical"])] for h in side["hits"]]
 
 
 def bench_markdown(side: dict) -> str:

@@ -81,7 +81,7 @@ def test_history_diff_and_restore(kb: KnowledgeBase) -> None:
     kb.save_entry({"id": "fac-001", "answer": "Texte remplacé."}, author="t", role="trainer")
     history = kb.history("fac-001")
     assert [h["action"] for h in history] == ["update", "import"]
-    assert "+réponse : Texte remplacé." in history[0]["diff"] and f"-réponse : {old.splitlines()[0]}" in history[0]["diff"]
+    assert "+réponse : Texte remplacé." in history[0]["diff"] and f"-réponse : {old.split('. ')[0]}" in history[0]["diff"]
     assert "+statut : brouillon" in history[0]["diff"]
     kb.restore(history[1]["id"], author="t", role="trainer")
     assert kb.repo.get("fac-001").answer == old

@@ -52,9 +52,9 @@ def test_other_roles_are_refused_in_every_callback(services, callbacks: Datasets
     assert found
     assert callbacks.refresh(who)[2].startswith("⚠️")
     assert callbacks.open(who, found, 1)[-1].startswith("⚠️")
-    message = callbacks.decide(who, found, 1, "q", "Réponse.", "forfait", "training", "", approve=True)[-1]
+    message = callbacks.decide(who, found, 1, "q", "Réponse.", "forfait", "training", "", approve=True)[2]
     assert message.startswith("⚠️") and callbacks.queue.repo.decided_keys() == set()
-    assert callbacks.decide(who, found, 1, "", "", "", "", "", approve=False)[-1].startswith("⚠️")
+    assert callbacks.decide(who, found, 1, "", "", "", "", "", approve=False)[2].startswith("⚠️")
     summary, figure, _ = callbacks.build(who)
     assert summary.startswith("⚠️") and figure is None
 
@@ -67,7 +67,7 @@ def test_a_role_changed_after_login_takes_effect_at_once(services, callbacks: Da
     with db.write() as session:
         session.get(StaffUser, trainer.user_id).role = "agent"
     stale = StaffPrincipal(trainer.user_id, trainer.username, "trainer")  # what the page's state still says
-    assert callbacks.decide(stale, found, 1, "q", "Réponse.", "", "training", "", approve=True)[-1].startswith("⚠️")
+    assert callbacks.decide(stale, found, 1, "q", "Réponse.", "", "training", "", approve=True)[2].startswith("⚠️")
     assert callbacks.queue.repo.decided_keys() == set()
 
 
@@ -78,11 +78,12 @@ def test_review_then_build(services, callbacks: DatasetsCallbacks) -> None:
     n = next(i for i, c in enumerate(found, start=1) if c["source"] == "escalation")
     question, context, reference, category, _ = callbacks.open(trainer, found, n)
     assert "relancé le prélèvement" in context and reference.startswith("Bonjour [nom]")
-    fresh, rows, message = callbacks.decide(trainer, found, n, question, reference + " Appelez le 06 12 34 56 78.",
-                                            category, "training", "", approve=True)  # fmt: skip
-    assert message.startswith("✅") and len(fresh) == len(rows) == 1
+    fresh, rows, message, *form = callbacks.decide(trainer, found, n, question, reference + " Appelez le 06 12 34 56 78.",
+                                                   category, "training", "", approve=True)  # fmt: skip
+    assert message.startswith("✅") and message.endswith("1 élément(s) restant(s).") and len(fresh) == len(rows) == 1
+    assert form == ["", "", "", ""]  # the form is emptied
     assert callbacks.queue.repo.list()[0].reference_answer.endswith("Appelez le [téléphone].")
-    assert callbacks.decide(trainer, found, 99, "", "", "", "training", "", approve=True)[-1].startswith("⚠️")
+    assert callbacks.decide(trainer, found, 99, "", "", "", "training", "", approve=True)[2].startswith("⚠️")
     summary, figure, preview = callbacks.build(trainer)
     assert "**Entraînement**" in summary and "Anonymisation" in summary and "revues approuvées : 3" in summary  # question + 2 variations
     assert len(figure.data) == 4 and preview and not PII.search(str(preview))
