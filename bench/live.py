@@ -103,10 +103,8 @@ def stop_group(process: subprocess.Popen, timeout: float = 15) -> None:
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pass
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)  # leftovers of the group (children that ignored SIGTERM)
     with contextlib.suppress(subprocess.TimeoutExpired):
@@ -178,6 +176,15 @@ class RawGradio:
             raise KeyError(f"no {trigger} event on #{elem_id}")
         return GradioEvent(dependency["id"], target, dependency["inputs"], dependency["outputs"])
 
+    def load_event(self, elem_id: str) -> GradioEvent:
+        """The page-load event that writes the component with ``elem_id`` (KeyError when none does)."""
+        target = next((i for i, c in self.components.items() if c.get("props", {}).get("elem_id") == elem_id), None)
+        for dependency in self.config["dependencies"]:
+            loads = [t for t in dependency["targets"] if t[1] == "load"]
+            if target in dependency["outputs"] and loads:
+                return GradioEvent(dependency["id"], loads[0][0], dependency["inputs"], dependency["outputs"])
+        raise KeyError(f"no page-load event writes #{elem_id}")
+
     def fill(self, event: GradioEvent, values: Mapping[str, Any]) -> list:
         """The event's inputs: ``values`` by elem_id or label, None for session state, else the component's default."""
         data = []
@@ -196,11 +203,14 @@ class RawGradio:
         return {self._key(i) or str(i): value for i, value in zip(event.outputs, output, strict=False)}
 
     def messages(self, event: GradioEvent, data: list, session_hash: str, headers: dict | None = None,
-                 deadline_s: float = 120) -> Iterator[dict]:  # fmt: skip
-        """The event's SSE messages until it completes; TimeoutError past ``deadline_s``."""
+                 deadline_s: float = 120, params: dict | None = None) -> Iterator[dict]:  # fmt: skip
+        """The event's SSE messages until it completes; TimeoutError past ``deadline_s``.
+
+        ``params`` is the page's query string (``gr.Request.query_params``), as the browser client sends it.
+        """
         body = {"data": data, "fn_index": event.fn_index, "trigger_id": event.trigger_id,
                 "session_hash": session_hash, "event_data": None}  # fmt: skip
-        joined = self.http.post("gradio_api/queue/join", json=body, headers=headers)
+        joined = self.http.post("gradio_api/queue/join", json=body, headers=headers, params=params)
         joined.raise_for_status()
         event_id = joined.json().get("event_id")
         deadline = time.monotonic() + deadline_s
@@ -218,11 +228,11 @@ class RawGradio:
                     return
 
     def call(self, event: GradioEvent | tuple, data: list, session_hash: str | None = None,
-             headers: dict | None = None, deadline_s: float = 120) -> list:  # fmt: skip
+             headers: dict | None = None, deadline_s: float = 120, params: dict | None = None) -> list:  # fmt: skip
         """Run the event and return its output values (EventFailed on an error)."""
         if isinstance(event, tuple):
             event = GradioEvent(event[0], event[1], [], [])
-        for message in self.messages(event, data, session_hash or uuid.uuid4().hex, headers, deadline_s):
+        for message in self.messages(event, data, session_hash or uuid.uuid4().hex, headers, deadline_s, params):
             if message.get("msg") == "process_completed":
                 if not message.get("success"):
                     raise EventFailed(str(message.get("output", {}).get("error") or message)[:500])

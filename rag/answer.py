@@ -314,10 +314,13 @@ class AnswerEngine:
         found: list[Retrieval] = []
         if analysis.extra_topic:  # a fixed query: its vector comes from the embedder's cache
             found = [retrieval, retriever.search(analysis.extra_topic, prefer=prefer)]
-        elif parts := split_question(topic):
-            # Two parts that BM25 already sends to the same entry are one question: no extra embedding.
-            if len({retriever.lexical_best(part) for part in parts}) > 1:
-                found = [retriever.search(part, prefer=prefer, context=topic) for part in parts]
+        elif (parts := split_question(topic)) and retrieval.top:
+            # Two parts BM25 sends to the same entry are one question. Otherwise the part BM25 sends to
+            # the entry the whole message found is answered by it; only the other part is searched.
+            best = [retriever.lexical_best(part) for part in parts]
+            if best[0] != best[1]:
+                found = [retrieval if b == retrieval.top.entry.id else retriever.search(p, prefer=prefer, context=topic)
+                         for p, b in zip(parts, best, strict=True)]
         if previous_question and is_follow_up(question):
             # The new message counts twice so it steers; the previous one supplies the subject.
             combined = retriever.search(f"{topic} {topic} {previous_question}", prefer=prefer)
