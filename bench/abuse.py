@@ -157,11 +157,13 @@ class Attack:
     sessions: dict[str, str] = field(default_factory=dict)  # staff username -> Gradio session logged in
 
     def api(self):
+        """An httpx client on the app's /api/v1 (bounded by the probe timeout)."""
         import httpx
 
         return httpx.Client(base_url=f"{self.app.url}api/v1/", timeout=self.timeout)
 
     def api_token(self, username: str) -> str:
+        """A staff bearer token from the API login."""
         with self.api() as http:
             response = http.post("auth/login", json={"username": username, "password": PASSWORD})
         response.raise_for_status()
@@ -186,41 +188,50 @@ class Attack:
             self.sessions[username] = session
         return self.sessions[username]
 
-    def ui(self, elem_id: str, values: dict, session: str, trigger: str = "click", deadline_s: float | None = None,
-           params: dict | None = None) -> dict:  # fmt: skip
+    def ui(self, elem_id: str, values: dict, session: str, trigger: str = "click") -> dict:
         """Run one Gradio event as a browser of ``session``; its outputs by elem_id."""
         event = self.raw.event(elem_id, trigger)
-        output = self.raw.call(event, self.raw.fill(event, values), session, deadline_s=deadline_s or self.timeout)
+        output = self.raw.call(event, self.raw.fill(event, values), session, deadline_s=self.timeout)
         return self.raw.named(event, output)
 
     def gradio_client(self):
+        """A gradio_client on the app (one browser session per client)."""
         from gradio_client import Client
 
         return Client(self.app.url, verbose=False)
 
     def predict(self, client, *args, api_name: str):
+        """``client.predict`` bounded by the probe timeout."""
         return client.submit(*args, api_name=api_name).result(timeout=self.timeout)
 
 
 def as_text(value) -> str:
+    """A component output as searchable text."""
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 # ----------------------------------------------------------------------------- probes, one per finding
 
 
-def evaluate(attack: Attack, text: str, candidates: list[str], sets: list[str], until: Callable[[], bool]) -> str:
-    """Start an evaluation from the evaluator's Gradio session; the status text once it ends (or ``until()``)."""
+def evaluate(attack: Attack, text: str, candidates: list[str], sets: list[str],
+             until: Callable[[], bool]) -> tuple[str, str]:  # fmt: skip
+    """Start an evaluation from the evaluator's Gradio session: (every message's output, the last status shown).
+
+    Follows the run until it ends, ``until()`` is true or the probe's time is up.
+    """
     raw, session = attack.raw, attack.staff_session(EVALUATOR)
     event = raw.event("eval-start")
     values = {"eval-yaml": text, "eval-candidates": candidates, "eval-sets": sets,
               "Questions de validation (0 : toutes)": 1, "Questions par jeu étiqueté (0 : toutes)": 1}  # fmt: skip
-    seen = []
+    seen, status = [], ""
     for message in raw.messages(event, raw.fill(event, values), session, deadline_s=attack.timeout):
-        seen.append(json.dumps(message.get("output", {}), ensure_ascii=False))
+        output = message.get("output") or {}
+        seen.append(json.dumps(output, ensure_ascii=False))
+        shown = raw.named(event, output.get("data") or []).get("eval-status")
+        status = shown if isinstance(shown, str) and shown else status
         if message.get("msg") == "process_completed" or until():
             break
-    return "\n".join(seen)
+    return "\n".join(seen), status
 
 
 def probe_config_path(attack: Attack) -> Outcome:
@@ -230,10 +241,10 @@ def probe_config_path(attack: Attack) -> Outcome:
     secret = outside / "secret.jsonl"
     secret.write_text((ROOT / "datasets/eval/chat_holdout.jsonl").read_text(encoding="utf-8").splitlines()[0] + "\n")
     text = EVAL_CONFIG.format(name="abuse-path", validation=secret, extra="")
-    status = evaluate(attack, text, ["extractif"], ["validation"], until=lambda: False)
-    refused = "autorisés" in status or "outside the allowed" in status
-    launched = "lancée" in status
-    detail = {"config_path": str(secret), "refused": refused, "launched": launched, "status": status[-300:]}
+    seen, status = evaluate(attack, text, ["extractif"], ["validation"], until=lambda: False)
+    launched = "lancée" in seen
+    refused = not launched and ("autorisés" in seen or "outside the allowed" in seen)
+    detail = {"config_path": str(secret), "refused": refused, "launched": launched, "status": status[:400]}
     return (HELD if refused and not launched else BROKE if launched else NA), detail
 
 
@@ -242,14 +253,14 @@ def probe_rogue_endpoint(attack: Attack) -> Outcome:
     recorder = Recorder(free_port(attack.ports, attack.taken))
     try:
         text = EVAL_CONFIG.format(name="abuse-endpoint", validation="", extra=ROGUE_CANDIDATE.format(url=recorder.url))
-        status = evaluate(attack, text, ["smollm2-base"], ["datasets/eval/chat_holdout.jsonl"],
-                          until=recorder.arrived.is_set)  # fmt: skip
+        seen, status = evaluate(attack, text, ["smollm2-base"], ["datasets/eval/chat_holdout.jsonl"],
+                                until=recorder.arrived.is_set)  # fmt: skip
     finally:
         recorder.close()
-    refused = "⚠️" in status and ("endpoint" in status or "base_url" in status)
-    launched = "lancée" in status
+    launched = "lancée" in seen
+    refused = not launched and "⚠️" in seen and ("endpoint" in seen or "base_url" in seen)
     detail = {"requests_received": len(recorder.hits), "api_key_sent": any(attack.canary in h["authorization"]
-              for h in recorder.hits), "refused": refused, "status": status[-300:]}  # fmt: skip
+              for h in recorder.hits), "refused": refused, "launched": launched, "status": status[:400]}  # fmt: skip
     if recorder.hits or launched:
         return BROKE, detail
     return (HELD if refused else NA), detail

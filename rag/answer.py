@@ -319,7 +319,9 @@ class AnswerEngine:
             # the entry the whole message found is answered by it; only the other part is searched.
             best = [retriever.lexical_best(part) for part in parts]
             if best[0] != best[1]:
-                found = [retrieval if b == retrieval.top.entry.id else retriever.search(p, prefer=prefer, context=topic)
+                vector = retriever.embedder.encode_query(topic)  # cached: the whole message's vector, no new embedding
+                found = [retrieval if b == retrieval.top.entry.id
+                         else retriever.search(p, prefer=prefer, vector=vector, context=topic)
                          for p, b in zip(parts, best, strict=True)]
         if previous_question and is_follow_up(question):
             # The new message counts twice so it steers; the previous one supplies the subject.

@@ -33,6 +33,7 @@ from training.config import (
     resolve_path,
     to_yaml,
 )
+from training.heartbeat import start_beating
 
 log = logging.getLogger(__name__)
 
@@ -398,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
 
     out = output_dir(config)
     out.mkdir(parents=True, exist_ok=True)
+    start_beating(out)  # the evaluation is seen alive from every replica, even if the one that started it dies
     for stale in (RESULTS_FILE, REPORT_FILE, PROGRESS_FILE):  # a previous run's results are replaced, never mixed
         (out / stale).unlink(missing_ok=True)
     try:

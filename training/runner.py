@@ -13,6 +13,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from training.config import ROOT, ConfigError, TrainConfig, load_config, resolve_path
+from training.heartbeat import beating, read_beat, write_beat
 from training.train import (
     ADAPTER_DIR,
     CONFIG_FILE,
@@ -179,23 +181,41 @@ class SubprocessRunner:
 
     @property
     def running(self) -> bool:
-        """True while a run of this kind lives, here or on another replica."""
-        return self.running_here or (self.coordinator is not None and self.coordinator.running_elsewhere())
+        """True while a run of this kind lives, here or on another replica (or left by a replica that died)."""
+        if self.running_here:
+            return True
+        return self.coordinator is not None and (self.coordinator.running_elsewhere() or self._orphan() is not None)
 
     # -- coordination between replicas (no-ops without a coordinator)
+    def _orphan(self) -> str | None:
+        """The recorded run whose subprocess still beats though no replica holds its lease (its replica died)."""
+        current = self.coordinator.current() or {}
+        if current.get("state") != "running" or not current.get("path") or self.running_here:
+            return None
+        return current.get("run") if beating(current["path"]) else None
+
     def _claim(self, busy: str) -> None:
-        """Take the run lease before starting (RunnerBusy with ``busy`` when another replica runs one)."""
+        """Take the run lease before starting (RunnerBusy with ``busy`` when another replica runs one).
+
+        A run whose replica died holds no lease any more, but its subprocess may still live on the
+        shared runs_dir: while its heartbeat is fresh, no second run starts beside it.
+        """
         if self.coordinator is None:
             return
         self._lease = self.coordinator.claim()
+        orphan = self._orphan() if self._lease is not None else None
+        if orphan is not None:
+            self.coordinator.release(self._lease)
+            self._lease = None
         if self._lease is None:
             current = self.coordinator.current() or {}
-            raise RunnerBusy(busy.format(run=current.get("run", "?")))
+            raise RunnerBusy(busy.format(run=orphan or current.get("run", "?")))
 
     def _started(self, run: str, path: Path) -> None:
         """Record the run for the other replicas and keep its lease while the subprocess lives."""
         if self.coordinator is None:
             return
+        write_beat(path, pid=self._proc.pid)  # alive from the start; the subprocess beats itself once loaded
         self.coordinator.record(run=run, path=str(path), owner=self.coordinator.owner, state="running", cancel=None)
         threading.Thread(target=self._watch, args=(self._proc, run), name=f"{self.kind}-watch", daemon=True).start()
 
@@ -226,14 +246,40 @@ class SubprocessRunner:
 
     def _cancel_elsewhere(self, timeout: float) -> bool:
         """Ask the replica that runs it to cancel; True once it stopped."""
-        if self.coordinator is None or not self.coordinator.running_elsewhere():
+        if self.coordinator is None:
             return False
+        if not self.coordinator.running_elsewhere():
+            return self._stop_orphan(timeout)
         current = self.coordinator.current() or {}
         self.coordinator.request_cancel(current.get("run"))
         deadline = time.monotonic() + timeout + 2 * self.coordinator.renew_every
         while time.monotonic() < deadline and self.coordinator.running_elsewhere():
             time.sleep(0.2)
         return not self.coordinator.running_elsewhere()
+
+    def _stop_orphan(self, timeout: float) -> bool:
+        """Stop a run whose replica died (its subprocess on this host only: by its heartbeat's pid)."""
+        run = self._orphan()
+        path = (self.coordinator.current() or {}).get("path")
+        beat = read_beat(path) if run is not None and path else None
+        if beat is None or beat.get("host") != socket.gethostname():
+            return False
+        try:
+            group = os.getpgid(int(beat["pid"]))
+            if group == os.getpgid(0):
+                return False  # never this server's own group
+            os.killpg(group, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while beating(path) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if beating(path):
+                os.killpg(group, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError, KeyError, ValueError):
+            pass
+        stopped = not beating(path)
+        if stopped:
+            self.coordinator.record(state="cancelled", cancel=None)
+        return stopped
 
     def progress(self):
         """A snapshot of the current or last subprocess (defined by each runner)."""

@@ -29,6 +29,7 @@ from training.config import (
     resolve_path,
     to_yaml,
 )
+from training.heartbeat import start_beating
 
 log = logging.getLogger("training.train")
 
@@ -384,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(run_dir)
     main = is_main_process()  # with several processes, rank 0 alone writes the run's files
     if main:
+        start_beating(run_dir)  # the run is seen alive from every replica, even if the one that started it dies
         (run_dir / CONFIG_FILE).write_text(to_yaml(config), encoding="utf-8")
         set_status(run_dir, "running", pid=os.getpid(), started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     log.info("run %s started", run_dir.name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from itertools import zip_longest
 from pathlib import Path
 
@@ -28,7 +29,8 @@ def _short(text: str, limit: int = 140) -> str:
 def queue_table(candidates: list[dict]) -> list[list]:
     """Rows of the review queue."""
     return [[n, SOURCE_LABELS.get(c["source"], c["source"]), c["category"], _short(c["question"]),
-             _short(c["bot_answer"]), c["at"].replace("T", " ")] for n, c in enumerate(candidates, start=1)]  # fmt: skip
+             _short(c["bot_answer"]), datetime.fromisoformat(c["at"]).strftime("%d/%m/%Y %H:%M")]
+            for n, c in enumerate(candidates, start=1)]  # fmt: skip
 
 
 def _when(iso: str) -> str:

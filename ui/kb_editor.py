@@ -50,7 +50,8 @@ def create_kb_editor(services, staff: gr.State) -> dict[str, gr.Component]:
     message = gr.Markdown(elem_id="kbe-message")
     history = gr.Dataframe(headers=["Révision", "Action", "Auteur", "Date", "Note"], interactive=False,
                            label="Historique de l'entrée", elem_id="kbe-history")  # fmt: skip
-    diff = gr.Code(label="Différences (dernière révision)", elem_id="kbe-diff")
+    diff = gr.Textbox(label="Différences (dernière révision)", lines=8, max_lines=24, interactive=False,
+                      elem_id="kbe-diff")  # fmt: skip
     with gr.Row():
         revision = gr.Number(label="Révision à restaurer (par défaut : l'avant-dernière)", precision=0,
                              elem_id="kbe-revision")  # fmt: skip

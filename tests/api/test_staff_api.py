@@ -222,7 +222,7 @@ def test_save_context_for_staff_needs_the_social_area(client, staff_tokens) -> N
 
 
 def test_health_model_status_and_docs(client) -> None:
-    assert client.get("/api/v1/health").json() == {"status": "ok", "database": "ok"}
+    assert client.get("/api/v1/health").json() == {"status": "ok", "database": "ok", "redis": "disabled"}
     status = client.get("/api/v1/model-status").json()
     assert status == {"status": "ready", "answer_mode": "extractive"}
     assert client.get("/docs").status_code == 200

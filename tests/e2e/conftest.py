@@ -100,8 +100,12 @@ def _stop(process: subprocess.Popen) -> None:
 
 @pytest.fixture(scope="session")
 def live_app(tmp_path_factory, shipped_config):
-    """Start `python app.py` once per session over a temp SQLite DB and the prebuilt shipped index."""
-    with start_app(tmp_path_factory.mktemp("live_app"), shipped_config) as app:
+    """Start `python app.py` once per session over a temp SQLite DB and the prebuilt shipped index.
+
+    MOBILIA_TEST_PORT picks its port (when several people share the machine), else a free one.
+    """
+    port = int(os.environ["MOBILIA_TEST_PORT"]) if os.environ.get("MOBILIA_TEST_PORT") else None
+    with start_app(tmp_path_factory.mktemp("live_app"), shipped_config, port=port) as app:
         yield app
 
 

@@ -8,7 +8,6 @@ X-Forwarded-For on the API, and an upload over the size limit.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import uuid
@@ -17,6 +16,7 @@ import httpx
 import pytest
 from gradio_client import Client
 
+from bench.live import RawGradio
 from settings import ROOT
 from tests.e2e.conftest import start_app
 
@@ -42,36 +42,6 @@ def guarded_app(tmp_path_factory, shipped_config):
     env = {**LIMITS, "MOBILIA_TRUSTED_PROXIES": ""}
     with start_app(tmp_path_factory.mktemp("guarded_app"), shipped_config, env) as app:
         yield app
-
-
-class RawGradio:
-    """Gradio events sent as the browser sends them: POST queue/join with a fn_index, then the SSE result."""
-
-    def __init__(self, url: str) -> None:
-        self.http = httpx.Client(base_url=url, timeout=60)  # the read timeout is the hang guard
-        self.config = self.http.get("config").json()
-
-    def event(self, elem_id: str, trigger: str = "click") -> tuple[int, int]:
-        """(fn_index, trigger_id) of the event ``trigger`` of the component with ``elem_id``."""
-        target = next(c["id"] for c in self.config["components"] if c.get("props", {}).get("elem_id") == elem_id)
-        dependency = next(d for d in self.config["dependencies"] if [target, trigger] in d["targets"])
-        return dependency["id"], target
-
-    def call(self, event: tuple[int, int], data: list, session_hash: str, headers: dict | None = None) -> list:
-        fn_index, trigger_id = event
-        body = {"data": data, "fn_index": fn_index, "trigger_id": trigger_id, "session_hash": session_hash,
-                "event_data": None}  # fmt: skip
-        self.http.post("gradio_api/queue/join", json=body, headers=headers).raise_for_status()
-        with self.http.stream("GET", "gradio_api/queue/data", params={"session_hash": session_hash}) as stream:
-            for line in stream.iter_lines():
-                message = json.loads(line[5:]) if line.startswith("data:") else {}
-                if message.get("msg") == "process_completed":
-                    assert message["success"], message
-                    return message["output"]["data"]
-        raise AssertionError("the event stream ended without a result")
-
-    def close(self) -> None:
-        self.http.close()
 
 
 def value(output) -> str:

@@ -1,4 +1,4 @@
-"""Admin knowledge-base tab in Chromium: only an admin sees it; an update reports the index state."""
+"""Knowledge-base tab in Chromium: agents do not see it (nor the datasets tab); an admin's index update reports its state."""
 
 from __future__ import annotations
 
@@ -18,10 +18,12 @@ def test_only_admins_see_the_kb_tab_and_can_update_the_index(create_staff, brows
     staff_login(page, "kb.agent", PASSWORD)
     expect(page.get_by_role("tab", name="🎫 Tickets")).to_be_visible()
     expect(page.get_by_role("tab", name="📚 Base de connaissances")).to_have_count(0)
+    expect(page.get_by_role("tab", name="🗂️ Jeux de données")).to_have_count(0)
     page.locator("#staff-logout").click()
 
     staff_login(page, "kb.admin", PASSWORD)
     page.get_by_role("tab", name="📚 Base de connaissances").click()
+    page.get_by_role("tab", name="⚙️ Index").click()
     expect(page.locator("#kb-summary")).to_contain_text("Index en service")
     expect(page.locator("#kb-summary")).to_contain_text("entrées")
     page.locator("#kb-rebuild").click()

@@ -107,3 +107,19 @@ def test_dataset_from_the_published_kb_and_approved_reviews(queue: ReviewQueue, 
     assert steps == sorted(steps) and steps[0] < 0.1 and steps[-1] >= 0.85
     for name in ("train.jsonl", "validation.jsonl", "stats.json"):
         assert not PII.search((report.out_dir / name).read_text(encoding="utf-8"))
+
+
+def test_cli_build_published(queue: ReviewQueue, kb, db, tmp_path: Path, capsys) -> None:
+    from training.config import to_yaml
+    from training.data import main
+
+    queue.approve(_by_source(queue)["gap"].key, "Le roaming au Canada est en option.", "training", reviewer="t",
+                  role="trainer")  # fmt: skip
+    kb.save_entry({"id": "m-1", "answer": "Réponse pas encore publiée."}, author="t", role="trainer")
+    path = tmp_path / "data.yaml"
+    path.write_text(to_yaml(_config(tmp_path, db.url)), encoding="utf-8")
+    assert main(["build", "--config", str(path), "--db", db.url, "--published"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert sum(stats["per_source"][s].get("review", 0) for s in ("train", "validation")) == 3
+    rows = _read(tmp_path / "out" / "train.jsonl") + _read(tmp_path / "out" / "validation.jsonl")
+    assert not any("pas encore publiée" in r["messages"][2]["content"] for r in rows)
