@@ -136,6 +136,9 @@ class OnnxEncoder(Encoder):
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        # As many runs at once as cores: more would only time-slice them (and thrash the caches),
+        # making every request in a burst slow instead of serving them in turn.
+        self._slots = threading.BoundedSemaphore(max(1, (os.cpu_count() or 1) // threads))
         self.path = path
         self._dimension = int(json.loads((model_dir / "config.json").read_text(encoding="utf-8"))["hidden_size"])
         log.info("Embedding model %s running with onnxruntime (%s)", model_dir, path.name)
@@ -154,7 +157,8 @@ class OnnxEncoder(Encoder):
         for row, encoding in enumerate(encodings):
             ids[row, : len(encoding.ids)] = encoding.ids
             mask[row, : len(encoding.ids)] = 1
-        hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+        with self._slots:
+            hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
         weights = mask[:, :, None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)

@@ -20,11 +20,12 @@ from sqlalchemy.pool import StaticPool
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 MIGRATION_LOCK_KEY = 0x4D6F62696C6961  # pg_advisory_lock key of `migrate` ("Mobilia")
 
+SQLITE_BUSY_TIMEOUT_S = 5.0
 # Applied on every new SQLite connection: WAL lets readers run while one writer writes.
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA foreign_keys=ON",
-    "PRAGMA busy_timeout=5000",
+    "PRAGMA busy_timeout=5000",  # SQLITE_BUSY_TIMEOUT_S
     "PRAGMA synchronous=NORMAL",
 )
 
@@ -48,6 +49,7 @@ class Database:
         self._engine: Engine | None = None
         self._sessions: sessionmaker[Session] | None = None
         self._lock = threading.Lock()
+        self._writer = threading.RLock()  # SQLite: this process' writers queue here (see write())
 
     def __repr__(self) -> str:
         return f"Database({self.url!r})"
@@ -124,13 +126,26 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """Yield a session in a write transaction: commit on success, roll back on any error."""
-        with self._session_factory().begin() as session:
-            if self.is_sqlite:
+        if not self.is_sqlite:
+            with self._session_factory().begin() as session:
+                yield session
+            return
+        # SQLite has one writer at a time. This process' writers queue on a lock, each woken as soon
+        # as the previous one commits, instead of in SQLite's busy handler, which polls with sleeps
+        # growing to 100 ms and leaves some writers waiting far longer than others. Writers of
+        # other processes still wait through busy_timeout (and so does this one if the lock stays
+        # taken longer than that: it then goes on and lets SQLite decide).
+        queued = self._writer.acquire(timeout=SQLITE_BUSY_TIMEOUT_S)
+        try:
+            with self._session_factory().begin() as session:
                 # BEGIN IMMEDIATE: in WAL mode a deferred transaction that has read cannot wait for a
                 # busy writer (SQLite fails at once with "database is locked"); taking the lock first
                 # makes busy_timeout apply. Short sessions keep the cost to brief queueing.
                 session.connection(execution_options={"sqlite_begin": "BEGIN IMMEDIATE"})
-            yield session
+                yield session
+        finally:
+            if queued:
+                self._writer.release()
 
     session = write  # the historical name: every session that may write takes the lock up front
 
