@@ -167,6 +167,9 @@ def create_api(services: Any, *, secret_key: str | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
+        import anyio.to_thread
+
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api.worker_threads
         yield
         services.tickets.unsubscribe(publish)
         context.webhooks.stop()

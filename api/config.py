@@ -36,6 +36,13 @@ class ApiSettings(BaseModel):
     max_body_bytes: int = Field(64 * 1024, ge=1024, description="Largest request body accepted on /api (413 beyond).")
     db_retry_attempts: int = Field(3, ge=1, le=10, description="Tries of a DB call when the DB is locked/unavailable.")
     retry_after_s: int = Field(2, ge=1, description="Retry-After (seconds) sent with a 503.")
+    worker_threads: int = Field(
+        8,
+        ge=1,
+        le=200,
+        description="Threads running the synchronous API routes and Gradio callbacks (anyio's default is 40: with "
+        "the GIL, more threads than this only queue on it and stretch each request).",
+    )
     internal_token: SecretStr | None = Field(
         None, description="Shared secret (header X-Internal-Token) letting an internal job call save-context."
     )

@@ -474,7 +474,7 @@ class ReviewItem(Base):
     category: Mapped[str] = mapped_column(String(64), default="général")
     question: Mapped[str] = mapped_column(Text)
     bot_answer: Mapped[str | None] = mapped_column(Text)
-    context: Mapped[str | None] = mapped_column(Text)  # the customer's comment, or the agent's resolution
+    details: Mapped[str | None] = mapped_column(Text)  # the customer's comment, or the agent's resolution
     reference_answer: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), index=True)
     destination: Mapped[str | None] = mapped_column(String(16))

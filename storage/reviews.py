@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from storage.db import Database
 from storage.models import REVIEW_DESTINATIONS, REVIEW_SOURCES, REVIEW_STATUSES, ReviewItem, utcnow
 
-FIELDS = ("source", "category", "question", "bot_answer", "context", "reference_answer", "status", "destination",
+FIELDS = ("source", "category", "question", "bot_answer", "details", "reference_answer", "status", "destination",
           "entry_id", "reviewer")  # fmt: skip
 
 

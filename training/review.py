@@ -170,7 +170,7 @@ class ReviewQueue:
         if destination in ("kb", "both"):
             target = self._to_kb(text, answer, entry_id.strip(), category, reviewer=reviewer, role=role)
         self.repo.save(key, source=item.source, category=category, question=text, bot_answer=item.bot_answer,
-                       context=item.context, reference_answer=answer, status="approved", destination=destination,
+                       details=item.context, reference_answer=answer, status="approved", destination=destination,
                        entry_id=target, reviewer=reviewer)  # fmt: skip
         where = DESTINATION_LABELS[destination]
         return f"Approuvé pour : {where}" + (f" (brouillon {target})" if target else "") + "."
@@ -180,7 +180,7 @@ class ReviewQueue:
         self._reviewer(role)
         item = self.candidate(key)
         self.repo.save(key, source=item.source, category=item.category or "général", question=item.question,
-                       bot_answer=item.bot_answer, context=item.context, reference_answer=None, status="rejected",
+                       bot_answer=item.bot_answer, details=item.context, reference_answer=None, status="rejected",
                        destination=None, entry_id=None, reviewer=reviewer)  # fmt: skip
 
     def _to_kb(self, question: str, answer: str, entry_id: str, category: str, *, reviewer: str, role: str) -> str:

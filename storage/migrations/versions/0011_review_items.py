@@ -35,7 +35,7 @@ def upgrade() -> None:
         sa.Column("category", sa.String(64), nullable=False),
         sa.Column("question", sa.Text(), nullable=False),
         sa.Column("bot_answer", sa.Text(), nullable=True),
-        sa.Column("context", sa.Text(), nullable=True),
+        sa.Column("details", sa.Text(), nullable=True),
         sa.Column("reference_answer", sa.Text(), nullable=True),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("destination", sa.String(16), nullable=True),
