@@ -1,7 +1,8 @@
 """Logging of the app and its command lines: one handler, text or JSON lines, personal data redacted.
 
-``configure_logging`` is called once at start-up (``app.py``); every record, from our loggers,
-uvicorn's or a library's, goes through the one handler on the root logger, hence through
+``configure_logging`` is called once at start-up (``app.py``; ``configure_cli_logging`` in the
+command lines); every record, from our loggers, uvicorn's or a library's, goes through the one
+handler on the root logger (and the run's log file, if any), hence through
 ``tickets.redact.RedactingFilter``. ``MOBILIA_LOG_FORMAT=json`` writes one JSON object per line
 (time, level, logger, message, exception) for log collectors; ``text`` (default) stays readable.
 """
@@ -12,9 +13,11 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Literal, TextIO
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+HANDLER_NAME = "mobilia"  # the name of the handlers configure_logging installs
 LogFormat = Literal["text", "json"]
 
 
@@ -39,17 +42,28 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(
-    level: str | int = "INFO", fmt: LogFormat = "text", stream: TextIO | None = None
+    level: str | int = "INFO", fmt: LogFormat = "text", stream: TextIO | None = None, log_file: Path | None = None
 ) -> logging.Handler:
-    """Replace the root logger's handlers by one redacting handler in ``fmt``; return it."""
+    """Replace the root logger's handlers by one redacting handler in ``fmt`` (and one to ``log_file``); return the first."""
     from tickets.redact import RedactingFilter
 
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
-    handler.addFilter(RedactingFilter())
+    handlers: list[logging.Handler] = [logging.StreamHandler(stream or sys.stderr)]
+    if log_file is not None:
+        handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
-    root.addHandler(handler)
+    for handler in handlers:
+        handler.set_name(HANDLER_NAME)
+        handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+        handler.addFilter(RedactingFilter())
+        root.addHandler(handler)
     root.setLevel(level if isinstance(level, int) else level.upper())
-    return handler
+    return handlers[0]
+
+
+def configure_cli_logging(level: str | int = "INFO", log_file: Path | None = None) -> logging.Handler:
+    """``configure_logging`` for a command line, in the app's format (MOBILIA_LOG_FORMAT, .env included)."""
+    from settings import get_settings
+
+    return configure_logging(level, get_settings().log_format, log_file=log_file)

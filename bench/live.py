@@ -71,6 +71,10 @@ class LiveApp:
         finally:
             connection.close()
 
+    def count(self, table: str, where: str = "1=1", params: tuple = ()) -> int:
+        """Number of rows of ``table`` matching ``where``."""
+        return self.query(f"SELECT COUNT(*) FROM {table} WHERE {where}", params)[0][0]
+
     def log(self, tail: int = 4000) -> str:
         """The last ``tail`` characters of the app's stdout and stderr."""
         return self.log_path.read_text(encoding="utf-8", errors="replace")[-tail:]
@@ -131,11 +135,12 @@ def start_app(workdir: Path, env: Mapping[str, str], port: int, timeout: float =
         app = LiveApp(url=url, db_url=db_url, db_path=db_path, log_path=log_path)
         try:
             started = time.monotonic()
-            wait_http(url, process, timeout)
-            wait_http(f"{url}api/v1/model-status", process, timeout - (time.monotonic() - started), ready)
-            yield app
-        except (RuntimeError, TimeoutError) as exc:
-            raise RuntimeError(f"{exc}\n{app.log()}") from None
+            try:
+                wait_http(url, process, timeout)
+                wait_http(f"{url}api/v1/model-status", process, timeout - (time.monotonic() - started), ready)
+            except (RuntimeError, TimeoutError) as exc:
+                raise RuntimeError(f"{exc}\n{app.log()}") from None
+            yield app  # errors of the caller's block pass through as they are
         finally:
             stop_group(process)
 

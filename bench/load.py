@@ -234,10 +234,12 @@ def _measure(args: argparse.Namespace, replicas: int, customers: int, duration: 
                                                     stderr=subprocess.STDOUT))  # fmt: skip
                 urls.append(f"http://{HOST}:{port}")
                 _wait_ready(urls[-1], servers[-1], log_path)  # one at a time: the first migrates
+            cpu_before = _cpu_seconds(servers)
             t0 = time.monotonic()
             think = args.think_time if args.think_time is not None else (0.0 if args.messages else 0.5)
             stats = asyncio.run(_load(urls, customers, duration, think, run, args.messages))
             wall = time.monotonic() - t0
+            server_cpu = _cpu_seconds(servers) - cpu_before
         finally:
             for server in servers:
                 server.terminate()
@@ -263,8 +265,10 @@ def _measure(args: argparse.Namespace, replicas: int, customers: int, duration: 
         "errors": len(stats["errors"]),
         "error_samples": sorted(set(stats["errors"]))[:5],
         "accepted_per_s": round(len(stats["accepted"]) / wall, 1),
-        **({"engine_1core_per_s": engine, "served_vs_engine_1core": round(len(stats["accepted"]) / wall / engine, 2)}
-           if engine else {}),
+        **({"engine_1core_per_s": engine[0], "engine_cpu_ms_per_answer": engine[1],
+            "served_vs_engine_1core": round(len(stats["accepted"]) / wall / engine[0], 2)} if engine else {}),
+        # CPU the server processes used per accepted message, HTTP and database included (whatever else runs).
+        "server_cpu_ms_per_message": round(1000 * server_cpu / max(1, len(stats["accepted"])), 2),
         "latency_ms": {
             "p50": _percentile(stats["latency"], 0.50),
             "p95": _percentile(stats["latency"], 0.95),
@@ -278,8 +282,8 @@ def _measure(args: argparse.Namespace, replicas: int, customers: int, duration: 
     }
 
 
-def engine_rate(seconds: float) -> float:
-    """Child process: extractive answers per second of the engine alone, pinned to one CPU."""
+def engine_rate(seconds: float) -> tuple[float, float]:
+    """Child process: extractive answers per second of the engine alone, pinned to one CPU, and CPU ms per answer."""
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     from rag.answer import AnswerEngine
@@ -289,17 +293,34 @@ def engine_rate(seconds: float) -> float:
     engine.warm_up()
     for question in QUESTIONS:
         engine.answer(question)
-    done, started = 0, time.perf_counter()
+    done, started, cpu = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - started < seconds:  # the messages the load test sends: unique, never cached
         engine.answer(f"{QUESTIONS[done % len(QUESTIONS)]} [engine client 0 message {done}]")
         done += 1
-    return round(done / (time.perf_counter() - started), 1)
+    rate = done / (time.perf_counter() - started)
+    return round(rate, 1), round(1000 * (time.process_time() - cpu) / done, 2)
 
 
-def _engine_rate_child(env: dict, seconds: float = 10.0) -> float:
+def _engine_rate_child(env: dict, seconds: float = 10.0) -> tuple[float, float]:
     done = subprocess.run([sys.executable, "-m", "bench.load", "--engine-rate", str(seconds)], cwd=ROOT, env=env,
                           capture_output=True, text=True, check=True, timeout=600)  # fmt: skip
-    return float(done.stdout.strip().splitlines()[-1])
+    return tuple(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def _cpu_seconds(processes: list) -> float:
+    """User + system CPU seconds used so far by the given child processes (0 without psutil)."""
+    try:
+        import psutil
+    except ImportError:
+        return 0.0
+    total = 0.0
+    for process in processes:
+        try:
+            times = psutil.Process(process.pid).cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def _wait_ready(base_url: str, server: subprocess.Popen, log_path: Path, timeout: float = 180.0) -> None:

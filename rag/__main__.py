@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
+
+from logsetup import configure_cli_logging
 
 BATCH_FIELDS = ("question", "answer", "sources", "intent", "confidence", "needs_escalation", "links", "latency_ms")
 
@@ -111,7 +112,7 @@ def _answer_record(question: str, answer) -> dict:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = make_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    configure_cli_logging("WARNING")
     config = _config(args)
     if args.command == "kb":
         return _kb_command(args, config)

@@ -117,7 +117,7 @@ class HybridRetriever:
 
         prefer: KB categories the rules already identified (a cancellation request prefers
         "résiliation" entries), worth `category_bonus`; vector: the query's embedding when the
-        caller computed it already (search_many); context: the whole message when `query` is one
+        caller computed it already; context: the whole message when `query` is one
         part of it, whose situations (abroad, Forfait 2€...) then apply to the part.
         """
         k = k or self.config.top_k

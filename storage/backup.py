@@ -26,6 +26,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import URL, make_url
 
+from logsetup import configure_cli_logging
+
 log = logging.getLogger(__name__)
 
 
@@ -241,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     restore_cmd.add_argument("--from", dest="source", required=True, type=Path, help="backup file to read")
     restore_cmd.add_argument("--force", action="store_true", help="overwrite a non-empty target database")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_cli_logging("INFO")
 
     url = make_url(args.db or _default_url())
     try:

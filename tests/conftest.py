@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -32,6 +33,22 @@ def _temp_dirs_allowed_in_configs(tmp_path_factory) -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MOBILIA_ALLOWED_DIRS", json.dumps(allowed))
         yield
+
+
+@pytest.fixture(autouse=True)
+def _app_log_handlers_dropped() -> Iterator[None]:
+    """A command line run in-process (``main([...])``) installs the app's log handlers: drop them after the test."""
+    import logging
+
+    from logsetup import HANDLER_NAME
+
+    root = logging.getLogger()
+    level = root.level
+    yield
+    for handler in [h for h in root.handlers if h.get_name() == HANDLER_NAME]:
+        root.removeHandler(handler)
+        handler.close()
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")
@@ -237,43 +254,23 @@ def free_port() -> int:
     raise RuntimeError(f"no free port in MOBILIA_TEST_PORTS={low}-{high}")
 
 
-@pytest.fixture(scope="session")
-def llama_server(tmp_path_factory) -> Iterator[str]:
-    """`python -m llama_cpp.server` serving the packaged GGUF on a loopback port (a real OpenAI-compatible peer).
+@contextlib.contextmanager
+def llama_cpp_server(args: list[str], port: int, log_path: Path) -> Iterator[str]:
+    """`python -m llama_cpp.server *args` (listening on loopback ``port``), logging to ``log_path``.
 
-    Yields its /v1 base URL; terminated at the end of the session.
+    Yields its /v1 base URL once /models answers; terminated on exit. A real OpenAI-compatible peer.
     """
-    pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is not installed")
     import httpx
 
-    from rag.llm.gguf import packaged_gguf_path
-
-    port = free_port()
-    log_file = (tmp_path_factory.mktemp("llama-server") / "server.log").open("w")
-    args = [
-        sys.executable,
-        "-m",
-        "llama_cpp.server",
-        "--model",
-        str(packaged_gguf_path()),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--n_ctx",
-        "2048",
-        "--n_threads",
-        "1",
-        "--model_alias",
-        "smollm2",
-    ]
-    process = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT)
+    with log_path.open("w") as log:
+        command = [sys.executable, "-m", "llama_cpp.server", *args]
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}/v1"
     try:
         deadline = time.monotonic() + SERVER_START_S
         while True:
             if process.poll() is not None:
-                pytest.fail(f"llama.cpp server exited with {process.returncode}")
+                pytest.fail(f"llama.cpp server exited with {process.returncode}:\n{log_path.read_text()[-2000:]}")
             try:
                 if httpx.get(f"{base_url}/models", timeout=1).status_code == 200:
                     break
@@ -290,7 +287,19 @@ def llama_server(tmp_path_factory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        log_file.close()
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory) -> Iterator[str]:
+    """`python -m llama_cpp.server` serving the packaged GGUF on a loopback port; yields its /v1 base URL."""
+    pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is not installed")
+    from rag.llm.gguf import packaged_gguf_path
+
+    port = free_port()
+    args = ["--model", str(packaged_gguf_path()), "--host", "127.0.0.1", "--port", str(port),
+            "--n_ctx", "2048", "--n_threads", "1", "--model_alias", "smollm2"]  # fmt: skip
+    with llama_cpp_server(args, port, tmp_path_factory.mktemp("llama-server") / "server.log") as base_url:
+        yield base_url
 
 
 class RecordingLLMServer:

@@ -58,3 +58,15 @@ def test_text_format_is_the_default_and_redacts_too(restore_root) -> None:
     logging.getLogger("social.service").info("post by @mallory@evil.example")
     assert stream.getvalue().rstrip().endswith("INFO social.service: post by [compte]")
     assert len(logging.getLogger().handlers) == 1
+
+
+def test_command_lines_use_the_app_format_and_redact_their_log_file_too(restore_root, tmp_path, monkeypatch, capsys):
+    from logsetup import configure_cli_logging
+
+    monkeypatch.setenv("MOBILIA_LOG_FORMAT", "json")
+    log_file = tmp_path / "train.log"
+    configure_cli_logging("INFO", log_file=log_file)
+    logging.getLogger("training.train").info("exemple de alice@example.fr, 06 12 34 56 78")
+    for text in (capsys.readouterr().err, log_file.read_text(encoding="utf-8")):
+        entry = json.loads(text.strip())
+        assert entry["message"] == "exemple de [email], [téléphone]" and entry["logger"] == "training.train"

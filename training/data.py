@@ -26,6 +26,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from logsetup import configure_cli_logging
 from training.config import ConfigError, DataBuildConfig, add_config_arguments, load_config, overrides_from_args
 from training.config import resolve_path as _resolve
 
@@ -380,7 +381,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_cli_logging("INFO")
     try:
         config = load_config(DataBuildConfig, args.config, overrides_from_args(args))
         if args.published:

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
+from logsetup import configure_cli_logging
 from training.config import (
     CandidateArgs,
     ConfigError,
@@ -389,7 +390,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_cli_logging("INFO")
     try:
         config = load_config(EvalConfig, args.config, overrides_from_args(args))
     except ConfigError as exc:

@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+from logsetup import configure_cli_logging
 from training.config import (
     ConfigError,
     TrainConfig,
@@ -349,11 +350,8 @@ def _resume_dir(config: TrainConfig, resume: str) -> Path:
 
 
 def _setup_logging(run_dir: Path | None) -> None:
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    if run_dir is not None and is_main_process():
-        handlers.append(logging.FileHandler(run_dir / LOG_FILE, encoding="utf-8"))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        handlers=handlers, force=True)  # fmt: skip
+    """The app's redacting log setup, to stderr and (rank 0 of a run) the run's log file."""
+    configure_cli_logging("INFO", run_dir / LOG_FILE if run_dir is not None and is_main_process() else None)
 
 
 def main(argv: list[str] | None = None) -> int:

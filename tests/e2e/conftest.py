@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
-import sqlite3
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from bench.live import LiveApp
+from bench.live import start_app as start_live_app
 from settings import ROOT
+from tests.conftest import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -29,6 +27,8 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 STARTUP_TIMEOUT_S = 90
+ANSWER_TIMEOUT_MS = 60_000  # the first answer may wait for the background warm-up of the model
+BOT = "#chatbot [data-testid='bot']"
 # Every e2e client comes from loopback: the per-client limits are lifted (tests/e2e/test_abuse.py sets them
 # back); the per-conversation message limit stays on.
 LIFTED_CLIENT_LIMITS = {
@@ -36,66 +36,6 @@ LIFTED_CLIENT_LIMITS = {
     "MOBILIA_API__RATE_LIMIT_LOGIN": "1000000/minute",
     "MOBILIA_API__RATE_LIMIT_LOGIN_ACCOUNT": "1000000/minute",
 }
-
-
-@dataclass(frozen=True)
-class LiveApp:
-    """The running app: its base URL and the SQLAlchemy URL of its database."""
-
-    url: str
-    db_url: str
-    db_path: Path
-    log_path: Path
-
-    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
-        """Run a read-only query on the app's SQLite database (a fresh connection each time)."""
-        connection = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10)
-        try:
-            return connection.execute(sql, params).fetchall()
-        finally:
-            connection.close()
-
-    def count(self, table: str, where: str = "1=1", params: tuple = ()) -> int:
-        """Number of rows of `table` matching `where`."""
-        return self.query(f"SELECT COUNT(*) FROM {table} WHERE {where}", params)[0][0]
-
-    def log(self) -> str:
-        """The app's stdout and stderr so far."""
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_until_up(url: str, process: subprocess.Popen, log_path: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            log = log_path.read_text(encoding="utf-8", errors="replace")
-            pytest.fail(f"app.py exited with code {process.returncode} before serving:\n{log}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-            pass
-        time.sleep(0.25)
-    log = log_path.read_text(encoding="utf-8", errors="replace")
-    pytest.fail(f"app.py did not answer HTTP 200 on {url} within {STARTUP_TIMEOUT_S} s:\n{log}")
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")
@@ -114,41 +54,20 @@ def start_app(
     workdir: Path, shipped_config, extra_env: dict | None = None, port: int | None = None
 ) -> Iterator[LiveApp]:
     """`python app.py` over a temp SQLite DB in `workdir` and the prebuilt shipped index, stopped on exit."""
-    db_path = workdir / "mobiliachat.db"
-    db_url = f"sqlite:///{db_path}"
-    log_path = workdir / "app.log"
-    port = port or _free_port()
     env = {
         **os.environ,
-        "MOBILIA_HOST": "127.0.0.1",
-        "MOBILIA_PORT": str(port),
-        "MOBILIA_PUBLIC_URL": f"http://127.0.0.1:{port}",
-        "DATABASE_URL": db_url,
         "MOBILIA_RAG__INDEX_DIR": str(shipped_config.index_dir),
         "MOBILIA_RAG__KB_DIR": str(shipped_config.kb_dir),
         "MOBILIA_RAG__EMBEDDING_MODEL": shipped_config.embedding_model,
         "MOBILIA_RUNS_DIR": str(workdir / "runs"),
         "GRADIO_ANALYTICS_ENABLED": "False",
         "HF_HUB_OFFLINE": "1",
-        "PYTHONUNBUFFERED": "1",
         **LIFTED_CLIENT_LIMITS,
         **(extra_env or {}),
     }
     env.pop("MOBILIA_DATABASE_URL", None)
-    url = f"http://127.0.0.1:{port}/"
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "app.py"],
-            cwd=ROOT,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            _wait_until_up(url, process, log_path)
-            yield LiveApp(url=url, db_url=db_url, db_path=db_path, log_path=log_path)
-        finally:
-            _stop(process)
+    with start_live_app(workdir, env, port or free_port(), timeout=STARTUP_TIMEOUT_S) as app:
+        yield app
 
 
 @pytest.fixture(scope="session")
@@ -218,3 +137,42 @@ def staff_login(page, username: str, password: str) -> None:
     page.locator("#staff-password input").fill(password)
     page.locator("#staff-login-btn").click()
     expect(page.locator("#staff-who")).to_contain_text(username)
+
+
+def wait_db(predicate: Callable[[], bool], timeout_s: float = 15, message: str = "DB condition") -> None:
+    """Poll the app's database until `predicate()` holds (the UI may update before the commit is read)."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {message}")
+        time.sleep(0.1)
+
+
+def submit_contact(page, name: str, phone: str, email: str = "") -> None:
+    """Fill the customer's contact form and send it (the caller checks what opens)."""
+    page.locator("#contact-name textarea, #contact-name input").first.fill(name)
+    page.locator("#contact-phone textarea, #contact-phone input").first.fill(phone)
+    page.locator("#contact-email textarea, #contact-email input").first.fill(email)
+    page.locator("#contact-submit").click()
+
+
+def send_message(page, text: str, timeout_ms: int = ANSWER_TIMEOUT_MS):
+    """Send `text` in the customer's chat, wait until the answer replaced the "…" placeholder; return it."""
+    before = page.locator(BOT).count()
+    page.locator("#chat-input textarea").fill(text)
+    page.locator("#chat-send").click()
+    page.wait_for_function(
+        """([selector, before]) => {
+            const bots = document.querySelectorAll(selector);
+            return bots.length > before && bots[bots.length - 1].innerText.trim() !== "…";
+        }""",
+        arg=[BOT, before],
+        timeout=timeout_ms,
+    )
+    return page.locator(BOT).nth(before)
+
+
+def pick(page, dropdown: str, option: str) -> None:
+    """Choose `option` in the Gradio dropdown `dropdown` (a CSS selector)."""
+    page.locator(f"{dropdown} input").click()
+    page.get_by_role("option", name=option, exact=True).click()

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import os
 import re
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.e2e.conftest import BOT, pick, send_message, submit_contact, wait_db
+
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
-ANSWER_TIMEOUT_MS = 60_000
 PUSH_TIMEOUT_MS = 20_000  # the customer's chat polls every 3 s
-BOT = "#chatbot [data-testid='bot']"
 AGENT = "agent.e2e"
 PASSWORD = "un-mot-de-passe-solide-42"
 CUSTOMER = "Camille Conseil"
@@ -23,32 +21,8 @@ PHONE, PHONE_E164 = "07 11 22 33 44", "+33711223344"
 REPLY = "Bonjour Camille, je vérifie votre facture et je reviens vers vous."
 
 
-def wait_db(predicate: Callable[[], bool], timeout_s: float = 15, message: str = "DB condition") -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {message}")
-        time.sleep(0.1)
-
-
-def customer_sends(page: Page, text: str) -> None:
-    before = page.locator(BOT).count()
-    page.locator("#chat-input textarea").fill(text)
-    page.locator("#chat-send").click()
-    page.wait_for_function(
-        """([selector, before]) => {
-            const bots = document.querySelectorAll(selector);
-            return bots.length > before && bots[bots.length - 1].innerText.trim() !== "…";
-        }""",
-        arg=[BOT, before],
-        timeout=ANSWER_TIMEOUT_MS,
-    )
-
-
 def open_customer_chat(page: Page) -> None:
-    page.locator("#contact-name input, #contact-name textarea").first.fill(CUSTOMER)
-    page.locator("#contact-phone input, #contact-phone textarea").first.fill(PHONE)
-    page.locator("#contact-submit").click()
+    submit_contact(page, CUSTOMER, PHONE)
     expect(page.locator("#chat-area")).to_be_visible()
 
 
@@ -57,11 +31,6 @@ def login(page: Page, password: str) -> None:
     page.locator("#staff-username input").fill(AGENT)
     page.locator("#staff-password input").fill(password)
     page.locator("#staff-login-btn").click()
-
-
-def pick(page: Page, dropdown: str, option: str) -> None:
-    page.locator(f"{dropdown} input").click()
-    page.get_by_role("option", name=option, exact=True).click()
 
 
 def test_agent_takes_answers_and_resolves_and_customer_rates(
@@ -73,7 +42,7 @@ def test_agent_takes_answers_and_resolves_and_customer_rates(
 
     # The customer escalates.
     open_customer_chat(page)
-    customer_sends(page, "Je veux parler à un conseiller, ma facture est fausse")
+    send_message(page, "Je veux parler à un conseiller, ma facture est fausse")
     notice = page.locator(BOT, has_text="ticket n°").last
     expect(notice).to_be_visible()
     ticket_id = int(re.search(r"ticket n° (\d+)", notice.inner_text()).group(1))
@@ -116,7 +85,7 @@ def test_agent_takes_answers_and_resolves_and_customer_rates(
         expect(pushed).to_be_visible(timeout=PUSH_TIMEOUT_MS)
         expect(pushed).to_contain_text("Conseiller")
         last_id = live_app.query("SELECT MAX(id) FROM messages WHERE conversation_id = ?", (conversation,))[0][0]
-        customer_sends(page, "Merci, j'attends votre retour.")
+        send_message(page, "Merci, j'attends votre retour.")
         wait_db(
             lambda: (
                 live_app.count("messages", "conversation_id = ? AND id > ? AND role = 'user'", (conversation, last_id))

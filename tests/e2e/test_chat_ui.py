@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable
 
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
+from tests.e2e.conftest import BOT, send_message, submit_contact, wait_db
+
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
-ANSWER_TIMEOUT_MS = 60_000  # the first answer may wait for the background warm-up of the model
-BOT = "#chatbot [data-testid='bot']"
 USER = "#chatbot [data-testid='user']"
 MAIN_PHONE = "06 12 34 56 78"
 MAIN_PHONE_E164 = "+33612345678"
@@ -20,45 +18,19 @@ DISLIKE = "button[aria-label=\"Je n'aime pas\"], button[aria-label='Dislike']"
 ENTRY_ID = re.compile(r"`?\b[a-z]+-\d{3}\b`?")
 
 
-def wait_db(predicate: Callable[[], bool], timeout_s: float = 15, message: str = "DB condition") -> None:
-    """Poll the app's database until `predicate()` holds (the UI may update before the commit is read)."""
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {message}")
-        time.sleep(0.1)
-
-
-def fill_contact(page: Page, name: str, phone: str, email: str = "") -> None:
-    page.locator("#contact-name textarea, #contact-name input").first.fill(name)
-    page.locator("#contact-phone textarea, #contact-phone input").first.fill(phone)
-    page.locator("#contact-email textarea, #contact-email input").first.fill(email)
-    page.locator("#contact-submit").click()
-
-
 def open_chat(page: Page, name: str = "Jeanne Dupont", phone: str = MAIN_PHONE) -> None:
     """Submit a valid contact form and wait for the chat with its welcome message."""
-    fill_contact(page, name, phone)
+    submit_contact(page, name, phone)
     expect(page.locator("#chat-area")).to_be_visible()
     expect(page.locator("#contact-form")).to_be_hidden()
     expect(page.locator(BOT).first).to_contain_text(f"Enchanté, {name.split()[0]}")
 
 
 def send(page: Page, text: str) -> Locator:
-    """Send `text` and wait until the final answer replaced the "…" placeholder; return the new bot messages."""
-    before = page.locator(BOT).count()
-    page.locator("#chat-input textarea").fill(text)
-    page.locator("#chat-send").click()
-    page.wait_for_function(
-        """([selector, before]) => {
-            const bots = document.querySelectorAll(selector);
-            return bots.length > before && bots[bots.length - 1].innerText.trim() !== "…";
-        }""",
-        arg=[BOT, before],
-        timeout=ANSWER_TIMEOUT_MS,
-    )
+    """Send `text` and wait for the final answer and the emptied input box; return the new bot message."""
+    answer = send_message(page, text)
     expect(page.locator("#chat-input textarea")).to_have_value("")
-    return page.locator(BOT).nth(before)
+    return answer
 
 
 def latest_conversation(live_app, phone_e164: str) -> str:
@@ -82,7 +54,7 @@ def dislike_button(message: Locator) -> Locator:
 def test_invalid_phone_is_refused_in_french_and_nothing_is_stored(page: Page, live_app) -> None:
     customers, conversations = live_app.count("customers"), live_app.count("conversations")
 
-    fill_contact(page, "Paul Refusé", "0612")
+    submit_contact(page, "Paul Refusé", "0612")
 
     errors = page.locator("#contact-errors")
     expect(errors).to_be_visible()

@@ -16,14 +16,13 @@ import pytest
 from gradio_client import Client
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import start_app
+from tests.e2e.conftest import BOT, start_app
 from tests.e2e.test_gradio_client import text_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 pytest.importorskip("llama_cpp")
 
 QUESTION = "Comment télécharger ma facture ?"
-BOT = "#chatbot [data-testid='bot']"
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import staff_login, start_app
-from tests.e2e.test_chat_ui import BOT, dislike_button, open_chat, send
+from tests.e2e.conftest import BOT, staff_login, start_app
+from tests.e2e.test_chat_ui import dislike_button, open_chat, send
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 QUESTION = "La 5G est dispo avec le forfait à 2 euros ?"

@@ -25,13 +25,21 @@ from playwright.sync_api import Page, expect
 from bench.mastodon_peer import SUPPORT, MastodonPeer
 from social.tokens import hash_token
 from tests.conftest import free_port
-from tests.e2e.conftest import LiveApp, create_staff_account, staff_login, start_app
+from tests.e2e.conftest import (
+    BOT,
+    LiveApp,
+    create_staff_account,
+    pick,
+    send_message,
+    staff_login,
+    start_app,
+    submit_contact,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 REPLY_TIMEOUT_S = 30  # the monitor answers within about a second; generous hang guard
 PUSH_TIMEOUT_MS = 20_000  # the customer's chat polls every 3 s
-BOT = "#chatbot [data-testid='bot']"
 AGENT, PASSWORD = "agent.mastodon", "un-mot-de-passe-solide-42"
 POST = "@mobiliasav Ça fait 3 jours que je n'ai plus de réseau à Lyon, c'est inadmissible !!! #FreeMobile"
 REPLY = "Bonjour Alice, une antenne est en maintenance à Lyon : le réseau revient ce soir. Désolé pour la gêne."
@@ -97,29 +105,8 @@ def new_page(browser, url: str) -> Page:
 
 
 def fill_form(page: Page, name: str, phone: str) -> None:
-    page.locator("#contact-name input, #contact-name textarea").first.fill(name)
-    page.locator("#contact-phone input, #contact-phone textarea").first.fill(phone)
-    page.locator("#contact-submit").click()
+    submit_contact(page, name, phone)
     expect(page.locator("#chat-area")).to_be_visible()
-
-
-def customer_sends(page: Page, text: str) -> None:
-    before = page.locator(BOT).count()
-    page.locator("#chat-input textarea").fill(text)
-    page.locator("#chat-send").click()
-    page.wait_for_function(
-        """([selector, before]) => {
-            const bots = document.querySelectorAll(selector);
-            return bots.length > before && bots[bots.length - 1].innerText.trim() !== "…";
-        }""",
-        arg=[BOT, before],
-        timeout=60_000,
-    )
-
-
-def pick(page: Page, dropdown: str, option: str) -> None:
-    page.locator(f"{dropdown} input").click()
-    page.get_by_role("option", name=option, exact=True).click()
 
 
 def post_conversation(app: LiveApp, status_id) -> str | None:
@@ -236,7 +223,7 @@ def test_link_works_once_a_second_browser_gets_a_plain_chat_and_the_first_resume
         expect(first.locator("#contact-form")).to_be_hidden()
         expect(first.locator("#chatbot")).to_contain_text("Vous reprenez votre conversation")
         expect(first.locator("#chatbot")).to_contain_text("Aucun dossier n'a été ouvert")
-        customer_sends(first, "oui")
+        send_message(first, "oui")
         expect(first.locator(BOT).last).to_contain_text("ticket n°")
         first.screenshot(path=str(shots / "7_first_browser_resumed_oui.png"), full_page=True)
     finally:

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +18,7 @@ import httpx
 import pytest
 
 from settings import LLMConfig, LLMEndpoint
-from tests.conftest import SERVER_START_S, free_port
+from tests.conftest import free_port, llama_cpp_server
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is not installed")
@@ -40,31 +37,8 @@ def multi_server(tmp_path_factory) -> Iterator[tuple[str, Path]]:
     config = folder / "models.json"
     config.write_text(json.dumps({"host": "127.0.0.1", "port": port, "models": models}), encoding="utf-8")
     log_path = folder / "server.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--config_file", str(config)],
-                                   stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
-    base_url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + SERVER_START_S
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"llama.cpp server exited with {process.returncode}:\n{log_path.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{base_url}/models", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"llama.cpp server not ready after {SERVER_START_S} s")
-            time.sleep(0.3)
+    with llama_cpp_server(["--config_file", str(config)], port, log_path) as base_url:
         yield base_url, log_path
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def loaded_contexts(log_path: Path) -> list[int]:
