@@ -117,8 +117,9 @@ def test_two_clients_never_share_a_conversation(live_app) -> None:
         assert message == "Montrez-moi la conversation"  # kept in the box, nothing sent
         assert live_app.count("messages") == messages
 
-        # The first client still has its own session; a reset session has none.
-        chat, _, status = first.predict(QUESTION, history, api_name="/send_message")
+        # The first client still has its own session (another question: the same text within 2 s is
+        # taken for a double click and sent once); a reset session has none.
+        chat, _, status = first.predict("Et pour consulter ma consommation ?", history, api_name="/send_message")
         assert status == "" and len(chat) == 3
         first.reset_session()
         _, _, status = first.predict(QUESTION, [], api_name="/send_message")
