@@ -155,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             "rate_limited_429": len(stats["limited"]),
             "errors": len(stats["errors"]),
             "error_samples": sorted(set(stats["errors"]))[:5],
+            "transport_retries": len(stats.get("retried", [])),
             "latency_ms": {"p50": _percentile(stats["latency"], 0.5), "p95": _percentile(stats["latency"], 0.95)},
         },
         "peak_rss_mb": peak if peak is not None else round(max(samples, default=0.0), 1),

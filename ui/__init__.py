@@ -16,9 +16,9 @@ from ui.training_tab import create_training_tab
 
 CACHE_CLEANUP = (3600, 3600)  # (every N seconds, delete cached files older than M seconds)
 # Gradio's queue loops poll for work every 1 ms (events) and 10 ms (progress) even with no client:
-# 5-10 % of a core on an idle server. 20 ms / 100 ms keep an idle app under 1 % (an event waits
-# at most 20 ms more to start; progress bars refresh 10 times a second).
-QUEUE_POLL_S, PROGRESS_POLL_S = 0.02, 0.1
+# ~4 % of a core on an idle server here. 50 ms / 200 ms cost ~0.5 % (an event waits at most 50 ms
+# more to start; progress bars refresh 5 times a second).
+QUEUE_POLL_S, PROGRESS_POLL_S = 0.05, 0.2
 # Staff tabs: (label, area used for the role check, builder(services, staff_state) -> dict).
 # Each stays hidden until a user whose role may use that area logs in; callbacks re-check.
 STAFF_TABS: list[tuple[str, str, object]] = [
@@ -35,7 +35,9 @@ STAFF_TABS: list[tuple[str, str, object]] = [
 def build_app(services) -> gr.Blocks:
     """The whole MobiliaChat Blocks app."""
     # Files Gradio copies into its cache to serve (CSV exports) are removed after an hour, and at shutdown.
-    with gr.Blocks(title="MobiliaChat — Assistance Free Mobile", delete_cache=CACHE_CLEANUP) as app:
+    # analytics_enabled=False: no usage telemetry or version check sent to Gradio / Hugging Face servers.
+    with gr.Blocks(title="MobiliaChat — Assistance Free Mobile", delete_cache=CACHE_CLEANUP,
+                   analytics_enabled=False) as app:
         gr.Markdown("# MobiliaChat\nL'assistant du service client Free Mobile, disponible 24 h/24.")
         staff = gr.State(None)
         with gr.Tabs():

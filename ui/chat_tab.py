@@ -146,10 +146,14 @@ class ChatCallbacks:
         return None, gr.update(visible=False), "", "Merci, votre commentaire a été transmis."
 
     def model_status(self):
-        """Generative model state for the indicator (hidden in extractive mode; a promotion may change it)."""
+        """Generative model state for the indicator (hidden in extractive mode; a promotion may change it).
+
+        The timer slows down while the mode is extractive: only a promotion can change the line then.
+        """
         engine = self.services.engine
         generative = engine.answer_mode != "extractive"
-        return gr.update(value=engine.llm.status_text() if generative else "", visible=generative)
+        indicator = gr.update(value=engine.llm.status_text() if generative else "", visible=generative)
+        return indicator, gr.Timer(_status_every(generative))
 
     def restore(self, bindings: dict | None, checked: bool, request: gr.Request):
         """On page load, read `?token=…` from a Mastodon reply: show the post, or resume its conversation.
@@ -207,9 +211,14 @@ def _create_model_status(cb: ChatCallbacks, services) -> gr.Markdown:
     generative = services.engine.answer_mode != "extractive"
     indicator = gr.Markdown(services.engine.llm.status_text() if generative else "", visible=generative,
                             elem_id="model-status")
-    timer = gr.Timer(3)
-    timer.tick(cb.model_status, None, indicator, api_name=False, show_progress="hidden")
+    timer = gr.Timer(_status_every(generative))
+    timer.tick(cb.model_status, None, [indicator, timer], api_name=False, show_progress="hidden")
     return indicator
+
+
+def _status_every(generative: bool) -> float:
+    """Seconds between two refreshes of the model line: 3 while a model loads or answers, else 30."""
+    return 3 if generative else 30
 
 
 def create_chat_tab(services) -> dict[str, gr.Component]:
