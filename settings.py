@@ -165,6 +165,11 @@ class RagConfig(BaseModel):
     lexical_weight: float = Field(0.45, ge=0, le=1, description="Weight of the BM25 score in fusion.")
     lexical_saturation: float = Field(6.0, gt=0, description="BM25 score giving a lexical confidence of 0.5.")
     min_confidence: float = Field(0.42, ge=0, le=1, description="Below this an in-scope question is escalated.")
+    exact_term_margin: float = Field(
+        0.03, ge=0, le=0.2,
+        description="How far under min_confidence an answer is still grounded when the question names a rare technical "
+        "term (an acronym or code the entry's answer writes: MMSC, MCC, 555) that the entry contains.",
+    )
     out_of_scope_confidence: float = Field(
         0.74, ge=0, le=2,
         description="Scope score (best fused score + out_of_scope_known_weight x share of the question's words found in "

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 
 from rag.embeddings import Embedder
 from rag.index import KnowledgeIndex, build_index
@@ -116,20 +117,40 @@ _SECOND_QUESTION = re.compile(
     r"|\s*[,:]\s*(?=(?:je peux|puis-je|est-ce que|est-ce qu'|dois-je|je dois|faut-il|il faut|comment|combien|je fais quoi|"
     r"on fait quoi|que dois-je|qu'est-ce que|quand|pourquoi)\b)"
 )
+_BETWEEN_QUESTIONS = re.compile(r"\?|\b(?:et|mais|aussi|sinon|puis)\b")
 # Rules that point at a category of entries: a cancellation request, a technical problem that persists.
 _PREFERRED = {"demande de résiliation": "résiliation", "problème non résolu après plusieurs tentatives": "technique"}
 # Sentences telling the customer how to ask for a human: pointless once they asked.
 _ASK_FOR_HUMAN_HINT = re.compile(r"\b(?:dites-le|demandez|ecrivez|tapez)\b[^.!?]*\b(?:conseiller|mis en relation|humain)")
 
 
+# Technical terms as a KB answer writes them: acronyms in capitals (MMSC, APN) and codes of 3+ digits (555, 3179).
+_TERM = re.compile(r"(?<![\w.])(?:[A-Z]{3,6}|\d{3,5})(?![\w])")
+
+
+@lru_cache(maxsize=4096)
+def _answer_terms(answer: str) -> frozenset[str]:
+    """The technical terms an answer writes, lower-cased."""
+    return frozenset(term.lower() for term in _TERM.findall(answer))
+
+
+def _question_terms(question: str) -> set[str]:
+    """The question's words that could be technical terms, as typed in any case (3-6 letters or 3-5 digits)."""
+    return {w for w in re.findall(r"[a-z0-9]+", fold(question)) if 3 <= len(w) <= 6}
+
+
 def split_question(text: str) -> list[str]:
-    """The two questions of a two-part message (each with something to search for), else []."""
+    """The two questions of a two-part message (each with something to search for), else [].
+
+    A boundary between two questions ("?", "..., et comment ...") wins over one that only ends an
+    introducing statement ("Je pars à Malte : combien ..."): that statement is context for the first question."""
     folded = fold(text)
+    splits = []
     for match in _SECOND_QUESTION.finditer(folded):
         first, second = folded[: match.start()].strip(" ,;?"), folded[match.end() :].strip(" ,;?")
         if len(re.findall(r"[a-z0-9]{3,}", first)) >= 2 and len(re.findall(r"[a-z0-9]{3,}", second)) >= 2:
-            return [first, second]
-    return []
+            splits.append(([first, second], bool(_BETWEEN_QUESTIONS.search(match.group(0)))))
+    return next((parts for parts, between in splits if between), splits[0][0] if splits else [])
 
 
 def entry_text(entry: Entry, escalated: bool, human_requested: bool) -> str:
@@ -150,6 +171,7 @@ class AnswerEngine:
         self.answer_mode = config.answer_mode  # a promoted chat model may change it (rag/llm/selection.py)
         self._retriever: HybridRetriever | None = None
         self._lock = threading.Lock()
+        self._rare: tuple[object, frozenset[str]] | None = None  # (index, its rare technical terms)
 
     @property
     def retriever(self) -> HybridRetriever:
@@ -259,7 +281,9 @@ class AnswerEngine:
                             sentiment=analysis.sentiment, links=_links("général", [], False))
             return self._finish(answer, start), [], False
 
-        grounded = bool(used) and confidence >= self.config.min_confidence
+        grounded = bool(used) and (confidence >= self.config.min_confidence
+                                   or (confidence >= self.config.min_confidence - self.config.exact_term_margin
+                                       and self._names_exact_term(question, used[0].entry)))
         if not grounded:
             used = []
         intent = analysis.intent
@@ -354,6 +378,27 @@ class AnswerEngine:
             if other is not hit and other.score >= self.config.min_confidence and keeps_substance(other):
                 return other
         return hit
+
+    def _names_exact_term(self, question: str, entry: Entry) -> bool:
+        """Whether the question names a technical term (acronym, code) the entry's answer writes and few
+        other entries do: such a term identifies the entry better than any similarity score."""
+        terms = _question_terms(question)
+        if not terms:
+            return False
+        rare = self._rare_terms()
+        return any(term in rare and term in _answer_terms(entry.answer) for term in terms)
+
+    def _rare_terms(self) -> frozenset[str]:
+        """Technical terms that appear in the answers of at most 15 % of the KB entries (once per index)."""
+        index = self.retriever.index
+        if self._rare is None or self._rare[0] is not index:
+            counts: dict[str, int] = {}
+            for entry in index.entries:
+                for term in _answer_terms(entry.answer):
+                    counts[term] = counts.get(term, 0) + 1
+            limit = max(2, int(0.15 * len(index.entries)))
+            self._rare = (index, frozenset(t for t, n in counts.items() if n <= limit))
+        return self._rare[1]
 
     def _out_of_scope(self, analysis: Analysis, retrieval: Retrieval) -> bool:
         """Another company's offer or service, or a question whose words and retrieval both point elsewhere.

@@ -37,40 +37,85 @@ INTENT_RULES: dict[str, re.Pattern] = {
 HUMAN_REQUEST = _re(
     r"\b(?:parler|discuter|echanger|joindre|contacter|avoir|veux|voudrais|souhaite|besoin d'?\s?|pass(?:er|ez)(?:-| )?moi|"
     r"mett(?:re|ez)(?:-| )?moi en (?:relation|contact)|en relation)\b"
-    r"[^.?!]{0,30}\b(?:conseill\w*|humain|agent|operat(?:eur|rice)|vraie? personne|quelqu'?\s?un|technicien|service client)",
+    r"[^.?!]{0,30}\b(?:conseill\w*|humain|agent|(?:un|une|l'?)\s?operat(?:eur|rice)\b(?! (?:mobile|telephonique))|vraie? personne|quelqu'?\s?un|technicien|service client)",
     r"\bmett(?:re|ez)(?:-| )?moi en (?:relation|contact)\b",
     r"\bme pass(?:er|ez)\b[^.?!]{0,20}\b(?:conseill\w*|humain|agent|quelqu'?\s?un|responsable)",
     r"\b(?:une personne|un humain|quelqu'?\s?un|un conseiller) (?:s'?en occupe|me rappelle|me reponde)",
     r"\b(?:un|une) (?:vrai|vraie) (?:personne|humain)\b",
     r"^\W*(?:un |une )?(?:conseill\w*|humain|agent)(?: humain)?\W*(?:svp|stp|s'?il vous plait|$)",
-    r"\betre rappele",
-    r"\bpas (?:a |avec )?un (?:robot|bot)\b",
+    r"\betre rappele", r"\brappelez(?:-| )?moi\b", r"\bme faire rappeler\b",
+    r"\bpas (?:a |avec )?un (?:robot|bot)\b", r"\bplutot qu'?\s?(?:a |avec )?(?:un|une|le|la) (?:robot|bot|chatbot|machine|programme|ia)\b",
+    r"\ben chair et en os\b", r"\b(?:vraie?|veritable) (?:personne|humain|conseill\w*)\b",
+    r"\b(?:conseill\w*|agent|humain|quelqu'?\s?un|une personne|technicien|responsable|superviseur)\b[^.?!]{0,20}"
+    r"\b(?:peu[tx]|pourrai\w*|pouvez|pourriez|doit|devrait)\b[^.?!]{0,10}\b(?:(?:me |m'?\s?)(?:rappeler|appeler|telephoner|contacter|repondre|aider|"
+    r"recontacter|ecrire|parler)|reprendre (?:ma|cette|la|notre) (?:conversation|discussion|demande)|prendre le relais|s'?\s?occuper de moi)",
+    r"\b(?:traite|gere|pris en charge|examine|regle|vu|suivi)e?s? par (?:un|une|le|la) (?:responsable|conseill\w*|humain|agent|superviseur|manager|personne)\b",
 )
-_LINE_OBJECT = r"(?:mon |ma |mes |le |la |sa |son |cette |l'?\s?)?(?:forfait|abonnement|ligne|contrat|compte|numero|sim)"
-CANCEL_TERM = _re(r"\bresili", r"\bquitter free\b", r"\bje quitte free\b", r"\barret(?:er|ez) " + _LINE_OBJECT,
-                  r"\bmett(?:re|ez|ons) (?:un )?(?:fin|terme) a " + _LINE_OBJECT,
-                  r"\b(?:ferm|clotur|coup|annul|stopp|supprim)(?:er|ez) " + _LINE_OBJECT,
-                  r"\bdesabonn", r"\bje ne (?:veux|souhaite) plus (?:de |d'?\s?)?(?:free|vos services|" + _LINE_OBJECT + ")")
-# A request, not a question: a wish in the first person, or an order given to the operator.
-CANCEL_WANT = _re(r"\bje (?:veux|voudrais|souhaite|souhaiterais|vais|compte|desire)\b", r"\bj'?\s?(?:aimerais|ai decide)",
-                  r"\bveux\b", r"\bdemande de resiliation\b", r"\bcomment (?:je )?(?:peux |puis-je )?resili",
-                  r"\bresiliez", r"\bfermez\b", r"\barretez\b", r"\bresilier mon", r"^\W*resili\w*\W*$",
-                  r"\b(?:mettez|coupez|cloturez|annulez|stoppez|supprimez)\b", r"\bje ne (?:veux|souhaite) plus\b",
-                  r"\bje me desabonne", r"\bje quitte free\b")
-# Asking about cancellation without asking for it: "je me renseigne", "si je résilie, est-ce que...".
-CANCEL_HEDGE = _re(r"\bje me renseigne", r"\b(?:pas|pas encore) (?:partir|resilier|quitter)\b", r"\bsi (?:un jour )?je (?:resili|pars|quitte)",
-                   r"\bau cas ou\b", r"\bpour (?:information|info|savoir)\b", r"\bsi jamais\b", r"\bsi un jour\b",
-                   r"\bhypothetique")
+_LINE_OBJECT = (r"(?:(?:mon|ma|mes|le|la|les|sa|son|cette|ce|votre|vos|l'?\s?)\s?)?"
+                r"(?:forfait|abonnement|ligne|contrat|compte|numero|sim|offre|free(?: mobile)?|(?:vos )?services?)")
+# An end-of-service action on one of the service's objects (the verb, then the object within a few words),
+# or a verb that can only mean it ("résilier", "se désabonner").
+_END_VERB = (r"(?:(?:arret|ferm|clotur|coup|annul|stopp|supprim|suspend|termin|desactiv)(?:er|ez|ons|iez|ions|e)|clore|closez|"
+             r"(?:me |se |nous )?debarrass(?:er|e|ez) de|romp(?:re|ez))\b")
+_END_NOUN = r"(?:fermeture|cloture|suppression|annulation|desactivation|resiliation)"
+CANCEL_TERM = _re(r"\bresili(?:er|ez|ons|iez|ions)\b", r"\bfin (?:de |du |d'?\s?)" + _LINE_OBJECT + r"\b",
+                  r"\b(?:j'?\s?ai|nous avons|on a|c'?est) decide de (?:partir|vous quitter|quitter free)\b", r"\bje (?:vous )?resilie\b", r"^\W*resiliation\b", r"\bdemande de resiliation\b",
+                  r"\bdesabonn", r"\b(?:quitt\w*|lach\w*) (?:free|vos services|votre operateur)\b",
+                  rf"\b{_END_NOUN} (?:de |du |d'?\s?)" + _LINE_OBJECT + r"\b",
+                  rf"\b{_END_VERB}(?: \w+){{0,2}}? " + _LINE_OBJECT + r"\b",
+                  r"\b(?:arretez|stoppez|coupez|cloturez|fermez|resiliez|annulez) tout\b",
+                  r"\bmet\w* (?:un )?(?:fin|terme|un point final) (?:a|au) ?" + _LINE_OBJECT,
+                  r"\b(?:ne )?(?:veux|voudrais|souhaite|desire) plus (?:de |d'?\s?|du |des )?" + _LINE_OBJECT,
+                  r"\bn'?\s?(?:en )?(?:veux|ai) plus (?:besoin|l'?\s?utilite)\b[^.?!]{0,20}" + _LINE_OBJECT)
+# A request, not a question: a wish in the first person, a polite request, an order given to the operator,
+# or a declared departure.
+# The object as a pronoun ("pouvez-vous le désactiver ?"): counts when the message names the object elsewhere.
+CANCEL_PRONOUN = re.compile(r"\b(?:le|la|les|l'?)\s?(?:resili|desactiv|ferm|clotur|coup|arret|supprim|annul|stopp|termin)(?:er|ez)\b")
+LINE_OBJECT = re.compile(r"\b(?:forfait|abonnement|ligne|contrat|numero|sim)\b")
+CANCEL_WANT = _re(r"\bje vous (?:demande|prie)\b", r"\bje (?:veux|voudrais|souhaite|souhaiterais|vais|compte|desire|demande|tiens a|resilie|me desabonne)\b",
+                  r"\bj'?\s?(?:aimerais|ai decide|exige)\b", r"\b(?:je |j'?\s?)?(?:ne |n'?\s?)?(?:en )?(?:veux|ai) plus\b",
+                  r"\bmerci de\b", r"\b(?:pouvez|pourriez)(?:-| )?vous\b", r"\bvous (?:pouvez|pourriez)\b", r"\bveuillez\b",
+                  r"\b(?:peux|pourrais)(?:-| )?tu\b", r"\btu (?:peux|pourrais)\b", r"\bm'?\s?aider a\b",
+                  r"\b(?:svp|stp|s'?il vous plait)\b", r"\bdemande de resiliation\b", r"\bc'?est (?:fini|termine)\b",
+                  r"\bje m'?\s?en vais\b", r"\bje (?:pars|quitte|lache)\b", r"^\W*stop\b",
+                  r"\b(?:resiliez|fermez|arretez|mettez|coupez|cloturez|annulez|stoppez|supprimez|suspendez|desactivez|terminez)\b",
+                  r"^\W*(?:resili\w*|desabonn\w*)\b[^?]{0,40}$")
+# The firm forms of a request: a question that has one of them is still a request ("je veux arrêter, ça coûte
+# combien ?"); a how/how-much question with only the polite forms ("comment je résilie svp ?") is a question.
+CANCEL_FIRM = _re(r"\bje vous (?:demande|prie)\b", r"\bje (?:veux|voudrais|souhaite|souhaiterais|desire|demande|tiens a)\b",
+                  r"\bj'?\s?(?:aimerais|ai decide|exige)\b", r"\b(?:ne |n'?\s?)(?:en )?veux plus\b", r"\bje veux plus\b",
+                  r"\bmerci de\b", r"\bveuillez\b", r"\bc'?est (?:fini|termine)\b", r"\bje m'?\s?en vais\b",
+                  r"\b(?:resiliez|fermez|arretez|mettez|coupez|cloturez|annulez|stoppez|supprimez|suspendez|desactivez|terminez)\b")
+# Asking about cancellation without asking for it: "je me renseigne", "comment ça marche", "pouvez-vous me dire si...".
+CANCEL_HEDGE = _re(r"\bje me renseigne", r"\bme renseigner\b", r"\b(?:pas|pas encore|rien) (?:partir|resilier|quitter|decide)\b",
+                   r"\bau cas ou\b", r"\bpour (?:information|info|savoir)\b", r"\bjuste (?:pour|savoir|une question)\b",
+                   r"\bhypothetique", r"\bpas (?:encore )?decide", r"\b(?:dire|expliquer|indiquer|savoir|connaitre|renseigner) "
+                   r"(?:comment|si|combien|quel\w*|quand|ou|la procedure|les demarches)\b")
+# Questions whose form is a how/when/how much/whether: about the subject, not a request.
+QUESTION_FORM = _re(r"^\W*(?:comment|combien|quand|pourquoi|ou|quel\w*|est-ce|a qui|aupres de qui|par ou)\b",
+                    r"\bcomment\b", r"\bcombien\b", r"\best-ce qu", r"\bpar ou\b", r"\bquel\w* (?:est la |sont les )?(?:demarche|procedure|delai|frais)",
+                    r"\b(?:peut-on|puis-je|dois-je|faut-il|doit-on)\b", r"\b(?:je peux|on peut|il faut|je dois|on doit)\b[^.!]*\?",
+                    r"\b(?:sous|dans) quel delai\b", r"\b(?:c'?est|est-il) possible\b")
 _NEGATED_WANT = re.compile(r"\bne (?:veux|voudrais|souhaite|compte) (?:pas|jamais)\b[^.?!,;:]*")
 COMPLAINT = _re(r"\b(?:depos\w*|fai\w*|port\w*|ouvr\w*|envo\w*|formul\w*|lanc\w*)\b[^.?!]{0,20}\b(?:reclamation|plainte)",
                 r"\bje (?:porte|vais porter) plainte", r"\blitige\b", r"\bmediateur\b", r"\breclamation (?:officielle|formelle|ecrite)",
-                r"\bplainte\b", r"\b(?:ceci est|c'?est|voici) (?:une|ma) reclamation\b", r"\bj'?\s?exige\b")
-REFUND = _re(r"\brembours", r"\bpreleve\w* (?:deux|2) fois", r"\bdouble prelevement", r"\btrop (?:paye|preleve|facture)",
-             r"\bfactur\w* (?:deux|2) fois", r"\berreur de factur", r"\bvol(?:e|er)? (?:mon|de l'?)\s?argent",
-             r"\bdedommag", r"\bgeste commercial", r"\b(?:rendez|rendre|restituez|restituer)(?:-| )?(?:moi )?(?:mon|mes|l'?)\s?(?:argent|euros?|sous)",
-             r"\brecuperer (?:mon|mes) (?:argent|euros)", r"\bvous me devez\b",
-             r"\bprelev\w*[^.?!]{0,40}\b(?:apres|alors que|malgre)\b[^.?!]{0,30}\bresili")
+                r"\bplainte\b", r"\b(?:ceci est|c'?est|voici) (?:une|ma) reclamation\b", r"\bj'?\s?exige\b",
+                r"^\W*(?:objet\W*)?(?:reclamation|plainte|litige)\s*[:\-]")
+# Money-back words: a dispute unless the message only asks how refunds work.
+REFUND = _re(r"\brembours", r"\btrop (?:paye|preleve|facture)", r"\berreur de factur", r"\bdedommag", r"\bgeste commercial",
+             r"\brecuperer (?:mon|mes) (?:argent|euros)")
 CONTEST = _re(r"(?<!si )\bje conteste\b")
+# Refusing to pay or demanding money back, in the first person: a dispute even when phrased as a question.
+MONEY_DEMAND = _re(r"\bje (?:refuse|ne (?:vais|veux|compte) pas|n'?\s?ai pas l'?\s?intention) (?:de )?(?:payer|regler|paye)",
+              r"\bje ne (?:paierai|payerai|reglerai|verserai)\b", r"\b(?:hors de |pas )question (?:de|que je) (?:pa[iy]|regl)",
+              r"\bje (?:demande|veux|voudrais|souhaite|exige|reclame) (?:a etre |d'?\s?etre |etre )?rembours",
+              r"\bje (?:demande|veux|exige|reclame) (?:le |un |mon |l'?\s?)?(?:remboursement|avoir|dedommagement)",
+              r"\brembourse[zr](?:-| )?moi\b", r"\bremboursez\b")
+# A dispute stated as a fact, in the first person: always a dispute, whatever the sentence form.
+DISPUTE_FACT = _re(r"\bpreleve\w* (?:deux|2) fois", r"\bdouble prelevement", r"\bfactur\w* (?:deux|2) fois", r"\bvous me devez\b",
+                   r"\bvol(?:e|er)? (?:mon|de l'?)\s?argent", r"\b(?:rendez|rendre|restituez|restituer)(?:-| )?(?:moi )?(?:mon|mes|l'?)\s?(?:argent|euros?|sous)",
+                   r"\b(?:rendez|restituez|reversez|remboursez)(?:-| )?(?:moi|nous)\b",
+                   r"\b(?:prelev|debit|factur|pris|preleve)\w*[^.?!]{0,40}\b(?:apres|alors que|malgre)\b[^.?!]{0,30}\bresili")
 # Asking how something works ("comment faire une réclamation ?", "sous quel délai ?") rather than doing it.
 ASKS_ABOUT = _re(r"^\W*(?:comment|ou|quand|pourquoi)\b", r"\bcomment (?:on|je|faire|fait-on|proceder|dois-je|puis-je)\b",
                  r"\best-ce qu'?\s?(?:on|je) (?:peu[tx]|doi[st]|fai[ts])\b", r"\b(?:peut-on|puis-je|dois-je|faut-il)\b",
@@ -82,7 +127,7 @@ DEMAND = _re(r"\bje (?:veux|voudrais|souhaite|demande|depose|porte|exige|vais|re
 HUMAN_HYPOTHESIS = _re(r"\bsi (?:un jour |jamais |besoin |par exemple )?(?:je|j'?|on|vous)\b", r"\b(?:quand|lorsqu'?\s?|une fois qu'?\s?)(?:je|j'?|on)\b",
                        r"\b(?:en )?combien de temps\b", r"\b(?:sous|dans) quel delai\b", r"\bau bout de combien\b",
                        r"\bdelai\b")
-_HYPOTHETICAL_CLAUSE = re.compile(r"\b(?:si|quand|lorsqu'?\s?|une fois qu'?\s?)\b[^,;:?!.]*")
+_HYPOTHETICAL_CLAUSE = re.compile(r"\b(?:si|quand|lorsqu'?\s?|une fois qu'?\s?|au cas ou|dans le cas ou|le jour ou)\b[^,;:?!.]*")
 HUMAN_WANT = _re(r"\bje (?:veux|voudrais|souhaite|demande a|exige)\b", r"\bj'?\s?aimerais\b", r"\bpass(?:er|ez)(?:-| )?moi\b",
                  r"\bmett(?:re|ez)(?:-| )?moi\b", r"\bsvp\b", r"\bstp\b", r"\bs'?il vous plait\b", r"\bmaintenant\b",
                  r"\btout de suite\b")
@@ -97,6 +142,8 @@ NEGATIVE_WORDS = _re(
     r"\bpourri", r"\bcatastroph", r"\blamentable", r"\bincompeten", r"\bincapables?\b", r"\bn'?importe quoi\b",
     r"\bridicule", r"\bmerde", r"\bputain", r"\bbordel", r"\bconnard", r"\bfoutez", r"\bdebiles?\b", r"\bminable",
     r"\bhonteu", r"\bjamais vu ca\b", r"\bpire\b", r"\bdeplorable", r"\bfoutage",
+    r"\b(?:vous )?(?:vous )?(?:moquez|foutez) (?:du monde|de (?:moi|nous|vos clients|la gueule))", r"\bse (?:moque|fout)\w* (?:du monde|de)\b",
+    r"\bhors de moi\b", r"\bexcede", r"\bulcere", r"\bpersonne ne (?:repond|rappelle|bouge|fait rien)\b", r"\bexaspere", r"\bindigne", r"\brevoltant", r"\bpitoyable",
 )
 NEGATIVE_EMOJI = re.compile("[\U0001F620\U0001F621\U0001F624\U0001F92C\U0001F44E\U0001F4A9\U0001F62D\U0001F61E\U0001F612]")
 # Words only this service's questions use (strong) and words that also appear in everyday questions
@@ -115,6 +162,8 @@ DOMAIN_STRONG = _re(
     r"\bmon dossier\b", r"\bjoindre (?:free|le service|l'?\s?assistance|le support|un conseiller)", r"\bespace (?:client|perso)",
     r"\bformulaire de contact\b", r"\bappli(?:cation)? (?:free|mobile)\b", r"\bhors forfait\b", r"\bcsat\b", r"\bbot\b", r"\bchatbot\b", r"\bassistant\b", r"\bprise en charge\b",
     r"\bniveaux? d\'?\s?urgence\b", r"\bpriorite (?:haute|basse|moyenne|urgente)\b", r"\bniveaux? de priorite\b", r"\bqualification\b", r"\bdemandes? (?:des |de )?clients?\b", r"\bwifi\b",
+    # how the service handles the customer's own request: urgency, priority, treatment
+    r"\b(?:ma|mon|mes|votre|vos|une|la|les) (?:demande|requete|dossier|ticket|probleme)s?\b[^.?!]{0,30}\b(?:urgen\w*|priorit\w*|trait\w*|pris\w* en charge|qualifi\w*)",
 )
 DOMAIN_WEAK = _re(
     r"\bfree\b", r"\bmobile\b", r"\btelephone", r"\bportable\b", r"\bappeler\b", r"\bnumero\b", r"\bcode\b", r"\bcontrat\b",
@@ -156,7 +205,23 @@ OTHER_SERVICE = _re(
 # ("une facture pour la CAF", "mes photos WhatsApp ne partent pas en MMS").
 OWN_OBJECT = _re(r"\bforfait", r"\bfactur", r"\bsim\b", r"\breseau", r"\bsms\b", r"\bmms\b", r"\bdata\b", r"\b[45]g\b",
                  r"\bapn\b", r"\brio\b", r"\bconso", r"\bligne\b", r"\bfree\b", r"\bgigas?\b", r"\bgo\b", r"\binternet\b",
-                 r"\bappels?\b", r"\bportabilite\b", r"\bespace abonne", r"\bwifi\b", r"\bmobile\b", r"\bmon (?:telephone|tel|portable)\b")
+                 r"\bappels?\b", r"\bportabilite\b", r"\bespace abonne", r"\bwifi\b", r"\bmobile\b", r"\bmon (?:telephone|tel|portable)\b",
+                 r"\bprelev", r"\bpaiement", r"\brib\b", r"\biban\b", r"\besim\b", r"\bmessagerie\b", r"\bpuce\b", r"\bnumero\b")
+# A domain word whose complement names a non-telecom object ("forfait de ski", "facture d'électricité",
+# "rembourser le billet de train"): the sentence is about that object, whatever the domain word.
+_DOMAIN_NOUN = (r"(?:forfaits?|abonn\w*|factur\w*|rembours\w*|lignes?|cartes?|comptes?|offres?|resili\w*|contrats?|recharg\w*|"
+                r"prelev\w*|reseaux?|operateur|tarifs?|option|plaintes?|reclamations?|litiges?)")
+_FOREIGN = (r"(?:ski|remontees?|piscine|salle de (?:sport|gym|muscu\w*|fitness)|gym|fitness|musculation|club de \w+|cinema|theatre|musee|"
+            r"concert|spectacle|transports? (?:en commun|publics?)|bus|metro|tram\w*|trains?|tgv|ter|ouigo|navigo|velib|velo|parking|autoroute|peage|"
+            r"electricite|gaz|eau|energie|chauffage|fioul|loyer|syndic|assurance \w+|credit (?:immobilier|auto|conso\w*)|pret|cantine|creche|"
+            r"journal|magazine|presse|billets?|vols? (?:annule|retarde)\w*|avion|hotel|sejour|vacances|voyage organise|location de voiture|"
+            r"voiture|trottinette|securite sociale|secu|medecin|dentiste|hopital|pharmacie|veterinaire|restaurant|colis|commande|achat|"
+            r"coiffeur|menage|plombier|garagiste|garage|fidelite|carte grise|cadeau|"
+            # people a complaint can be against, other than the operator
+            r"lunettes|soins dentaires|consultation|ordonnance|medicaments|voisin\w*|employeur|patron|proprietaire|bailleur|locataire|conjoint|collegue|agresseur)")
+_QUALIFIER = r"(?: (?:mensuel|annuel|hebdomadaire|journalier|saison|famille|etudiant|adulte|enfant|senior)\w*)?"
+FOREIGN_OBJECT = re.compile(rf"\b{_DOMAIN_NOUN}\b{_QUALIFIER} (?:de |d'|du |des |a |au |aux |chez |contre |le |la |les |l'|mon |ma |mes )?"
+                            rf"(?:la |le |l'|les |mon |ma |mes |son |sa )?{_FOREIGN}\b")
 COMPETITOR = _re(r"\borange\b", r"\bsfr\b", r"\bbouygues\b", r"\bsosh\b", r"\bb ?& ?you\b", r"\bred by sfr\b", r"\blebara\b",
                  r"\bsyma\b", r"\bprixtel\b", r"\bla poste mobile\b", r"\bcoriolis\b")
 COMPETITOR_OFFER = _re(r"\bprix\b", r"\btarif", r"\boffres?\b", r"\bforfaits?\b", r"\bpromo", r"\bmeilleur", r"\bcouverture\b",
@@ -187,6 +252,7 @@ class Analysis:
 
 BILLING = _re(r"\bfactur", r"\bprelev", r"\brembours", r"\bmontant\b", r"\bpay", r"\beuros?\b", r"\d ?(?:€|eur\b|e\b)")
 _ORDINAL = r"(?:\d+|deux|trois|quatre|cinq|dix|deuxieme|troisieme|quatrieme|cinquieme|enieme|\d+ ?(?:e|eme|ieme))"
+_ORDINAL3 = r"troisieme|quatrieme|cinquieme|sixieme|septieme|dixieme|enieme|n-?ieme|[3-9] ?(?:e|eme|ieme)|\d{2} ?(?:e|eme|ieme)"
 _FAILED = r"(?:toujours|meme|rien|encore|pas|aucun|sans succes|sans resultat|ne change|ne marche|ne fonctionne)"
 REPEATED = _re(rf"\b(?:3|4|5|troisieme|quatrieme|cinquieme|[345] ?eme|[345]e)\s?fois\b[^.!?]{{0,60}}\b{_FAILED}\b",
                r"\b(?:3|4|5|trois|quatre|cinq) fois\b[^.!?]{0,40}\btoujours pas\b",
@@ -199,7 +265,19 @@ REPEATED = _re(rf"\b(?:3|4|5|troisieme|quatrieme|cinquieme|[345] ?eme|[345]e)\s?
                rf"\b(?:j'?\s?ai (?:deja )?tout (?:re)?(?:fait|essaye|tente|teste|verifie)|malgre (?:vos|les|tous vos|toutes vos|toutes les|tous les) "
                rf"(?:conseils|manipulations|manips|etapes|solutions|essais|verifications))\b[\s\S]{{0,160}}\b{_FAILED}\b",
                rf"\b{_FAILED}\b[^.!?]{{0,40}}\bmalgre (?:vos|les|tous vos|toutes vos|toutes les|tous les) (?:conseils|manipulations|etapes|solutions)",
-               r"\b(?:deja|plusieurs fois|a plusieurs reprises)\b[^.!?]{0,60}\b(?:toujours rien|toujours pas|rien ne change|rien n'?\s?y fait|sans succes)")
+               r"\b(?:deja|plusieurs fois|a plusieurs reprises)\b[^.!?]{0,60}\b(?:toujours rien|toujours pas|rien ne change|rien n'?\s?y fait|sans succes)",
+               # an ordinal of three or more: "c'est la quatrième fois", "5e message"
+               rf"\b(?:{_ORDINAL3}) (?:fois|conversation|message|demande|relance|appel|tentative|essai)s?\b",
+               r"\b(?:[3-9]|\d{2}|trois|quatre|cinq|six|dix|plusieurs|maintes) (?:fois|tentatives|essais|relances|reprises)\b[\s\S]{0,80}"
+               r"\b(?:toujours|encore|rien|sans succes|ne (?:marche|fonctionne|change|passe)|pas (?:mieux|resolu|regle))\b",
+               # contacting about it three times or more is a repeat by itself
+               r"\b(?:appele|ecrit|contacte|relance|signale|telephone)\w* (?:deja |au moins |plus de )?(?:[3-9]|\d{2}|trois|quatre|cinq|six|dix|plusieurs) fois\b",
+               # having done the steps, still failing
+               r"\b(?:apres avoir|j'?\s?ai (?:bien |deja )?(?:suivi|applique|fait|refait|essaye|teste|saisi|verifie|redemarre|reinitialise|"
+               r"reinstalle|remis|change|eteint|desactive|reactive))\b"
+               r"[^?]{0,120}\b(?:toujours (?:pas|rien|le meme|aussi)|encore (?:et toujours|pareil|absent|bloque|impossible|en panne|coupe)|"
+               r"(?:est|sont|reste\w*) (?:toujours|encore) (?:absent|bloque|coupe|en panne|impossible|lent|hs\b|muet|inaccessible|injoignable|indisponible)|"
+               r"rien n'?\s?y fait|rien ne change|sans succes|ca ne marche (?:toujours|pas plus))")
 _NOISE = [INSULTS, NEGATIVE_WORDS,
           _re(r"\bpas (?:a |avec )?un (?:robot|bot)\b", r"\b(?:svp|stp|s'?il vous plait|bonjour|bonsoir)\b", r"\bvous etes\b",
               r"\bj'?en ai marre\b", r"\bc'?est pour\b", r"\bofficielle?\b", r"\bformelle?\b",
@@ -268,12 +346,23 @@ def asks_for_human(folded: str) -> bool:
 
 def asks_to_cancel(folded: str) -> bool:
     """A cancellation request (wish or order), not a question about cancelling ("si je résilie, je perds mon numéro ?")."""
-    if not CANCEL_TERM.search(folded):
+    text = _HYPOTHETICAL_CLAUSE.sub(" ", _NEGATED_WANT.sub(" ", folded))  # "si je résilie, ..." asks about it
+    named = CANCEL_TERM.search(text) or (CANCEL_PRONOUN.search(text) and LINE_OBJECT.search(text))
+    if not named or CANCEL_HEDGE.search(folded):
         return False
-    wish = _NEGATED_WANT.sub(" ", folded)
-    if not CANCEL_WANT.search(wish):
+    if QUESTION_FORM.search(text) and not CANCEL_FIRM.search(text):
         return False
-    return not CANCEL_HEDGE.search(folded)
+    return bool(CANCEL_WANT.search(text))
+
+
+def foreign_subject(folded: str) -> bool:
+    """Another company's service, or a domain word about a non-telecom object, with nothing of this
+    service's own left once those are set aside ("une facture pour la CAF" stays in scope)."""
+    foreign = OTHER_SERVICE.search(folded) or FOREIGN_OBJECT.search(folded)
+    if not foreign:
+        return False
+    rest = OTHER_SERVICE.sub(" ", FOREIGN_OBJECT.sub(" ", folded))
+    return not OWN_OBJECT.search(rest)
 
 
 def analyze_message(text: str, intense_threshold: float = 0.6) -> Analysis:
@@ -285,17 +374,19 @@ def analyze_message(text: str, intense_threshold: float = 0.6) -> Analysis:
         reasons.append("demande explicite d'un conseiller")
     if asks_to_cancel(folded):
         reasons.append("demande de résiliation")
-    asks_about = bool(ASKS_ABOUT.search(folded)) and not DEMAND.search(folded)
-    if COMPLAINT.search(folded) and not asks_about:
+    stated = _HYPOTHETICAL_CLAUSE.sub(" ", folded)  # what the message states, not what it supposes
+    asks_about = bool(ASKS_ABOUT.search(folded) or QUESTION_FORM.search(stated)) and not DEMAND.search(stated)
+    if COMPLAINT.search(stated) and not asks_about:
         reasons.append("réclamation formelle")
-    if REFUND.search(folded) or (CONTEST.search(folded) and not asks_about):
+    if MONEY_DEMAND.search(stated) or DISPUTE_FACT.search(stated) \
+            or ((REFUND.search(stated) or CONTEST.search(stated)) and not asks_about):
         reasons.append("remboursement ou litige financier")
     if REPEATED.search(folded):
         reasons.append("problème non résolu après plusieurs tentatives")
     if sentiment >= intense_threshold:
         reasons.append("mécontentement important")
     competitor_offer = bool(COMPETITOR.search(folded) and COMPETITOR_OFFER.search(folded) and not PORTING.search(folded))
-    other_service = bool(OTHER_SERVICE.search(folded)) and not OWN_OBJECT.search(folded)
+    other_service = foreign_subject(folded)
     small_talk = None
     if GREETING.match(folded):
         small_talk = "greeting"

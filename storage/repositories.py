@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -293,10 +293,15 @@ def append_messages(session: Session, conversation_id: str, rows: list[dict[str,
     """
     for row in rows:
         _check_choice("role", row["role"], MESSAGE_ROLES)
-    conversation = _get_conversation(session, conversation_id)
+    # One UPDATE (no SELECT first): it also tells whether the conversation exists.
+    touched = session.execute(
+        update(Conversation).where(Conversation.id == conversation_id).values(updated_at=utcnow()),
+        execution_options={"synchronize_session": False},
+    )
+    if touched.rowcount == 0:
+        raise NotFoundError(f"conversation {conversation_id!r} not found")
     messages = [Message(conversation_id=conversation_id, **row) for row in rows]
     session.add_all(messages)
-    conversation.updated_at = utcnow()
     session.flush()
     return messages
 

@@ -236,3 +236,249 @@ def test_other_companies_services_are_recognised_unless_about_this_service() -> 
 def test_a_bare_request_for_a_human_has_nothing_to_search() -> None:
     assert analyze_message("Je veux parler à un conseiller").bare_request is True
     assert analyze_message("Je veux parler à un conseiller pour ma facture").bare_request is False
+
+
+# Phrasing classes (issue 17, second pass): new phrasings, none taken from an evaluation set.
+DISPUTE = "remboursement ou litige financier"
+COMPLAINT_REASON = "réclamation formelle"
+ANGER = "mécontentement important"
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Merci de bien vouloir clôturer mon contrat à la fin du mois.",
+        "Pouvez-vous couper définitivement ma ligne ? Je n'en ai plus besoin.",
+        "Veuillez mettre un terme à mon abonnement.",
+        "je veux plus de cette ligne, c'est fini",
+        "Je m'en vais, supprimez mon compte et mon forfait.",
+        "Désactivez mon forfait dès demain s'il vous plaît",
+        "Je lâche Free, vous pouvez fermer mon numéro",
+    ],
+)
+def test_cancellation_request_forms_escalate(message: str) -> None:
+    assert CANCEL in analyze_message(message).escalation_reasons
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Par où passer pour clôturer une ligne, le jour où je voudrai le faire ?",
+        "Quelles démarches pour arrêter un forfait chez vous ?",
+        "Est-ce qu'on peut fermer sa ligne depuis l'application ?",
+        "Pouvez-vous me dire combien de temps prend la fermeture d'une ligne ?",
+        "Si jamais je coupe mon abonnement, je garde mes SMS ?",
+        "Mon voisin a résilié la semaine dernière, ça a pris combien de jours ?",
+    ],
+)
+def test_questions_about_ending_the_service_are_answered(message: str) -> None:
+    assert CANCEL not in analyze_message(message).escalation_reasons
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Je ne réglerai jamais cette facture de 64 €, elle est fausse.",
+        "Hors de question que je paie ces frais d'itinérance.",
+        "Je refuse de régler le hors forfait de mars.",
+        "J'exige le remboursement des 12 euros prélevés à tort.",
+        "Vous m'avez débité deux fois ce mois-ci, vous me devez 19,99 €.",
+    ],
+)
+def test_first_person_money_disputes_escalate(message: str) -> None:
+    assert DISPUTE in analyze_message(message).escalation_reasons
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "On peut obtenir un remboursement quand une option a été facturée par erreur ? Ça marche comment ?",
+        "Si j'ai trop payé un mois, comment se passe le remboursement ?",
+        "Combien de temps prend un remboursement en général ?",
+    ],
+)
+def test_questions_about_refunds_are_answered(message: str) -> None:
+    assert DISPUTE not in analyze_message(message).escalation_reasons
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ("Au cas où je voudrais un jour faire une réclamation, quelle est la procédure ?", False),
+        ("Si jamais je porte plainte, ça passe par qui ?", False),
+        ("Plainte : personne ne répond depuis dix jours à mon dossier de portabilité.", True),
+        ("Objet : réclamation - facture de juin erronée", True),
+    ],
+)
+def test_complaints_filed_versus_hypothetical(message: str, expected: bool) -> None:
+    assert (COMPLAINT_REASON in analyze_message(message).escalation_reasons) is expected
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Un conseiller pourrait me recontacter demain matin ?",
+        "Je préfère un échange avec un être humain plutôt qu'avec un chatbot, merci.",
+        "Rappelez-moi au plus vite, c'est pour ma ligne.",
+        "Je veux que mon dossier soit examiné par un superviseur.",
+    ],
+)
+def test_human_request_forms_escalate(message: str) -> None:
+    assert HUMAN in analyze_message(message).escalation_reasons
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Je voudrais changer d'opérateur, quelles étapes ?",
+        "À quoi sert le relevé d'identité opérateur ?",
+    ],
+)
+def test_the_word_operateur_alone_is_not_a_human(message: str) -> None:
+    assert HUMAN not in analyze_message(message).escalation_reasons
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "C'est la cinquième fois que je réinitialise le téléphone et le réseau ne revient pas.",
+        "6e message pour cette histoire de messagerie vocale.",
+        "J'ai suivi vos étapes une par une et la 4G est toujours aussi absente.",
+        "Après avoir changé la carte SIM et redémarré, toujours pas d'appels sortants.",
+        "Trois fois que je recommence l'activation, ça ne marche toujours pas.",
+    ],
+)
+def test_repeated_attempts_by_count_or_after_the_steps_escalate(message: str) -> None:
+    assert REPEAT in analyze_message(message).escalation_reasons
+
+
+def test_one_attempt_is_not_repeated_failure() -> None:
+    assert REPEAT not in analyze_message("J'ai redémarré une fois, faut-il recommencer ?").escalation_reasons
+
+
+def test_mockery_counts_as_strong_discontent() -> None:
+    message = "Vous vous foutez de vos clients, je suis hors de moi, trois jours sans réseau c'est inadmissible."
+    assert ANGER in analyze_message(message).escalation_reasons
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Mon abonnement à la piscine municipale peut-il être résilié en été ?",
+        "Combien coûte le forfait remontées mécaniques à Chamrousse ?",
+        "Ma facture de gaz est énorme, à qui m'adresser ?",
+        "Mon vol annulé par la compagnie, comment obtenir le remboursement du billet ?",
+        "Comment recharger la carte de bus de mon fils ?",
+    ],
+)
+def test_domain_words_about_other_objects_are_out_of_scope(message: str) -> None:
+    analysis = analyze_message(message)
+    assert analysis.other_service is True
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Ma facture mobile est arrivée en double, je l'envoie à ma mutuelle ?",
+        "Je change de banque : comment modifier le prélèvement de mon forfait ?",
+        "Mon forfait marche au ski ? je pars à Tignes",
+        "Peut-on payer la facture avec la carte de ma nouvelle banque en ligne ?",
+    ],
+)
+def test_own_objects_keep_a_question_in_scope(message: str) -> None:
+    assert analyze_message(message).other_service is False
+
+
+def test_how_a_request_is_prioritised_is_in_domain() -> None:
+    assert analyze_message("Qui décide si mon dossier est prioritaire chez vous ?").domain == "strong"
+
+
+def test_a_complaint_against_someone_else_is_not_about_the_service() -> None:
+    assert analyze_message("Comment déposer une plainte contre mon propriétaire ?").other_service is True
+    assert analyze_message("Je porte plainte contre un voisin qui a volé mon téléphone").other_service is False
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Je demande le remboursement des frais de résiliation que vous m'avez comptés.",
+        "Je veux porter plainte pour l'arrêt de ma ligne pendant trois jours sans prévenir.",
+        "Je veux comprendre la coupure de ma ligne hier soir",
+    ],
+)
+def test_the_noun_of_an_outage_or_a_fee_is_not_a_cancellation_request(message: str) -> None:
+    assert CANCEL not in analyze_message(message).escalation_reasons
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["Je demande la fermeture de ma ligne au 30 juin.", "Peux-tu résilier mon forfait ?", "Résiliation immédiate SVP"],
+)
+def test_the_noun_or_tu_forms_of_a_cancellation_request_escalate(message: str) -> None:
+    assert CANCEL in analyze_message(message).escalation_reasons
+
+
+@pytest.mark.parametrize(
+    ("message", "reason"),
+    [
+        ("je veux me débarrasser de ma ligne free", CANCEL),
+        ("Vous pouvez clore mon compte Free Mobile ?", CANCEL),
+        ("fin de contrat svp, je pars chez Bouygues", CANCEL),
+        ("Je souhaite que vous arrêtiez mon forfait au 1er mars", CANCEL),
+        ("J'ai décidé de vous quitter, faites le nécessaire pour ma ligne", CANCEL),
+        ("Rendez-moi les 30 euros que vous m'avez pris", DISPUTE),
+        ("Est-ce qu'un humain peut reprendre ma conversation ?", HUMAN),
+        ("Quelqu'un de chez vous peut me téléphoner ?", HUMAN),
+        ("j'ai déjà appelé 4 fois pour ce problème de SMS", REPEAT),
+    ],
+)
+def test_other_forms_of_each_class(message: str, reason: str) -> None:
+    assert reason in analyze_message(message).escalation_reasons
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "comment ça se passe pour arrêter un abonnement ?",
+        "c'est quoi le délai pour fermer une ligne",
+        "Les conseillers travaillent le dimanche ?",
+        "Le remboursement d'un trop-perçu se fait comment ?",
+    ],
+)
+def test_other_questions_about_each_class_are_answered(message: str) -> None:
+    assert analyze_message(message).escalation_reasons == []
+
+
+@pytest.mark.parametrize(
+    ("message", "reason"),
+    [
+        ("Je n'ai plus l'usage de ce numéro, pouvez-vous le désactiver ?", CANCEL),
+        ("Je voudrais rompre mon contrat", CANCEL),
+        ("Bonjour, souhaitant quitter Free, je vous demande de résilier ma ligne.", CANCEL),
+        ("Pas question de payer ces 40 € d'appels surtaxés que je n'ai jamais passés", DISPUTE),
+        ("vous avez débité mon compte alors que j'ai résilié en janvier", DISPUTE),
+        ("Je suis ulcéré, c'est scandaleux, trois semaines sans réseau et personne ne répond !!!", ANGER),
+        ("J'ai redémarré comme conseillé mais le réseau est encore absent", REPEAT),
+    ],
+)
+def test_third_round_of_invented_forms(message: str, reason: str) -> None:
+    assert reason in analyze_message(message).escalation_reasons
+
+
+def test_a_state_that_did_not_change_is_not_a_failure() -> None:
+    assert analyze_message("J'ai changé de forfait et il est toujours facturé pareil ?").escalation_reasons == []
+    assert analyze_message("Comment la désactiver, ma messagerie ?").escalation_reasons == []
+    assert analyze_message("Comment obtenir le remboursement de mes lunettes par la sécu ?").other_service is True
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ("Comment je résilie mon forfait ?", False),
+        ("Combien de temps pour fermer ma ligne svp ?", False),
+        ("Pouvez-vous résilier ma ligne ?", True),
+        ("Je veux couper mon forfait, combien je vais payer ce mois-ci ?", True),
+    ],
+)
+def test_how_questions_need_a_firm_wish_to_be_requests(message: str, expected: bool) -> None:
+    assert (CANCEL in analyze_message(message).escalation_reasons) is expected

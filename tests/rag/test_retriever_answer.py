@@ -221,3 +221,22 @@ def test_customers_see_readable_source_titles(engine) -> None:
         assert source.url.startswith("https://mobile.free.fr/")
     conversation = [s for s in answer.sources if s.id.startswith("conv-")]
     assert all(s.label.startswith("Échange avec le service client") for s in conversation)
+
+
+def test_a_rare_technical_term_grounds_a_short_question(engine) -> None:
+    """A short question naming an acronym its entry writes (MCC) is answered, not handed over for low confidence."""
+    answer = engine.answer("il faut mettre quoi en MCC")
+    assert "208" in answer.text
+    assert "confiance de recherche insuffisante" not in answer.escalation_reasons
+
+
+def test_technical_terms_are_the_capitals_and_codes_an_answer_writes() -> None:
+    from rag.answer import _answer_terms, _question_terms
+
+    assert _answer_terms("Réglez le MMSC, puis envoyez CONSO au 555. Le forfait est ok.") == {"mmsc", "conso", "555"}
+    assert {"mmsc", "555"} <= _question_terms("le mmsc et le 555 ?")
+
+
+def test_an_introducing_statement_stays_with_the_first_of_two_questions() -> None:
+    assert split_question("Je vais en Croatie en août : j'ai droit à combien de data, et comment activer l'option ?") == [
+        "je vais en croatie en aout : j'ai droit a combien de data", "comment activer l'option"]
