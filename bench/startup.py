@@ -9,6 +9,7 @@ Targets (issue 14): page served <= 8 s and first answer <= 8 s after `python app
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import socket
@@ -55,8 +56,14 @@ def _cpu_seconds(pid: int) -> float | None:
     return round(times.user + times.system + times.children_user + times.children_system, 2)
 
 
-def main() -> int:
+def make_parser() -> argparse.ArgumentParser:
+    """Argument parser of `python -m bench.startup` (no options: --help says what it measures)."""
+    return argparse.ArgumentParser(prog="python -m bench.startup", description=__doc__.split("\n")[0])
+
+
+def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print JSON."""
+    make_parser().parse_args(argv)
     from gradio_client import Client
 
     port = free_port()
