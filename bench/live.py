@@ -86,8 +86,10 @@ def clean_environ(base: Mapping[str, str] | None = None) -> dict[str, str]:
     return {k: v for k, v in base.items() if not k.startswith("MOBILIA_") and k not in ("DATABASE_URL", "REDIS_URL")}
 
 
-def wait_http(url: str, process: subprocess.Popen, timeout: float, ok: Callable[[bytes], bool] | None = None) -> None:
-    """Poll ``url`` until it answers 200 (and ``ok(body)``); RuntimeError if the process exits or time runs out."""
+def wait_http(
+    url: str, process: subprocess.Popen, timeout: float, ok: Callable[[bytes], bool] | None = None, interval: float = 0.5
+) -> None:
+    """Poll ``url`` every ``interval`` s until it answers 200 (and ``ok(body)``); RuntimeError if the process exits."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -98,7 +100,7 @@ def wait_http(url: str, process: subprocess.Popen, timeout: float, ok: Callable[
                     return
         except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
             pass
-        time.sleep(0.5)
+        time.sleep(interval)
     raise TimeoutError(f"{url} not ready within {timeout:.0f} s")
 
 

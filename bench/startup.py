@@ -12,37 +12,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
+from bench.live import free_port, wait_http
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    """An unused TCP port on loopback."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url: str, proc: subprocess.Popen, timeout: float) -> None:
-    """Poll url until it answers 200; fail if the process dies or time runs out."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"app exited with code {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise TimeoutError(url)
 
 
 def _cpu_seconds(pid: int) -> float | None:
@@ -75,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             url = f"http://127.0.0.1:{port}/"
-            wait_http(url, proc, timeout=300)
+            wait_http(url, proc, timeout=300, interval=0.1)
             page_s = time.perf_counter() - t0
             page_cpu_s = _cpu_seconds(proc.pid)
             client = Client(url, verbose=False)
