@@ -59,6 +59,15 @@ def configure_logging(
         handler.addFilter(RedactingFilter())
         root.addHandler(handler)
     root.setLevel(level if isinstance(level, int) else level.upper())
+    # Loggers that a library configured itself (uvicorn's dictConfig gives its own handler and no
+    # propagation) would bypass the redacting handler: route them through the root one.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        for old in list(logger.handlers):
+            logger.removeHandler(old)
+        logger.setLevel(logging.NOTSET)
+        logger.propagate = True
+        logger.disabled = False
     return handlers[0]
 
 

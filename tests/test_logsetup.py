@@ -70,3 +70,18 @@ def test_command_lines_use_the_app_format_and_redact_their_log_file_too(restore_
     for text in (capsys.readouterr().err, log_file.read_text(encoding="utf-8")):
         entry = json.loads(text.strip())
         assert entry["message"] == "exemple de [email], [téléphone]" and entry["logger"] == "training.train"
+
+
+def test_uvicorn_loggers_configured_by_uvicorn_still_go_through_the_redaction(restore_root) -> None:
+    """uvicorn's own dictConfig (any in-process server started with its defaults) gives its loggers a
+    plain handler and no propagation: their lines, tokens included, would bypass the redaction."""
+    import logging.config
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    logging.config.dictConfig(LOGGING_CONFIG)
+    stream = io.StringIO()
+    configure_logging("INFO", "json", stream=stream)
+    logging.getLogger("uvicorn.access").info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:1", "GET", "/?token=s3cr3t", "1.1", 200)
+    (entry,) = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert entry["logger"] == "uvicorn.access" and "s3cr3t" not in entry["message"]
