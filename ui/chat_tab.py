@@ -119,10 +119,8 @@ class ChatCallbacks:
 
     def _limited(self, name: str, key: str) -> str | None:
         """Count one event against the shared limiter; the French message when over the limit, else None."""
-        limits = getattr(self.services, "limits", None)  # unit-test doubles may have no limiter
         try:
-            if limits is not None:
-                limits.hit(name, key)
+            self.services.limits.hit(name, key)
         except RateLimited as exc:
             return f"⚠️ {exc.detail}"
         return None

@@ -7,8 +7,10 @@ from types import SimpleNamespace
 
 import gradio as gr
 
+from guard import RateLimits
 from rag.chat import ChatService
 from rag.contact import validate_contact
+from settings import get_settings
 from tickets import TicketService
 from ui.chat_tab import ChatCallbacks
 
@@ -33,7 +35,7 @@ class Gated:
 
 def _setup(db, engine):
     chat = ChatService(db, engine, TicketService(db))
-    return chat, ChatCallbacks(SimpleNamespace(chat=chat)), chat.start(validate_contact("Léa Martin", "06 12 34 56 78"))
+    return chat, ChatCallbacks(SimpleNamespace(chat=chat, limits=RateLimits.from_settings(get_settings().api))), chat.start(validate_contact("Léa Martin", "06 12 34 56 78"))
 
 
 def test_a_second_click_while_the_first_is_answered_is_ignored(db, engine):

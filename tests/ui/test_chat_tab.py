@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+from guard import RateLimits
 from rag.chat import ChatService
 from rag.contact import validate_contact
+from settings import get_settings
 from tickets import TicketService
 from ui.chat_live import LiveCallbacks
 from ui.chat_tab import ANSWER_ERROR, ChatCallbacks
@@ -34,7 +36,7 @@ class BreaksMidStream:
 def test_an_answer_failing_mid_stream_frees_the_chat_and_the_live_poll(db, engine, caplog):
     tickets = TicketService(db)
     chat = ChatService(db, BreaksMidStream(engine), tickets)
-    callbacks = ChatCallbacks(SimpleNamespace(chat=chat))
+    callbacks = ChatCallbacks(SimpleNamespace(chat=chat, limits=RateLimits.from_settings(get_settings().api)))
     live = LiveCallbacks(SimpleNamespace(chat=chat))
     session = chat.start(validate_contact("Léa Martin", "06 12 34 56 78"))
 
