@@ -155,7 +155,8 @@ class RagConfig(BaseModel):
     )
     embed_cache_size: int = Field(1024, ge=0, description="Query vectors kept in the LRU cache (0 disables it).")
     embed_threads: int = Field(
-        1, ge=1, description="onnxruntime threads per embedding call (1: concurrent requests share the cores)."
+        0, ge=0, description="onnxruntime threads for a query embedded while no other runs (0: every core, at most 4); "
+        "overlapping queries run on one core each.",
     )
     chunk_size: int = Field(900, ge=200, description="Max characters per chunk of long documents.")
     chunk_overlap: int = Field(150, ge=0, description="Characters shared by consecutive chunks.")

@@ -297,7 +297,8 @@ def engine_rate(seconds: float) -> tuple[float, float]:
     from rag.answer import AnswerEngine
     from settings import get_settings
 
-    engine = AnswerEngine(get_settings().rag.model_copy(update={"answer_mode": "extractive", "embed_cache_size": 0}))
+    engine = AnswerEngine(get_settings().rag.model_copy(update={"answer_mode": "extractive", "embed_cache_size": 0,
+                                                                  "embed_threads": 1}))  # one core, one thread
     engine.warm_up()
     for question in QUESTIONS:
         engine.answer(question)

@@ -72,9 +72,12 @@ class AlreadyAnswered(Exception):
 
 @dataclass(frozen=True)
 class ChatSession:
-    """Identifies one customer's conversation; kept in per-user UI state, never shared."""
+    """Identifies one customer's conversation; kept in per-user UI state, never shared.
 
-    customer_id: int
+    `customer_id` None: access was proven otherwise (the API's conversation key); `send` takes the
+    customer from the conversation it reads."""
+
+    customer_id: int | None
     conversation_id: str
 
 
@@ -251,8 +254,9 @@ class ChatService:
         received_at = utcnow()
         text = self.clean_message(text)
         conversation, earlier = self.conversations.get_with_recent(session.conversation_id, HISTORY_WINDOW)
-        if conversation is None or conversation.customer_id != session.customer_id:
+        if conversation is None or session.customer_id not in (None, conversation.customer_id):
             raise PermissionError("conversation does not belong to this session")
+        session = ChatSession(conversation.customer_id, conversation.id)
         if conversation.status == "agent":
             yield self._store_turn(session, text, received_at, None, idempotency)
             return

@@ -38,14 +38,19 @@ def chat_router(ctx) -> APIRouter:
     chat = ctx.services.chat
     ChatMessageRequest = chat_request_model(ctx.settings.rag.max_message_chars)
 
-    def session_for(conversation_id: str, key: str | None, authorization: str | None) -> ChatSession:
-        """The session of a conversation whose access key was presented (header or bearer)."""
+    def session_for(conversation_id: str, key: str | None, authorization: str | None, read: bool = True) -> ChatSession:
+        """The session of a conversation whose access key was presented (header or bearer).
+
+        With ``read=False`` the key alone proves access and the customer is left for the chat service
+        to take from the conversation it reads anyway (one database round trip less per message)."""
         if not key and authorization and authorization.lower().startswith("bearer "):
             key = authorization[7:].strip()
         if not key:
             raise HTTPException(401, "Clé de conversation manquante (en-tête X-Conversation-Key).")
         if not ctx.keys.check(conversation_id, key):
             raise HTTPException(404, NOT_FOUND)
+        if not read:
+            return ChatSession(None, conversation_id)
         conversation = ctx.db(chat.conversations.get, conversation_id)
         if conversation is None:
             raise HTTPException(404, NOT_FOUND)
@@ -94,7 +99,7 @@ def chat_router(ctx) -> APIRouter:
             raise HTTPException(422, str(exc)) from None
         session = None
         if body.conversation_id is not None:
-            session = session_for(body.conversation_id, x_conversation_key, authorization)
+            session = session_for(body.conversation_id, x_conversation_key, authorization, read=False)
         scope = _idempotency_scope(body, session)
         if idempotency_key is None or scope is None:
             return answer_message(body, request, text, session, None)

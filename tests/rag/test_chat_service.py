@@ -145,3 +145,15 @@ def test_feedback_upsert(chat_service, session: ChatSession) -> None:
     with chat_service.tickets.db.session() as s:
         rows = s.scalars(select(Feedback).where(Feedback.message_id == reply.assistant_message_id)).all()
     assert [(r.rating, r.comment, r.conversation_id) for r in rows] == [(-1, "finalement non", session.conversation_id)]
+
+
+def test_a_key_proven_session_takes_the_customer_from_the_conversation(chat_service, session: ChatSession) -> None:
+    """The API proves access with the conversation key and skips a read: the send resolves the customer."""
+    keyed = ChatSession(None, session.conversation_id)
+    reply = chat_service.send(keyed, "Je veux résilier mon forfait")
+    assert reply.ticket.customer_id == session.customer_id
+    assert [m.role for m in chat_service.history(session)] == ["user", "assistant", "system"]
+    with pytest.raises(PermissionError):  # anything else still needs the customer
+        chat_service.history(keyed)
+    with pytest.raises(PermissionError):
+        chat_service.send(ChatSession(None, "0" * 32), "Bonjour")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -50,8 +51,11 @@ def test_onnx_vectors_match_sentence_transformers(embedder, torch_encoder):
     assert batch.shape == expected.shape and batch.dtype == np.float32
     assert np.abs(batch - expected).max() < 1e-5
     assert np.allclose(np.linalg.norm(batch, axis=1), 1.0, atol=1e-5)
-    single = np.vstack([onnx.encode([t], 1) for t in texts[-40:]])  # one query at a time, unpadded
+    single = np.vstack([onnx.encode([t], 1) for t in texts[-40:]])  # one query at a time, unpadded: every core
     assert np.abs(single - expected[-40:]).max() < 1e-5
+    with ThreadPoolExecutor(max_workers=4) as pool:  # overlapping queries: one core each
+        overlapped = np.vstack(list(pool.map(lambda t: onnx.encode([t], 1), texts[-40:])))
+    assert np.abs(overlapped - expected[-40:]).max() < 1e-5
 
 
 def test_export_fingerprint_covers_model_files_and_exporter(tmp_path, monkeypatch):
