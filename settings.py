@@ -181,6 +181,25 @@ class RagConfig(BaseModel):
         description="The same for a question whose only domain words are everyday ones (téléphone, compte, prix).",
     )
     out_of_scope_known_weight: float = Field(0.4, ge=0, le=1, description="Weight of the known-word share in the scope score.")
+    intent_model: Path | None = Field(
+        ROOT / "datasets" / "intent" / "model.npz",
+        description="Message classifier (`python -m training.intent`) giving the rules a second opinion on hand-offs "
+        "and scope; empty: rules only.",
+    )
+    intent_handoff: float = Field(
+        0.9, ge=0, le=1.01, description="Classifier probability of a hand-off above which a message the rules let through escalates."
+    )
+    intent_question: float = Field(
+        0.85, ge=0, le=1.01,
+        description="Classifier probability of a plain question above which the rules' hand-off is overruled (a question *about* it).",
+    )
+    intent_out_of_scope: float = Field(
+        0.9, ge=0, le=1.01, description="Classifier probability of out of scope above which a message is out of scope."
+    )
+    intent_out_of_scope_ungrounded: float = Field(
+        0.6, ge=0, le=1.01,
+        description="The same when retrieval finds no grounded answer: out of scope rather than handed over for low confidence.",
+    )
     facet_bonus: float = Field(0.02, ge=0, le=0.2, description="Fusion bonus per situation (abroad, Forfait 2€...) named by both question and entry.")
     facet_penalty: float = Field(0.04, ge=0, le=0.2, description="Fusion malus per situation an entry is about and the question does not name.")
     facet_query_penalty: float = Field(0.0, ge=0, le=0.2, description="Fusion malus per situation the question names and the entry does not.")

@@ -16,6 +16,7 @@ from functools import lru_cache
 
 from rag.embeddings import Embedder
 from rag.index import KnowledgeIndex, build_index
+from rag.intent import second_opinion, shipped_model
 from rag.llm.manager import ModelManager
 from rag.nlu import Analysis, analyze_message, is_follow_up, names_domain, ticket_priority
 from rag.promises import drop_sentences, keep_promises_honest
@@ -172,6 +173,9 @@ class AnswerEngine:
         self._retriever: HybridRetriever | None = None
         self._lock = threading.Lock()
         self._rare: tuple[object, frozenset[str]] | None = None  # (index, its rare technical terms)
+        self.intent_model = shipped_model(config.intent_model) if config.intent_model else None
+        if config.intent_model and self.intent_model is None:
+            log.warning("Message classifier %s missing or outdated (python -m training.intent): rules only", config.intent_model)
 
     @property
     def retriever(self) -> HybridRetriever:
@@ -261,6 +265,8 @@ class AnswerEngine:
         start = time.perf_counter()
         question = question.strip()
         analysis = analyze_message(question)
+        if (model := self.intent_model) is not None:
+            analysis = second_opinion(analysis, question, model.predict(question), self.config)
         if analysis.small_talk and not analysis.escalation_reasons:
             text = GREETING_TEXT if analysis.small_talk == "greeting" else THANKS_TEXT
             answer = Answer(text=text, intent="général", confidence=1.0, links=_links("général", [], False))
@@ -403,17 +409,25 @@ class AnswerEngine:
     def _out_of_scope(self, analysis: Analysis, retrieval: Retrieval) -> bool:
         """Another company's offer or service, or a question whose words and retrieval both point elsewhere.
 
-        Requests the rules recognised (a human, a cancellation, a complaint...) are never out of scope;
-        a word only this service uses ("forfait", "APN"...) keeps a question in scope. Otherwise the
+        Recognised requests (a human, a cancellation, a complaint...) are never out of scope. The
+        classifier (rag.intent) decides when it is sure, or fairly sure with nothing grounded found
+        ("mon réseau LinkedIn", "le mode sombre d'Excel"). Otherwise a word only this service uses
+        ("forfait", "APN"...) keeps a question in scope, and the
         scope score, best fused score + known_weight x share of the question's words the KB uses,
         must reach a threshold calibrated on data (`python -m bench.calibrate`); a question with
         everyday domain words ("téléphone", "compte") has its own threshold.
         """
         if analysis.competitor_offer or analysis.other_service:
             return True
-        if analysis.escalation_reasons or analysis.domain == "strong" or names_domain(retrieval.tokens):
+        if analysis.escalation_reasons:
             return False
         config = self.config
+        if (p := analysis.out_of_scope_probability) is not None:  # the classifier's view, even with domain words
+            top = retrieval.top.score if retrieval.top else 0.0
+            if p >= config.intent_out_of_scope or (p >= config.intent_out_of_scope_ungrounded and top < config.min_confidence):
+                return True
+        if analysis.domain == "strong" or names_domain(retrieval.tokens):
+            return False
         score = (retrieval.top.score if retrieval.top else 0.0) + config.out_of_scope_known_weight * retrieval.raw_known_ratio
         threshold = config.out_of_scope_weak_confidence if analysis.domain == "weak" else config.out_of_scope_confidence
         return score < threshold

@@ -248,6 +248,8 @@ class Analysis:
     topic: str = ""
     bare_request: bool = False  # only "un conseiller svp": nothing to answer, hand over
     extra_topic: str | None = None  # a second search the rules ask for (a billing dispute: the contestation procedure)
+    out_of_scope_probability: float | None = None  # the classifier's (rag.intent), when it gave a second opinion
+    model_label: str | None = None  # the classifier's most likely label
 
 
 BILLING = _re(r"\bfactur", r"\bprelev", r"\brembours", r"\bmontant\b", r"\bpay", r"\beuros?\b", r"\d ?(?:€|eur\b|e\b)")
