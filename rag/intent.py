@@ -19,6 +19,7 @@ import re
 import threading
 import zlib
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -47,6 +48,18 @@ LABELS = (QUESTION, OUT_OF_SCOPE, *HANDOFF_REASONS)
 _WORD = re.compile(r"[a-z0-9]+|[!?€]")
 
 
+def _bucket(gram: str) -> int:
+    return zlib.crc32(gram.encode()) % BUCKETS
+
+
+@lru_cache(maxsize=65536)
+def _word_buckets(word: str) -> tuple[int, ...]:
+    """Buckets of a word and of its character 2-5-grams (with word boundaries); words recur, so cached."""
+    padded = f" {word} "
+    grams = [f"c:{padded[i : i + n]}" for n in range(2, 6) for i in range(max(1, len(padded) - n + 1))]
+    return (_bucket(f"w:{word}"), *map(_bucket, grams))
+
+
 def features(text: str) -> tuple[np.ndarray, np.ndarray]:
     """Hashed n-grams of the folded message: bucket ids (sorted, unique) and L2-normalised weights.
 
@@ -54,25 +67,17 @@ def features(text: str) -> tuple[np.ndarray, np.ndarray]:
     shape features (shouting, repeated "!")."""
     folded = fold(text).replace("’", "'")
     words = _WORD.findall(folded)
-    grams: list[str] = [f"w:{w}" for w in words]
-    grams += [f"b:{a} {b}" for a, b in itertools.pairwise(words)]
-    for word in words:
-        padded = f" {word} "
-        for n in range(2, 6):
-            grams += [f"c:{padded[i : i + n]}" for i in range(max(1, len(padded) - n + 1))]
+    buckets = [b for word in words for b in _word_buckets(word)]
+    buckets += [_bucket(f"b:{a} {b}") for a, b in itertools.pairwise(words)]
     letters = [c for c in text if c.isalpha()]
     if len(letters) >= 8 and sum(c.isupper() for c in letters) / len(letters) > 0.6:
-        grams.append("s:caps")
+        buckets.append(_bucket("s:caps"))
     if "!!" in text:
-        grams.append("s:bangs")
-    if not grams:
-        grams = ["s:empty"]
-    counts: dict[int, float] = {}
-    for gram in grams:
-        bucket = zlib.crc32(gram.encode()) % BUCKETS
-        counts[bucket] = counts.get(bucket, 0.0) + 1.0
-    ids = np.fromiter(sorted(counts), dtype=np.int64, count=len(counts))
-    values = np.sqrt(np.array([counts[i] for i in ids], dtype=np.float32))  # damp repeated n-grams
+        buckets.append(_bucket("s:bangs"))
+    if not buckets:
+        buckets = [_bucket("s:empty")]
+    ids, counts = np.unique(np.array(buckets, dtype=np.int64), return_counts=True)
+    values = np.sqrt(counts.astype(np.float32))  # damp repeated n-grams
     return ids, values / np.linalg.norm(values)
 
 
