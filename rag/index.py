@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.embeddings import Embedder
+from rag.onnx_export import adapter_digest
 from rag.sources import Entry, load_kb, split_text
 from rag.text import ANALYZER_VERSION, QueryCorrector, analyze
 from rag.vectorstore import STORES, VectorStore
@@ -56,11 +57,9 @@ def fingerprint(config: RagConfig, entries: list[Entry] | None = None) -> str:
     same fingerprint whether it comes from the files or from the database (rag/kb.py).
     """
     h = hashlib.sha256()
-    h.update(
-        json.dumps(
-            [ANALYZER_VERSION, config.embedding_model, config.vector_store, config.chunk_size, config.chunk_overlap]
-        ).encode()
-    )
+    settings = [ANALYZER_VERSION, config.embedding_model, adapter_digest(config.embedding_adapter), config.vector_store,
+                config.chunk_size, config.chunk_overlap]  # fmt: skip
+    h.update(json.dumps(settings).encode())
     for entry in load_kb(config.kb_dir) if entries is None else entries:
         h.update(json.dumps(entry.to_dict(), ensure_ascii=False, sort_keys=True).encode())
     return h.hexdigest()[:16]
@@ -113,7 +112,9 @@ def build_index(
         manifest = json.loads((active / "manifest.json").read_text())
         if manifest.get("fingerprint") == key:
             report(1.0, "Index déjà à jour")
-            return BuildReport(active.name, False, manifest["entries"], manifest["views"], time.perf_counter() - start, active)
+            return BuildReport(
+                active.name, False, manifest["entries"], manifest["views"], time.perf_counter() - start, active
+            )
 
     if not entries:
         raise ValueError(f"No knowledge-base entry found under {config.kb_dir}")
@@ -145,6 +146,7 @@ def build_index(
             "views": len(views),
             "dimension": int(vectors.shape[1]),
             "embedding_model": config.embedding_model,
+            "embedding_adapter": adapter_digest(config.embedding_adapter),
             "vector_store": config.vector_store,
             "analyzer": ANALYZER_VERSION,
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -1,6 +1,6 @@
 """One-time export of a sentence-transformers BERT encoder (the packaged MiniLM) to ONNX.
 
-    python -m rag.onnx_export --model PATH --out FILE.onnx
+    python -m rag.onnx_export --model PATH --out FILE.onnx [--adapter LORA_FOLDER]
 
 The serving process runs the exported graph with onnxruntime and never imports torch: when the
 cached export is missing, `rag.embeddings` runs this module in a subprocess. The graph maps
@@ -27,8 +27,8 @@ MODEL_FILES = ("config.json", "model.safetensors", "pytorch_model.bin", "tokeniz
 CHECK_TEXTS = ("Comment télécharger ma facture ?", "Je n'ai plus de réseau depuis ce matin", "code RIO")
 
 
-def fingerprint(model_dir: Path) -> str:
-    """Hash of the model files plus the exporter (this module's version and torch's)."""
+def fingerprint(model_dir: Path, adapter: Path | None = None) -> str:
+    """Hash of the model files, the LoRA adapter merged into it (if any) and the exporter (its version, torch's)."""
     h = hashlib.sha256(f"exporter={EXPORTER_VERSION};opset={OPSET};torch={_torch_version()}".encode())
     for name in MODEL_FILES:
         path = Path(model_dir) / name
@@ -36,7 +36,38 @@ def fingerprint(model_dir: Path) -> str:
             h.update(name.encode())
             with path.open("rb") as fh:
                 h.update(hashlib.file_digest(fh, "sha256").digest())
+    if adapter is not None:
+        h.update(f"adapter={adapter_digest(adapter)}".encode())
     return h.hexdigest()[:16]
+
+
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+
+
+def adapter_digest(adapter: Path | None) -> str:
+    """Hash of a LoRA adapter folder's files ("none" without one): what the vectors depend on."""
+    if adapter is None:
+        return "none"
+    h = hashlib.sha256()
+    for name in ADAPTER_FILES:
+        path = Path(adapter) / name
+        if not path.is_file():
+            raise FileNotFoundError(f"{adapter} is not a LoRA adapter folder (missing {name})")
+        with path.open("rb") as fh:
+            h.update(hashlib.file_digest(fh, "sha256").digest())
+    return h.hexdigest()[:16]
+
+
+def load_merged(model_dir: Path, adapter: Path | None = None):
+    """The transformers encoder of `model_dir`, with the LoRA adapter merged into its weights when given."""
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager")
+    if adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    return model.eval()
 
 
 def _torch_version() -> str:
@@ -46,20 +77,20 @@ def _torch_version() -> str:
         return "none"
 
 
-def export_path(models_dir: Path, model_dir: Path) -> Path:
-    """Where the export of `model_dir` is cached under `models_dir`."""
-    return Path(models_dir) / f"embedding-{fingerprint(model_dir)}.onnx"
+def export_path(models_dir: Path, model_dir: Path, adapter: Path | None = None) -> Path:
+    """Where the export of `model_dir` (with `adapter` merged) is cached under `models_dir`."""
+    return Path(models_dir) / f"embedding-{fingerprint(model_dir, adapter)}.onnx"
 
 
-def export(model_dir: Path, out: Path) -> Path:
-    """Export `model_dir`'s transformer to `out` (atomic), checked against torch on a few sentences."""
+def export(model_dir: Path, out: Path, adapter: Path | None = None) -> Path:
+    """Export `model_dir`'s transformer (LoRA `adapter` merged) to `out` (atomic), checked against torch."""
     import numpy as np
     import torch
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoTokenizer
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    model = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager").eval()
+    model = load_merged(model_dir, adapter)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
 
     class Encoder(torch.nn.Module):
@@ -104,7 +135,8 @@ def export(model_dir: Path, out: Path) -> Path:
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
-    meta = {"model_dir": str(model_dir), "torch": _torch_version(), "exporter": EXPORTER_VERSION, "max_diff": diff}
+    meta = {"model_dir": str(model_dir), "adapter": str(adapter) if adapter else None, "torch": _torch_version(),
+            "exporter": EXPORTER_VERSION, "max_diff": diff}  # fmt: skip
     out.with_suffix(".json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
     return out
 
@@ -114,13 +146,14 @@ def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m rag.onnx_export", description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, required=True, help="sentence-transformers model folder")
     parser.add_argument("--out", type=Path, required=True, help="ONNX file to write")
+    parser.add_argument("--adapter", type=Path, help="LoRA adapter folder merged into the model first")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Export and print the written path."""
     args = make_parser().parse_args(argv)
-    print(export(args.model, args.out))
+    print(export(args.model, args.out, args.adapter))
     return 0
 
 
