@@ -27,7 +27,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_SETS = ("chat_eval.jsonl", "chat_holdout.jsonl", "chat_blind.jsonl")  # tuning, held-out, blind
+# tuning, held-out, then the blind sets in the order they were written (the last one is the one measured once)
+DEFAULT_SETS = ("chat_eval.jsonl", "chat_holdout.jsonl", "chat_blind.jsonl", "chat_blind2.jsonl", "chat_blind3.jsonl",
+                "chat_blind4.jsonl")  # fmt: skip
 # The per-set figures printed first (issue 17): all-correct, facts, escalation, scope, false promises, latency.
 FIGURES = {
     "all_correct": "accuracy",
@@ -56,7 +58,7 @@ def make_parser() -> argparse.ArgumentParser:
         type=Path,
         action="append",
         help="JSONL evaluation set (repeatable; default: chat_eval.jsonl, the tuning set, then "
-        "chat_holdout.jsonl and chat_blind.jsonl, never used for tuning)",
+        "chat_holdout.jsonl and the blind sets chat_blind*.jsonl, never used for tuning)",
     )
     parser.add_argument("--repeat", type=int, default=3, help="passes per set; the best is kept (default 3)")
     parser.add_argument("--failures", action="store_true", help="also list the items answered wrongly")

@@ -121,8 +121,10 @@ def retrieval_metrics(model, held: list[tuple[str, int]], corpus: list[str], own
     """Entry-level hit@1, hit@3 and MRR of dense retrieval of the held-out phrasings."""
     if not held:
         return {}
-    queries = model.encode([q for q, _ in held], normalize_embeddings=True, convert_to_numpy=True)
-    docs = model.encode(corpus, normalize_embeddings=True, convert_to_numpy=True)
+    queries = model.encode(
+        [q for q, _ in held], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+    )
+    docs = model.encode(corpus, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
     owner_arr = np.array(owner)
     ranks = []
     for vector, (_, entry) in zip(queries, held, strict=True):
