@@ -46,6 +46,7 @@ HANDOFF_REASONS = {
 }
 LABELS = (QUESTION, OUT_OF_SCOPE, *HANDOFF_REASONS)
 _WORD = re.compile(r"[a-z0-9]+|[!?€]")
+MIN_WORDS = 3  # shorter messages are left to the rules
 
 
 def _bucket(gram: str) -> int:
@@ -168,6 +169,8 @@ def second_opinion(analysis: Analysis, text: str, prediction: Prediction, config
     """
     from rag.nlu import has_subject, strip_noise, topic_text
 
+    if analysis.small_talk or len(_WORD.findall(fold(text))) < MIN_WORDS:
+        return analysis  # "merci !", "ok", two words: too little for the n-grams to be trusted
     reasons = list(analysis.escalation_reasons)
     if not reasons and prediction.handoff >= config.intent_handoff:
         reasons = [prediction.handoff_reason()]

@@ -98,3 +98,18 @@ def test_the_engine_hands_over_on_the_models_word(engine, monkeypatch):
     answer = engine.answer("Comment télécharger ma facture ?")
     assert answer.needs_escalation and answer.escalation_reasons[0] == HANDOFF_REASONS["anger"]
     assert answer.priority == "HIGH"
+
+
+@pytest.mark.parametrize("text", ["Merci !", "super merci !!", "ok merci", "Bonjour !", "merci beaucoup pour votre aide"])
+def test_small_talk_is_left_to_the_rules(engine, text):
+    """The n-grams of a thank-you it never saw read as anger (p 0.93 for "Merci !"): small talk and
+    messages under three words never get the classifier's hand-off."""
+    answer = engine.answer(text)
+    assert not answer.needs_escalation and not answer.out_of_scope
+
+
+def test_too_short_a_message_keeps_the_rules_decision():
+    analysis = analyze_message("ok merci")
+    assert second_opinion(analysis, "ok merci", _prediction(anger=0.99), RagConfig()) is analysis
+    analysis = analyze_message("forfait bloqué")
+    assert second_opinion(analysis, "forfait bloqué", _prediction(cancel=0.99), RagConfig()) is analysis
