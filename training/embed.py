@@ -1,6 +1,6 @@
 """Fine-tune the retriever: a LoRA adapter of the embedding model trained on the KB's own phrasings.
 
-    python -m training.embed --config configs/embed/default.yaml [--out DIR] [--promote]
+    python -m training.embed [--config configs/embed/default.yaml] [--set embed.out=runs/embed/x] [--promote]
 
 Pairs: each FAQ phrasing with its entry's answer, and with the entry's other phrasings; in-batch
 negatives (MultipleNegativesRankingLoss) teach the encoder that phrasings of one entry meet and
@@ -24,73 +24,82 @@ import random
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import yaml
 
-from training.config import ConfigError, resolve_path
+from training.config import (
+    ConfigError,
+    _f,
+    add_config_arguments,
+    confine_all,
+    load_config,
+    overrides_from_args,
+    resolve_path,
+)
 
 log = logging.getLogger(__name__)
+
+DEFAULT_CONFIG = "configs/embed/default.yaml"
+
+
+@dataclass
+class EmbedArgs:
+    """A retriever fine-tuning run (YAML section `embed`)."""
+
+    base_model: str = _f("packaged", "Sentence-transformers model to adapt: packaged (the MiniLM) or a local folder.")
+    kb_dir: str = _f("datasets/raw", "KB whose FAQ phrasings and answers make the pairs.")
+    out: str = _f("runs/embed/default", "Run folder: adapter/ and report.json.")
+    epochs: int = _f(2, "Passes over the pairs.")
+    max_steps: int = _f(-1, "> 0: stop each epoch after that many optimiser steps (smoke tests).")
+    learning_rate: float = _f(3e-4, "Learning rate of the LoRA weights.")
+    batch_size: int = _f(32, "Pairs per batch; the other pairs of a batch are the negatives.")
+    lora_r: int = _f(16, "LoRA rank.")
+    lora_alpha: int = _f(32, "LoRA scaling.")
+    lora_dropout: float = _f(0.05, "Dropout on the LoRA branch.")
+    target_modules: list[str] = field(
+        default_factory=lambda: ["query", "key", "value", "dense"], metadata={"help": "BERT modules given a LoRA."}
+    )
+    paraphrase_pairs: int = _f(2, "Pairs of each phrasing with the next phrasings of its entry.")
+    answer_chars: int = _f(600, "Characters of the answer paired with each phrasing (after the title).")
+    holdout_per_entry: int = _f(
+        1, "Phrasings kept out per entry (with 3 or more) to measure retrieval; 0: train on all."
+    )
+    seed: int = _f(0, "Seed of the split, the shuffling and the LoRA initialisation.")
+    device: str = _f("cpu", "cpu or cuda.", choices=("cpu", "cuda"))
 
 
 @dataclass
 class EmbedTrainConfig:
-    """A retriever fine-tuning run (YAML section `embed`)."""
+    """`python -m training.embed` configuration."""
 
-    base_model: str = "packaged"
-    kb_dir: str = "datasets/raw"
-    out: str = "runs/embed/default"
-    epochs: int = 2
-    max_steps: int = -1  # > 0: stop after that many optimiser steps (smoke tests)
-    learning_rate: float = 3e-4
-    batch_size: int = 32
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    target_modules: list[str] = field(default_factory=lambda: ["query", "key", "value", "dense"])
-    paraphrase_pairs: int = 2  # pairs of each phrasing with the next ones of its entry
-    answer_chars: int = 600  # answer text paired with each phrasing (title + start of the answer)
-    holdout_per_entry: int = 1  # phrasings kept out per entry (with >= 3) to measure retrieval; 0: train on all
-    seed: int = 0
-    device: str = "cpu"
+    embed: EmbedArgs = field(default_factory=EmbedArgs)
 
-    def validate(self) -> None:
-        """Refuse impossible values with French messages (one per problem)."""
-        errors = []
-        if self.epochs < 1 and self.max_steps <= 0:
-            errors.append("epochs doit être ≥ 1 (ou max_steps > 0).")
-        if not 0 < self.learning_rate < 1:
-            errors.append("learning_rate doit être compris entre 0 et 1.")
-        if self.batch_size < 2:
-            errors.append("batch_size doit être ≥ 2 (les autres exemples du lot servent de négatifs).")
-        if self.lora_r < 1 or self.lora_alpha < 1:
-            errors.append("lora_r et lora_alpha doivent être ≥ 1.")
-        if not 0 <= self.lora_dropout < 1:
-            errors.append("lora_dropout doit être compris entre 0 et 1.")
-        if self.holdout_per_entry < 0:
-            errors.append("holdout_per_entry doit être ≥ 0.")
-        if not resolve_path(self.kb_dir).is_dir():
-            errors.append(f"kb_dir introuvable : {self.kb_dir}")
-        if errors:
-            raise ConfigError(errors)
-
-    @classmethod
-    def from_yaml(cls, path: Path, overrides: dict | None = None) -> EmbedTrainConfig:
-        """Read the `embed` section of a YAML file (unknown keys refused), then apply overrides."""
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        section = {**(data.get("embed") or {}), **(overrides or {})}
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(section) - known)
-        if unknown:
-            raise ConfigError([f"clé inconnue dans la section embed : {k}" for k in unknown])
-        config = cls(**section)
-        config.validate()
-        return config
+    def check(self) -> list[str]:
+        """French error messages (empty when valid)."""
+        e, errors = self.embed, []
+        if e.epochs < 1 and e.max_steps <= 0:
+            errors.append("embed.epochs doit être ≥ 1 (ou embed.max_steps > 0).")
+        if not 0 < e.learning_rate < 1:
+            errors.append("embed.learning_rate doit être compris entre 0 et 1.")
+        if e.batch_size < 2:
+            errors.append("embed.batch_size doit être ≥ 2 (les autres exemples du lot servent de négatifs).")
+        if e.lora_r < 1 or e.lora_alpha < 1:
+            errors.append("embed.lora_r et embed.lora_alpha doivent être ≥ 1.")
+        if not 0 <= e.lora_dropout < 1:
+            errors.append("embed.lora_dropout doit être compris entre 0 et 1.")
+        if e.holdout_per_entry < 0:
+            errors.append("embed.holdout_per_entry doit être ≥ 0.")
+        outside = confine_all({"embed.kb_dir": e.kb_dir, "embed.out": e.out})
+        if outside:
+            return errors + outside
+        if not resolve_path(e.kb_dir).is_dir():
+            errors.append(f"embed.kb_dir : dossier introuvable ({e.kb_dir}).")
+        return errors
 
 
-def split_pairs(config: EmbedTrainConfig) -> tuple[list[tuple[str, str]], list[tuple[str, int]], list[str], list[int]]:
+def split_pairs(config: EmbedArgs) -> tuple[list[tuple[str, str]], list[tuple[str, int]], list[str], list[int]]:
     """Training pairs, held-out (phrasing, entry) queries, and the corpus (texts, entry of each) they search."""
     from rag.sources import load_kb
 
@@ -136,7 +145,7 @@ def retrieval_metrics(model, held: list[tuple[str, int]], corpus: list[str], own
             "hit@3": round(float((ranks_arr <= 3).mean()), 4), "mrr": round(float((1 / ranks_arr).mean()), 4)}  # fmt: skip
 
 
-def train(config: EmbedTrainConfig) -> dict:
+def train(config: EmbedArgs) -> dict:
     """Train the adapter into `config.out`/adapter, write report.json there and return the report."""
     import torch
     from peft import LoraConfig, TaskType
@@ -187,12 +196,9 @@ def promote(report: dict, target: Path) -> bool:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    """Argument parser of `python -m training.embed`."""
+    """Argument parser of `python -m training.embed` (--config, --set, --embed.<key>)."""
     parser = argparse.ArgumentParser(prog="python -m training.embed", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path, default=resolve_path("configs/embed/default.yaml"), help="YAML config")
-    parser.add_argument("--out", help="run folder (overrides embed.out)")
-    parser.add_argument("--max-steps", type=int, help="stop after N optimiser steps (overrides embed.max_steps)")
-    parser.add_argument("--holdout", type=int, help="phrasings held out per entry (overrides embed.holdout_per_entry)")
+    add_config_arguments(parser, EmbedTrainConfig)
     parser.add_argument("--promote", action="store_true", help="install the adapter where the app reads it")
     return parser
 
@@ -203,14 +209,12 @@ def main(argv: list[str] | None = None) -> int:
 
     configure_cli_logging()
     args = make_parser().parse_args(argv)
-    overrides = {k: v for k, v in {"out": args.out, "max_steps": args.max_steps,
-                                   "holdout_per_entry": args.holdout}.items() if v is not None}  # fmt: skip
     try:
-        config = EmbedTrainConfig.from_yaml(args.config, overrides)
-    except (ConfigError, OSError, TypeError, yaml.YAMLError) as exc:
+        config = load_config(EmbedTrainConfig, args.config or DEFAULT_CONFIG, overrides_from_args(args))
+    except ConfigError as exc:
         print(f"Configuration refusée : {exc}", file=sys.stderr)
         return 2
-    report = train(config)
+    report = train(config.embed)
     if args.promote:
         from settings import get_settings
 

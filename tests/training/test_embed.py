@@ -13,8 +13,8 @@ from rag import onnx_export
 from rag.index import fingerprint
 from settings import RagConfig
 from tests.conftest import SHIPPED_KB
-from training.config import ConfigError
-from training.embed import EmbedTrainConfig, main, promote, split_pairs
+from training.config import ConfigError, load_config
+from training.embed import EmbedArgs, EmbedTrainConfig, main, promote, split_pairs
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,18 +26,18 @@ def _yaml(tmp_path: Path, **values) -> Path:
 
 
 def test_the_shipped_config_is_valid_and_bad_values_get_french_messages(tmp_path):
-    config = EmbedTrainConfig.from_yaml(ROOT / "configs" / "embed" / "default.yaml")
+    config = load_config(EmbedTrainConfig, ROOT / "configs" / "embed" / "default.yaml").embed
     assert config.base_model == "packaged" and config.holdout_per_entry == 1
     with pytest.raises(ConfigError) as refused:
-        EmbedTrainConfig.from_yaml(_yaml(tmp_path, batch_size=1, learning_rate=2, kb_dir="nulle/part"))
+        load_config(EmbedTrainConfig, _yaml(tmp_path, batch_size=1, learning_rate=2, kb_dir="datasets/nulle-part"))
     assert len(refused.value.errors) == 3 and any("négatifs" in e for e in refused.value.errors)
     with pytest.raises(ConfigError, match="clé inconnue"):
-        EmbedTrainConfig.from_yaml(_yaml(tmp_path, epoch=3))
+        load_config(EmbedTrainConfig, _yaml(tmp_path, epoch=3))
     assert main(["--config", str(_yaml(tmp_path, lora_r=0))]) == 2
 
 
 def test_held_out_phrasings_never_reach_training():
-    config = EmbedTrainConfig(kb_dir=str(SHIPPED_KB), holdout_per_entry=1)
+    config = EmbedArgs(kb_dir=str(SHIPPED_KB), holdout_per_entry=1)
     pairs, held, corpus, owner = split_pairs(config)
     trained = {text for pair in pairs for text in pair}
     assert held and not any(question in trained or question in corpus for question, _ in held)
@@ -71,7 +71,10 @@ def test_a_short_run_writes_an_adapter_the_encoders_merge_and_promotion_installs
     target = tmp_path / "installed"
     worse = {**report, "retrieval_after": {**report["retrieval_after"], "mrr": -1.0}}
     assert not promote(worse, target) and not target.exists()
-    better = {**report, "retrieval_after": {**report["retrieval_after"], "mrr": report["retrieval_before"]["mrr"] + 0.1}}
+    better = {
+        **report,
+        "retrieval_after": {**report["retrieval_after"], "mrr": report["retrieval_before"]["mrr"] + 0.1},
+    }
     assert promote(better, target) and (target / "adapter_config.json").is_file()
 
 
