@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from rag.nlu import Analysis, has_subject, strip_noise, topic_text
 from rag.text import fold
 
 if TYPE_CHECKING:
-    from rag.nlu import Analysis
     from settings import RagConfig
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "datasets" / "intent" / "model.npz"
@@ -167,8 +167,6 @@ def second_opinion(analysis: Analysis, text: str, prediction: Prediction, config
       request words are searched too ("pour déposer une réclamation, quel menu ?");
     - the out-of-scope probability is kept for the scope decision made after retrieval.
     """
-    from rag.nlu import has_subject, strip_noise, topic_text
-
     if analysis.small_talk or len(_WORD.findall(fold(text))) < MIN_WORDS:
         return analysis  # "merci !", "ok", two words: too little for the n-grams to be trusted
     reasons = list(analysis.escalation_reasons)

@@ -139,8 +139,9 @@ def staff_login(page, username: str, password: str) -> None:
     expect(page.locator("#staff-who")).to_contain_text(username)
 
 
-def wait_db(predicate: Callable[[], bool], timeout_s: float = 15, message: str = "DB condition") -> None:
-    """Poll the app's database until `predicate()` holds (the UI may update before the commit is read)."""
+def wait_db(predicate: Callable[[], bool], timeout_s: float = 120, message: str = "DB condition") -> None:
+    """Poll the app's database until `predicate()` holds (the UI may update before the commit is read);
+    the timeout only stops a hang: a busy CI machine may take many seconds."""
     deadline = time.monotonic() + timeout_s
     while not predicate():
         if time.monotonic() > deadline:
