@@ -211,6 +211,10 @@ class RagConfig(BaseModel):
     facet_bonus: float = Field(0.02, ge=0, le=0.2, description="Fusion bonus per situation (abroad, Forfait 2€...) named by both question and entry.")
     facet_penalty: float = Field(0.04, ge=0, le=0.2, description="Fusion malus per situation an entry is about and the question does not name.")
     facet_query_penalty: float = Field(0.0, ge=0, le=0.2, description="Fusion malus per situation the question names and the entry does not.")
+    conversation_penalty: float = Field(
+        0.04, ge=0, le=0.2,
+        description="Fusion malus of past conversations: one customer's case, not the curated FAQ or procedure that says the same.",
+    )
     category_bonus: float = Field(0.05, ge=0, le=0.2, description="Fusion bonus for entries of the category a rule identified (cancellation request...).")
     compose_min_confidence: float = Field(
         0.5, ge=0, le=1, description="Each part of a two-part question needs this confidence for a composed answer."

@@ -83,6 +83,8 @@ class HybridRetriever:
         self._facets = np.array([[name in entry_facets(e) for name in names] for e in index.entries],
                                 dtype=np.float32).reshape(len(index.entries), len(names))
         self._categories = np.array([e.category for e in index.entries], dtype=object)
+        self._kind_malus = config.conversation_penalty * np.array(
+            [e.kind == "conversation" for e in index.entries], dtype=np.float32)
 
     def dense_scores(self, query: str, vector: np.ndarray | None = None) -> np.ndarray:
         """Best cosine per entry over its views (questions and answer chunks)."""
@@ -131,7 +133,7 @@ class HybridRetriever:
         bm25 = self.lexical_scores(tokens)
         lexical = bm25 / (bm25 + self.config.lexical_saturation)
         fused = self.config.dense_weight * dense + self.config.lexical_weight * lexical
-        fused = fused + self.facet_adjustment(query if context is None else f"{query} {context}")
+        fused = fused + self.facet_adjustment(query if context is None else f"{query} {context}") - self._kind_malus
         if prefer:
             fused = fused + self.config.category_bonus * np.isin(self._categories, prefer)
         fused = np.clip(fused, 0.0, 1.0)
