@@ -29,6 +29,11 @@ else
   pip_opts+=(--extra-index-url https://download.pytorch.org/whl/cpu)
 fi
 
+# llama-cpp-python is an sdist: compile only the text runtime (its multimodal library, mtmd, is never
+# loaded here) with every core; the caller's CMAKE_ARGS (GPU builds) come after and win.
+export CMAKE_ARGS="-DLLAVA_BUILD=OFF ${CMAKE_ARGS:-}"
+export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}
+
 stamp=.venv/.installed-$(cat requirements*.txt "$req" | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install "${pip_opts[@]}" --upgrade pip
