@@ -79,6 +79,18 @@ class ApiContext:
         """Dependency: per-IP limit of every /api/v1 call."""
         self.limits.hit("ip", self.client_ip(request))
 
+    async def _limit_ip_in_loop(self, request: Request) -> None:
+        self.limit_ip(request)
+
+    def ip_limit_dependency(self) -> Callable[[Request], Any]:
+        """``limit_ip`` as a dependency: on the event loop when the counters are in this process' memory.
+
+        FastAPI runs a sync dependency in the thread pool, a second thread hop per request that costs
+        more than counting in memory; a shared store (Redis) is network I/O and stays in the pool.
+        """
+        local = getattr(self.limits, "storage_uri", "memory://").startswith("memory://")
+        return self._limit_ip_in_loop if local else self.limit_ip
+
     def staff(self, area: str) -> Callable[[Request], StaffPrincipal]:
         """Dependency factory: the bearer token's principal, re-read from the DB, allowed in ``area``."""
 
@@ -137,15 +149,27 @@ def _install_handlers(app: FastAPI, context: ApiContext) -> None:
     for kind in (DatabaseUnavailable, *DB_ERRORS, DBAPIError):
         app.add_exception_handler(kind, _unavailable)
 
-    max_body = context.settings.api.max_body_bytes
+    app.add_middleware(BodyLimit, max_body=context.settings.api.max_body_bytes)
 
-    @app.middleware("http")
-    async def _body_limit(request: Request, call_next):
-        if request.url.path.startswith("/api/"):
-            length = request.headers.get("content-length")
-            if length is not None and (not length.isdigit() or int(length) > max_body):
-                return JSONResponse({"detail": "Requête trop volumineuse."}, 413)
-        return await call_next(request)
+
+class BodyLimit:
+    """413 for an /api/ request whose Content-Length is over ``max_body`` (or not a number), before it is read.
+
+    A plain ASGI middleware: ``@app.middleware("http")`` (Starlette's BaseHTTPMiddleware) runs every
+    request, the Gradio UI's included, through an extra task and memory streams.
+    """
+
+    def __init__(self, app: Any, max_body: int) -> None:
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/api/"):
+            length = next((value for name, value in scope["headers"] if name == b"content-length"), None)
+            if length is not None and (not length.isdigit() or int(length) > self.max_body):
+                await JSONResponse({"detail": "Requête trop volumineuse."}, 413)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def create_api(services: Any, *, secret_key: str | None = None) -> FastAPI:
@@ -182,7 +206,7 @@ def create_api(services: Any, *, secret_key: str | None = None) -> FastAPI:
     )
     app.state.api = context
     _install_handlers(app, context)
-    limited = [Depends(context.limit_ip)]
+    limited = [Depends(context.ip_limit_dependency())]
     app.include_router(ops_router(context), prefix=PREFIX)
     app.include_router(chat_router(context), prefix=PREFIX, dependencies=limited)
     app.include_router(staff_router(context), prefix=PREFIX, dependencies=limited)

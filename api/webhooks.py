@@ -90,6 +90,8 @@ class WebhookDispatcher:
 
     def write_ticket(self, session: Session, event: str, ticket: Ticket) -> None:
         """The outbox hook of TicketService: a ticket event, in the ticket change's own transaction."""
+        if not self.enabled:
+            return
         from api.routes.chat import _ticket_data
 
         data: dict[str, Any] = {"ticket": _ticket_data(ticket)}

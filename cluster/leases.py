@@ -20,6 +20,7 @@ lost or cannot be renewed.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import re
@@ -280,11 +281,19 @@ class DatabaseLeases(LeaseService):
         if handle is None:
             return
         try:
-            if not self._postgres:
+            if self._postgres:
+                # Unlock before closing: the server ends a closed session in the background, so a
+                # lock left to the disconnect can still show as held to the next reader for a moment.
+                from sqlalchemy import text
+
+                handle.execute(text("SELECT pg_advisory_unlock(:c, :o)"), self._key(lease.name))
+                handle.commit()
+            else:
                 fcntl.flock(handle, fcntl.LOCK_UN)
-            handle.close()  # closing the connection ends its session: the advisory lock goes with it
-        except Exception:  # already broken: freed anyway
+        except Exception:  # already broken: its lock went with the connection
             pass
+        with contextlib.suppress(Exception):
+            handle.close()  # closing the connection ends its session (and any lock it still holds)
 
     def holder(self, name: str) -> str | None:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,11 +15,15 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 MIGRATION_LOCK_KEY = 0x4D6F62696C6961  # pg_advisory_lock key of `migrate` ("Mobilia")
+# PostgreSQL: a pooled connection idle for longer than this is pinged before use (see _watch_idle).
+PING_AFTER_IDLE_S = 2.0
+_RETURNED_AT = "mobilia.returned_at"  # connection_record.info key: when the connection went back to the pool
 
 SQLITE_BUSY_TIMEOUT_S = 5.0
 # Applied on every new SQLite connection: WAL lets readers run while one writer writes.
@@ -42,12 +47,16 @@ class Database:
     The engine is created on first use so that building a ``Database`` has no side effect.
     """
 
-    def __init__(self, url: str | URL, *, echo: bool = False, **engine_kwargs: Any) -> None:
+    def __init__(
+        self, url: str | URL, *, echo: bool = False, ping_after_idle_s: float = PING_AFTER_IDLE_S, **engine_kwargs: Any
+    ) -> None:
         self._url = make_url(url)
         self._echo = echo
+        self.ping_after_idle_s = ping_after_idle_s
         self._engine_kwargs = engine_kwargs
         self._engine: Engine | None = None
         self._sessions: sessionmaker[Session] | None = None
+        self._read_sessions: sessionmaker[Session] | None = None
         self._lock = threading.Lock()
         self._writer = threading.RLock()  # SQLite: this process' writers queue here (see write())
 
@@ -82,9 +91,11 @@ class Database:
         """Build the engine with the pool and per-connection settings the backend needs."""
         kwargs: dict[str, Any] = {"echo": self._echo}
         if not self.is_sqlite:
-            kwargs["pool_pre_ping"] = True
             kwargs.update(self._engine_kwargs)
-            return create_engine(self._url, **kwargs)
+            engine = create_engine(self._url, **kwargs)
+            if not kwargs.get("pool_pre_ping"):
+                _watch_idle(engine, self.ping_after_idle_s)
+            return engine
 
         memory = _is_sqlite_memory(self._url)
         if memory:
@@ -123,6 +134,20 @@ class Database:
             self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         return self._sessions
 
+    def _read_session_factory(self) -> sessionmaker[Session]:
+        """The sessionmaker of ``read``: on PostgreSQL its connections run in autocommit (no BEGIN, no COMMIT).
+
+        PostgreSQL's default READ COMMITTED already gives each statement its own snapshot, so a
+        read transaction bought no consistency, only two round trips per session. Nothing is ever
+        flushed from a read session (``autoflush=False``; ``read`` refuses pending changes).
+        """
+        if self.is_sqlite:
+            return self._session_factory()
+        if self._read_sessions is None:
+            bind = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            self._read_sessions = sessionmaker(bind, expire_on_commit=False, autoflush=False)
+        return self._read_sessions
+
     @contextmanager
     def write(self) -> Iterator[Session]:
         """Yield a session in a write transaction: commit on success, roll back on any error."""
@@ -151,12 +176,14 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        """Yield a session for reads only: a deferred transaction, so SQLite never takes its write lock.
+        """Yield a session for reads only: SQLite never takes its write lock, PostgreSQL opens no transaction.
 
-        In WAL mode such a transaction reads a consistent snapshot while a writer commits and never
-        waits for one. Changing an object inside it is a bug: it raises instead of being saved.
+        SQLite: a deferred transaction, which in WAL mode reads a consistent snapshot while a writer
+        commits and never waits for one. PostgreSQL: autocommit, each statement on its own snapshot
+        (as READ COMMITTED transactions do anyway). Changing an object inside it is a bug: it raises
+        instead of being saved.
         """
-        with self._session_factory().begin() as session:
+        with self._read_session_factory().begin() as session:
             yield session
             if session.new or session.dirty or session.deleted:
                 raise RuntimeError("Database.read() sessions cannot write: use Database.write()")
@@ -223,3 +250,32 @@ class Database:
                 self._engine.dispose()
             self._engine = None
             self._sessions = None
+            self._read_sessions = None
+
+
+def _watch_idle(engine: Engine, idle_s: float) -> None:
+    """Ping a pooled PostgreSQL connection before use only when it sat idle for more than ``idle_s``.
+
+    ``pool_pre_ping`` costs a round trip on every checkout, i.e. on every session. A connection
+    that was in use a moment ago is almost surely alive; one idle for a while may have been closed
+    by a server restart, so it gets the same ``SELECT 1`` first. A failed ping raises SQLAlchemy's
+    ``InvalidatePoolError`` in the pool's ``checkout`` event: the pool drops every connection made
+    before now and checks out a fresh one (a database still down raises the connect error, which
+    the API answers with 503). A connection that dies while busy fails its statement, which is a
+    disconnect error, and that also invalidates the pool, so the next sessions reconnect.
+    """
+    dialect = engine.dialect
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_RETURNED_AT] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        returned_at = record.info.get(_RETURNED_AT)  # None: a new connection, just opened
+        if returned_at is None or time.monotonic() - returned_at <= idle_s:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # any failure: this connection (and its generation) is unusable
+            raise InvalidatePoolError(f"idle connection failed its ping: {type(exc).__name__}") from exc

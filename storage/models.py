@@ -161,7 +161,8 @@ class Message(Base):
     )
     role: Mapped[str] = mapped_column(String(16))
     content: Mapped[str] = mapped_column(Text)
-    meta: Mapped[dict[str, Any] | None]
+    # None is SQL NULL (not JSON 'null'), whether or not the row that inserts it names the column.
+    meta: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 

@@ -6,12 +6,13 @@ Every method opens its own session and returns ORM instances that stay usable af
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Insert, Select, Update, bindparam, insert, select, true, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from storage.db import Database
 from storage.models import (
@@ -118,18 +119,16 @@ class ConversationRepository:
             return session.get(Conversation, conversation_id)
 
     def get_with_recent(self, conversation_id: str, limit: int) -> tuple[Conversation | None, list[Message]]:
-        """The conversation and its latest ``limit`` messages (oldest first), read in one snapshot."""
+        """The conversation and its latest ``limit`` messages (oldest first), read by one statement.
+
+        One round trip per chat turn: the conversation row outer-joined to its latest messages.
+        """
         with self.db.read() as session:
-            conversation = session.get(Conversation, conversation_id)
-            if conversation is None:
-                return None, []
-            latest = session.scalars(
-                select(Message)
-                .where(Message.conversation_id == conversation_id)
-                .order_by(Message.created_at.desc(), Message.id.desc())
-                .limit(limit)
-            )
-            return conversation, list(reversed(latest.all()))
+            rows = session.execute(_statements().recent, {"conversation_id": conversation_id, "limit": limit}).all()
+        if not rows:
+            return None, []
+        messages = sorted((m for _c, m in rows if m is not None), key=lambda m: (m.created_at, m.id))
+        return rows[0][0], messages
 
     def delete_if_empty(self, conversation_id: str) -> bool:
         """Delete a conversation that has no message yet (an opening whose first message failed)."""
@@ -289,21 +288,57 @@ def _get_conversation(session: Session, conversation_id: str) -> Conversation:
 def append_messages(session: Session, conversation_id: str, rows: list[dict[str, Any]]) -> list[Message]:
     """Add messages (dicts of role, content and optionally meta, created_at) inside the caller's write transaction.
 
-    Touches the conversation's ``updated_at``; the returned messages have their ids (flushed).
+    Touches the conversation's ``updated_at``. Two statements whatever the number of messages: one
+    UPDATE (no SELECT first: it also tells whether the conversation exists) and one INSERT returning
+    the ids. The returned messages are plain copies (not in the session) with their ids.
     """
     for row in rows:
         _check_choice("role", row["role"], MESSAGE_ROLES)
-    # One UPDATE (no SELECT first): it also tells whether the conversation exists.
-    touched = session.execute(
-        update(Conversation).where(Conversation.id == conversation_id).values(updated_at=utcnow()),
-        execution_options={"synchronize_session": False},
-    )
+    now = utcnow()
+    statements = _statements()
+    touched = session.execute(statements.touch, {"conversation_id": conversation_id, "now": now})
     if touched.rowcount == 0:
         raise NotFoundError(f"conversation {conversation_id!r} not found")
-    messages = [Message(conversation_id=conversation_id, **row) for row in rows]
-    session.add_all(messages)
-    session.flush()
-    return messages
+    values = [{"conversation_id": conversation_id, "role": row["role"], "content": row["content"],
+               "meta": row.get("meta"), "created_at": row.get("created_at") or now} for row in rows]  # fmt: skip
+    ids = session.scalars(statements.add_messages, values).all()
+    return [Message(id=message_id, **value) for message_id, value in zip(ids, values, strict=True)]
+
+
+class _Statements:
+    """The statements of every chat turn, built once with bound parameters.
+
+    A statement object memoises its compiled-cache key, so a turn neither rebuilds nor re-keys them.
+    """
+
+    def __init__(self) -> None:
+        recent = (
+            select(Message)
+            .where(Message.conversation_id == bindparam("conversation_id"))
+            .order_by(Message.created_at.desc(), Message.id.desc())
+            .limit(bindparam("limit"))
+            .subquery()
+        )
+        latest = aliased(Message, recent)
+        self.recent: Select = (
+            select(Conversation, latest).outerjoin(latest, true()).where(Conversation.id == bindparam("conversation_id"))
+        )
+        conversations, messages = Conversation.__table__, Message.__table__
+        self.touch: Update = (
+            update(conversations).where(conversations.c.id == bindparam("conversation_id"))
+            .values(updated_at=bindparam("now"))
+        )  # fmt: skip
+        self.add_messages: Insert = insert(messages).returning(messages.c.id, sort_by_parameter_order=True)
+        self.idempotency: Select = select(IdempotencyKey).where(
+            IdempotencyKey.scope == bindparam("scope"), IdempotencyKey.key == bindparam("key")
+        )
+        self.add_idempotency: Insert = insert(IdempotencyKey.__table__)
+
+
+@functools.cache
+def _statements() -> _Statements:
+    """Built on first use, not at import."""
+    return _Statements()
 
 
 class IdempotencyRepository:
@@ -315,18 +350,17 @@ class IdempotencyRepository:
     def get(self, scope: str, key: str) -> IdempotencyKey | None:
         """The record of ``key`` in ``scope``, or None."""
         with self.db.read() as session:
-            return session.scalars(
-                select(IdempotencyKey).where(IdempotencyKey.scope == scope, IdempotencyKey.key == key)
-            ).one_or_none()
+            return session.scalars(_statements().idempotency, {"scope": scope, "key": key}).one_or_none()
 
     @staticmethod
     def record(
         session: Session, scope: str, key: str, request_hash: str, conversation_id: str, response: dict[str, Any]
     ) -> IdempotencyKey:
-        """Store a response inside the caller's write transaction (IntegrityError if the key is taken)."""
-        record = IdempotencyKey(
-            scope=scope, key=key, request_hash=request_hash, conversation_id=conversation_id, response=response
-        )
-        session.add(record)
-        session.flush()
-        return record
+        """Store a response inside the caller's write transaction (IntegrityError if the key is taken).
+
+        A plain INSERT (no unit of work); the returned record is a copy that is not in the session.
+        """
+        values = {"scope": scope, "key": key, "request_hash": request_hash, "conversation_id": conversation_id,
+                  "response": response, "created_at": utcnow()}  # fmt: skip
+        session.execute(_statements().add_idempotency, values)
+        return IdempotencyKey(**values)

@@ -8,9 +8,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from storage.db import Database
 from storage.models import Conversation, Message, Ticket, TicketEvent, utcnow
@@ -91,8 +92,8 @@ class TicketService:
             touched = session.info.pop(TOUCHED, [])
             if self.outbox is not None and touched:
                 session.flush()
-                for ticket_id in dict.fromkeys(touched):
-                    self._to_outbox(session, event, _with_events(session, ticket_id))
+                for ticket_id in dict.fromkeys(touched):  # loaded by the change: no query, no history
+                    self._to_outbox(session, event, session.get(Ticket, ticket_id))
 
     def _to_outbox(self, session: Session, event: str, ticket: Ticket) -> None:
         if self.outbox is not None:
@@ -166,6 +167,9 @@ class TicketService:
 
         A RESOLVED live ticket goes back to IN_PROGRESS. Returns the ticket and the events the
         caller hands to ``publish`` once its transaction is committed (the outbox gets them now).
+        Escalating a conversation whose ticket is already open only writes what is new (a raised
+        priority, a reopening): the ticket's history is not read back, so the returned ticket has
+        its ``events`` loaded only when it was just created (``get`` gives the full history).
         """
         priority = Priority(priority)
         ticket, created = self._open_in(
@@ -177,9 +181,8 @@ class TicketService:
             _move(session, ticket, TicketStatus.IN_PROGRESS, actor, self.clock())
             events.append("ticket.updated")
         session.flush()
-        ticket = _with_events(session, ticket.id)
         for event in events:
-            self._to_outbox(session, event, ticket)
+            self._to_outbox(session, event, ticket)  # the webhooks carry the ticket's fields, not its history
         return ticket, events
 
     def publish(self, events: list[str], ticket: Ticket) -> None:
@@ -206,13 +209,6 @@ class TicketService:
                 return existing, False
         conversation: Conversation | None = None
         if conversation_id is not None:
-            conversation = session.get(Conversation, conversation_id)
-            if conversation is None:
-                raise NotFoundError(f"conversation {conversation_id!r} not found")
-            if customer_id is None:
-                customer_id = conversation.customer_id
-            if conversation.status != "agent":
-                conversation.status = "escalated"
             existing = session.scalars(
                 select(Ticket)
                 .where(
@@ -221,9 +217,17 @@ class TicketService:
                 )
                 .with_for_update()
             ).first()
-            if existing is not None:
+            if existing is not None:  # the usual repeat: one UPDATE, which changes nothing once escalated
+                _mark_escalated(session, conversation_id)
                 self._raise_priority(session, existing, priority, actor, now)
                 return existing, False
+            conversation = session.get(Conversation, conversation_id)
+            if conversation is None:
+                raise NotFoundError(f"conversation {conversation_id!r} not found")
+            if customer_id is None:
+                customer_id = conversation.customer_id
+            if conversation.status != "agent":
+                conversation.status = "escalated"
 
         ticket = Ticket(
             conversation_id=conversation_id,
@@ -239,7 +243,7 @@ class TicketService:
         )
         session.add(ticket)
         session.flush()
-        _add_event(
+        created = _add_event(
             session,
             ticket,
             "created",
@@ -247,6 +251,7 @@ class TicketService:
             f"Ticket créé ({category}, priorité {PRIORITY_LABELS[priority]}).",
             now,
         )
+        set_committed_value(ticket, "events", [created])  # its whole history, known without a query
         return ticket, True
 
     @staticmethod
@@ -505,6 +510,16 @@ def _set_conversation_status(session: Session, ticket: Ticket, status: str) -> b
         return False
     conversation.status = status
     return True
+
+
+def _mark_escalated(session: Session, conversation_id: str) -> None:
+    """The conversation goes to ``escalated`` unless an agent has it (or it already is); one UPDATE, no load."""
+    conversations = Conversation.__table__
+    session.execute(
+        update(conversations)
+        .where(conversations.c.id == conversation_id, conversations.c.status.not_in(("agent", "escalated")))
+        .values(status="escalated")
+    )
 
 
 def _notify(session: Session, ticket: Ticket, notice: str, text: str) -> None:

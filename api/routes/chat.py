@@ -127,8 +127,13 @@ def chat_router(ctx) -> APIRouter:
                 )
             new_key = ctx.keys.key_for(session.conversation_id)
         ctx.limits.hit("conversation", session.conversation_id)
-        respond = lambda reply: _response(session, new_key, opening, text, reply)  # noqa: E731
-        idempotency = Idempotency(*claim, render=lambda r: respond(r).model_dump(mode="json")) if claim else None
+        rendered: dict = {}  # the body, built once: stored with the idempotency key and sent as is
+
+        def render(reply) -> dict:
+            rendered["body"] = _response(session, new_key, opening, text, reply).model_dump(mode="json")
+            return rendered["body"]
+
+        idempotency = Idempotency(*claim, render=render) if claim else None
         try:
             reply = chat.send(session, text, idempotency)  # not retried: it stores the message (see ApiContext.db)
         except PermissionError:
@@ -137,7 +142,8 @@ def chat_router(ctx) -> APIRouter:
             if new_key is not None and opening is None:  # nothing of a refused call stays stored
                 chat.discard_empty(session)
             raise
-        return respond(reply)
+        # A JSONResponse is sent as is: FastAPI would validate the model again against response_model.
+        return JSONResponse(rendered["body"] if "body" in rendered else render(reply))
 
     def _response(session: ChatSession, new_key: str | None, opening, text: str, reply) -> ChatMessageResponse:
         answer = reply.answer

@@ -328,3 +328,117 @@ def test_postgresql_column_types(request, db_backend: str, db: Database) -> None
             )
         ).scalar_one()
         assert "UNIQUE" in predicate and "WHERE" in predicate and "CLOSED" in predicate
+
+
+# --- PostgreSQL connections: a ping only after idling, reads without a transaction -------------
+
+
+@pytest.fixture
+def pg_url(db_backend: str, db: Database) -> str:
+    """The URL of the test's migrated PostgreSQL schema (SQLite has no server connection to lose)."""
+    if db_backend != "postgresql":
+        pytest.skip("PostgreSQL connections only")
+    return db.engine.url.render_as_string(hide_password=False)
+
+
+def _backend_pid(db: Database) -> int:
+    with db.read() as session:
+        return session.scalar(text("SELECT pg_backend_pid()"))
+
+
+def _terminate(admin: Database, pid: int) -> None:
+    """End one server process, as a PostgreSQL restart does, and wait until it is gone."""
+    import time
+
+    with admin.write() as session:
+        assert session.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    deadline = time.monotonic() + 30  # hang guard only: it is usually gone within milliseconds
+    while time.monotonic() < deadline:
+        with admin.read() as session:
+            if not session.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}):
+                return
+        time.sleep(0.01)
+    raise AssertionError(f"backend {pid} still alive")
+
+
+def _count_pings(db: Database) -> list[int]:
+    pings: list[int] = []
+    real = db.engine.dialect.do_ping
+
+    def counting(dbapi_connection) -> bool:
+        pings.append(1)
+        return real(dbapi_connection)
+
+    db.engine.dialect.do_ping = counting  # type: ignore[method-assign]
+    return pings
+
+
+def test_busy_connections_are_not_pinged_idle_ones_are(pg_url: str) -> None:
+    busy = Database(pg_url, ping_after_idle_s=60.0, pool_size=1, max_overflow=0)
+    idle = Database(pg_url, ping_after_idle_s=0.0, pool_size=1, max_overflow=0)
+    try:
+        busy_pings, idle_pings = _count_pings(busy), _count_pings(idle)
+        for _ in range(5):
+            _backend_pid(busy)
+            _backend_pid(idle)
+        assert busy_pings == []  # pool_pre_ping used to cost one round trip per session
+        assert len(idle_pings) == 4  # every checkout but the first (a new connection)
+    finally:
+        busy.dispose()
+        idle.dispose()
+
+
+def test_a_connection_closed_by_the_server_while_idle_is_replaced_before_use(pg_url: str, db: Database) -> None:
+    pooled = Database(pg_url, ping_after_idle_s=0.0, pool_size=1, max_overflow=0)
+    try:
+        pid = _backend_pid(pooled)
+        _terminate(db, pid)
+        with pooled.write() as session:  # the ping fails on checkout: a fresh connection, no error
+            assert session.scalar(text("SELECT pg_backend_pid()")) != pid
+            session.add(Customer(full_name="Alice Martin", phone="+33612345678"))
+        with pooled.read() as session:
+            assert session.scalars(select(Customer.full_name)).all() == ["Alice Martin"]
+    finally:
+        pooled.dispose()
+
+
+def test_a_connection_lost_while_in_use_fails_once_then_the_pool_reconnects(pg_url: str, db: Database) -> None:
+    """Within the idle delay nothing is checked: the statement fails (the API answers 503), the next one works."""
+    from sqlalchemy.exc import OperationalError
+
+    pooled = Database(pg_url, ping_after_idle_s=60.0, pool_size=2, max_overflow=0)
+    try:
+        with pooled.read() as first, pooled.read() as second:  # two pooled connections, both lost below
+            pids = [s.scalar(text("SELECT pg_backend_pid()")) for s in (first, second)]
+        for pid in pids:
+            _terminate(db, pid)
+        with pytest.raises(OperationalError) as failed, pooled.read() as session:
+            session.execute(text("SELECT 1"))
+        assert failed.value.connection_invalidated
+        assert _backend_pid(pooled) not in pids  # the whole pool was invalidated: no second failure
+        assert _backend_pid(pooled) not in pids
+    finally:
+        pooled.dispose()
+
+
+def test_postgresql_reads_open_no_transaction_and_writes_still_roll_back(pg_url: str) -> None:
+    from psycopg.pq import TransactionStatus
+
+    pooled = Database(pg_url, pool_size=1, max_overflow=0)  # one connection: reads and writes share it
+    try:
+        with pooled.read() as session:
+            session.scalar(text("SELECT 1"))
+            assert session.connection().connection.dbapi_connection.info.transaction_status == TransactionStatus.IDLE
+        with pytest.raises(RuntimeError), pooled.write() as session:
+            session.add(Customer(full_name="Alice Martin", phone="+33612345678"))
+            session.flush()
+            assert session.connection().connection.dbapi_connection.info.transaction_status == TransactionStatus.INTRANS
+            raise RuntimeError("boom")
+        with pooled.read() as session:
+            assert session.scalars(select(Customer)).all() == []
+        with pytest.raises(RuntimeError, match="cannot write"), pooled.read() as session:
+            session.add(Customer(full_name="Bruno Petit", phone="+33798765432"))
+        with pooled.read() as session:
+            assert session.scalars(select(Customer)).all() == []
+    finally:
+        pooled.dispose()

@@ -15,9 +15,11 @@ from storage import (
     Database,
     Feedback,
     FeedbackRepository,
+    Message,
     MessageRepository,
     NotFoundError,
 )
+from storage.repositories import append_messages
 
 pytestmark = pytest.mark.all_backends
 
@@ -150,6 +152,66 @@ def test_message_validation(db: Database, conversation_id: str) -> None:
     message = repo.add(conversation_id, "user", "Bonjour")
     assert repo.get(message.id).content == "Bonjour"  # type: ignore[union-attr]
     assert repo.get(12345) is None
+
+
+def test_a_chat_turn_is_one_update_and_one_insert(db: Database, conversation_id: str) -> None:
+    """append_messages on PostgreSQL: whatever the number of messages, one UPDATE and one INSERT."""
+    from sqlalchemy import event
+
+    statements: list[str] = []
+
+    def spy(_conn, _cursor, statement, *_args) -> None:
+        statements.append(statement.lstrip().split(None, 1)[0].upper())
+
+    rows = [{"role": "user", "content": "Ma facture ?"}, {"role": "assistant", "content": "Voici.", "meta": {"a": 1}},
+            {"role": "system", "content": "Ticket.", "meta": None}]  # fmt: skip
+    event.listen(db.engine, "before_cursor_execute", spy)
+    try:
+        with db.write() as session:
+            stored = append_messages(session, conversation_id, rows)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", spy)
+    statements = [s for s in statements if s != "BEGIN"]
+    # PostgreSQL: one round trip for every message. SQLite (in process, no round trip) inserts row by row
+    # when the ids must come back in order.
+    assert statements == ["UPDATE", "INSERT"] if not db.is_sqlite else ["UPDATE", "INSERT", "INSERT", "INSERT"]
+    assert [m.content for m in stored] == ["Ma facture ?", "Voici.", "Ticket."]
+    assert stored[0].id < stored[1].id < stored[2].id
+    assert [m.id for m in MessageRepository(db).list(conversation_id)] == [m.id for m in stored]
+    with db.read() as session:  # no meta, or None: SQL NULL either way (never JSON 'null')
+        nulls = session.scalars(select(Message.id).where(Message.meta.is_(None)).order_by(Message.id)).all()
+    assert nulls == [stored[0].id, stored[2].id]
+
+
+def test_recent_messages_come_with_their_conversation_in_one_statement(db: Database, conversation_id: str) -> None:
+    repo = MessageRepository(db)
+    for n in range(6):
+        repo.add(conversation_id, "user" if n % 2 == 0 else "assistant", f"m{n}", meta={"n": n} if n % 2 else None)
+    conversation, recent = ConversationRepository(db).get_with_recent(conversation_id, limit=4)
+    assert conversation is not None and conversation.id == conversation_id
+    assert [(m.content, m.meta) for m in recent] == [("m2", None), ("m3", {"n": 3}), ("m4", None), ("m5", {"n": 5})]
+    empty = ConversationRepository(db).create().id
+    found, none = ConversationRepository(db).get_with_recent(empty, limit=4)
+    assert found is not None and found.id == empty and none == []
+    assert ConversationRepository(db).get_with_recent("0" * 32, limit=4) == (None, [])
+
+
+def test_idempotency_records_are_written_in_the_callers_transaction(db: Database, conversation_id: str) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    from storage import IdempotencyRepository
+
+    repo = IdempotencyRepository(db)
+    with db.write() as session:
+        repo.record(session, conversation_id, "key-00001", "h" * 64, conversation_id, {"response": "Voici."})
+    first = repo.get(conversation_id, "key-00001")
+    assert first is not None and first.response == {"response": "Voici."} and first.created_at.tzinfo is UTC
+    assert repo.get(conversation_id, "key-00002") is None
+    with pytest.raises(IntegrityError), db.write() as session:  # the key is taken: the whole turn rolls back
+        append_messages(session, conversation_id, [{"role": "user", "content": "Rejoué"}])
+        repo.record(session, conversation_id, "key-00001", "x" * 64, conversation_id, {"response": "Autre."})
+    assert repo.get(conversation_id, "key-00001").request_hash == "h" * 64  # type: ignore[union-attr]
+    assert [m.content for m in MessageRepository(db).list(conversation_id)] == []
 
 
 # --- feedback ----------------------------------------------------------------------------

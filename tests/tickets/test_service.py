@@ -150,6 +150,67 @@ def test_open_ticket_is_idempotent_per_conversation_and_raises_priority(
         assert session.scalar(select(func.count()).select_from(Ticket)) == 1
 
 
+def escalate(db: Database, service: TicketService, conversation_id: str, priority: str) -> tuple[Ticket, list[str]]:
+    """A chat turn's escalation: ``escalate_within`` in the turn's own write transaction."""
+    with db.write() as session:
+        return service.escalate_within(session, conversation_id=conversation_id, customer_id=None,
+                                       category="facturation", priority=priority, summary="Facture contestée.")  # fmt: skip
+
+
+def test_escalating_an_open_ticket_appends_only_what_is_new(
+    db: Database, service: TicketService, clock: Clock, conversation_id: str
+) -> None:
+    from sqlalchemy import event
+
+    outbox: list[tuple[str, int, str]] = []
+    service.outbox = lambda _session, name, ticket: outbox.append((name, ticket.id, ticket.priority))
+    first, events = escalate(db, service, conversation_id, "MEDIUM")
+    assert events == ["ticket.created", "conversation.escalated"]
+    assert [e.kind for e in first.events] == ["created"]  # a new ticket's whole history, without a query
+
+    statements: list[str] = []
+
+    def spy(_conn, _cursor, statement, *_args) -> None:
+        statements.append(" ".join(statement.split()).upper())
+
+    event.listen(db.engine, "before_cursor_execute", spy)
+    try:
+        clock.advance(hours=1)
+        raised, raised_events = escalate(db, service, conversation_id, "URGENT")
+        again, again_events = escalate(db, service, conversation_id, "LOW")  # nothing new: no event at all
+    finally:
+        event.remove(db.engine, "before_cursor_execute", spy)
+
+    assert raised.id == again.id == first.id and raised_events == again_events == ["conversation.escalated"]
+    assert not [s for s in statements if s.startswith("SELECT") and "TICKET_EVENTS" in s], "history never read"
+    assert sum(s.startswith("INSERT INTO TICKET_EVENTS") for s in statements) == 1  # the priority note only
+    history = service.get(first.id)
+    assert history is not None and [e.kind for e in history.events] == ["created", "note"]
+    assert history.priority == "URGENT" and history.updated_at == T0 + timedelta(hours=1)
+    # One outbox entry per event, carrying the ticket as it is now (what the webhooks send).
+    assert outbox == [("ticket.created", first.id, "MEDIUM"), ("conversation.escalated", first.id, "MEDIUM"),
+                      ("conversation.escalated", first.id, "URGENT"), ("conversation.escalated", first.id, "URGENT")]  # fmt: skip
+    assert ConversationRepository(db).get(conversation_id).status == "escalated"  # type: ignore[union-attr]
+
+
+def test_escalating_again_keeps_an_agent_conversation_and_reopens_a_resolved_ticket(
+    db: Database, service: TicketService, conversation_id: str
+) -> None:
+    first, _ = escalate(db, service, conversation_id, "LOW")
+    service.transition(first.id, "IN_PROGRESS", actor="agent.paul")
+    ConversationRepository(db).set_status(conversation_id, "agent")
+    escalate(db, service, conversation_id, "LOW")
+    assert ConversationRepository(db).get(conversation_id).status == "agent"  # type: ignore[union-attr]
+
+    service.transition(first.id, "RESOLVED", actor="agent.paul")
+    ConversationRepository(db).set_status(conversation_id, "bot")
+    reopened, events = escalate(db, service, conversation_id, "LOW")
+    assert reopened.id == first.id and reopened.status == "IN_PROGRESS" and reopened.resolved_at is None
+    assert events == ["conversation.escalated", "ticket.updated"]
+    assert ConversationRepository(db).get(conversation_id).status == "escalated"  # type: ignore[union-attr]
+    assert [e.kind for e in service.get(first.id).events][-1] == "status"  # type: ignore[union-attr]
+
+
 def test_raised_priority_never_moves_the_deadline_later(
     service: TicketService, clock: Clock, conversation_id: str
 ) -> None:
