@@ -194,6 +194,19 @@ class RagConfig(BaseModel):
         description="Message classifier (`python -m training.intent`) giving the rules a second opinion on hand-offs "
         "and scope; empty: rules only.",
     )
+    scope_examples: Path | None = Field(
+        ROOT / "datasets" / "intent",
+        description="Labelled messages (`*.jsonl`, the classifier's data) embedded with the index: a message much "
+        "closer to an out-of-scope example than to any in-scope one or KB passage is out of scope; empty: not used.",
+    )
+    out_of_scope_example_margin: float = Field(
+        0.1, ge=0, le=2,
+        description="Cosine by which the nearest out-of-scope example must beat every in-scope one and the KB to decide alone.",
+    )
+    out_of_scope_example_agreement: float = Field(
+        0.4, ge=0, le=1.01,
+        description="Classifier probability of out of scope enough when the nearest example is out of scope (any margin).",
+    )
     intent_handoff: float = Field(
         0.9, ge=0, le=1.01, description="Classifier probability of a hand-off above which a message the rules let through escalates."
     )

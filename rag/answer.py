@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 
+import numpy as np
+
 from rag.embeddings import Embedder
 from rag.fair import FairSlots
 from rag.index import KnowledgeIndex, build_index
@@ -24,7 +26,7 @@ from rag.nlu import Analysis, analyze_message, is_follow_up, names_domain, ticke
 from rag.promises import drop_sentences, keep_promises_honest
 from rag.retriever import Hit, HybridRetriever, Retrieval
 from rag.sources import DEFAULT_LINKS, Entry, customer_label, customer_url
-from rag.text import fold
+from rag.text import analyze, fold
 from settings import RagConfig
 
 log = logging.getLogger(__name__)
@@ -142,6 +144,13 @@ def _question_terms(question: str) -> set[str]:
     return {w for w in re.findall(r"[a-z0-9]+", fold(question)) if 3 <= len(w) <= 6}
 
 
+def _names_something(text: str) -> bool:
+    """Whether one part of a message can be a question of its own: two words the retriever indexes, or one
+    it knows as a subject of this service ("où j'en suis de ma conso"), not filler ("franchement c'est de la")."""
+    tokens = analyze(text)
+    return sum(not t.startswith("grp_") for t in tokens) >= 2 or any(t.startswith("grp_") for t in tokens)
+
+
 def split_question(text: str) -> list[str]:
     """The two questions of a two-part message (each with something to search for), else [].
 
@@ -151,9 +160,16 @@ def split_question(text: str) -> list[str]:
     splits = []
     for match in _SECOND_QUESTION.finditer(folded):
         first, second = folded[: match.start()].strip(" ,;?"), folded[match.end() :].strip(" ,;?")
-        if len(re.findall(r"[a-z0-9]{3,}", first)) >= 2 and len(re.findall(r"[a-z0-9]{3,}", second)) >= 2:
+        if _names_something(first) and _names_something(second):
             splits.append(([first, second], bool(_BETWEEN_QUESTIONS.search(match.group(0)))))
     return next((parts for parts, between in splits if between), splits[0][0] if splits else [])
+
+
+def _blend(whole: np.ndarray, part: np.ndarray) -> np.ndarray:
+    """The search vector of one part of a two-part question: the part's own meaning, kept in the
+    context of the whole message (unit length, like every query vector)."""
+    mixed = whole + part
+    return mixed / max(float(np.linalg.norm(mixed)), 1e-9)
 
 
 def entry_text(entry: Entry, escalated: bool, human_requested: bool) -> str:
@@ -288,7 +304,7 @@ class AnswerEngine:
         retrieval, used = self._retrieve(retriever, analysis, question, previous_question)
         top = retrieval.top
         confidence = round(used[0].score, 4) if used else 0.0
-        if self._out_of_scope(analysis, retrieval):
+        if self._out_of_scope(analysis, retrieval, question):
             answer = Answer(text=OUT_OF_SCOPE_TEXT, intent="général", confidence=confidence, out_of_scope=True,
                             sentiment=analysis.sentiment, links=_links("général", [], False))
             return self._finish(answer, start), [], False
@@ -355,9 +371,10 @@ class AnswerEngine:
             # the entry the whole message found is answered by it; only the other part is searched.
             best = [retriever.lexical_best(part) for part in parts]
             if best[0] != best[1]:
-                vector = retriever.embedder.encode_query(topic)  # cached: the whole message's vector, no new embedding
+                whole = retriever.embedder.encode_query(topic)  # cached: the whole message's vector
                 found = [retrieval if b == retrieval.top.entry.id
-                         else retriever.search(p, prefer=prefer, vector=vector, context=topic)
+                         else retriever.search(p, prefer=prefer, context=topic,
+                                               vector=_blend(whole, retriever.embedder.encode_query(p)))
                          for p, b in zip(parts, best, strict=True)]
         if previous_question and is_follow_up(question):
             # The new message counts twice so it steers; the previous one supplies the subject.
@@ -412,12 +429,15 @@ class AnswerEngine:
             self._rare = (index, frozenset(t for t, n in counts.items() if n <= limit))
         return self._rare[1]
 
-    def _out_of_scope(self, analysis: Analysis, retrieval: Retrieval) -> bool:
+    def _out_of_scope(self, analysis: Analysis, retrieval: Retrieval, question: str) -> bool:
         """Another company's offer or service, or a question whose words and retrieval both point elsewhere.
 
         Recognised requests (a human, a cancellation, a complaint...) are never out of scope. The
         classifier (rag.intent) decides when it is sure, or fairly sure with nothing grounded found
-        ("mon réseau LinkedIn", "le mode sombre d'Excel"). Otherwise a word only this service uses
+        ("mon réseau LinkedIn", "le mode sombre d'Excel") unless the question names one of the KB's rare
+        technical terms. So does the nearest labelled message
+        (`scope_examples`) when it is off topic by a clear margin, or by any margin with the classifier
+        leaning the same way (again unless a rare technical term is named). Otherwise a word only this service uses
         ("forfait", "APN"...) keeps a question in scope, and the
         scope score, best fused score + known_weight x share of the question's words the KB uses,
         must reach a threshold calibrated on data (`python -m bench.calibrate`); a question with
@@ -428,10 +448,19 @@ class AnswerEngine:
         if analysis.escalation_reasons:
             return False
         config = self.config
-        if (p := analysis.out_of_scope_probability) is not None:  # the classifier's view, even with domain words
+        p = analysis.out_of_scope_probability
+        own_term = not _question_terms(question).isdisjoint(self._rare_terms())  # "MCC", "APN": this service's words
+        if p is not None:  # the classifier's view, even with domain words
             top = retrieval.top.score if retrieval.top else 0.0
-            if p >= config.intent_out_of_scope or (p >= config.intent_out_of_scope_ungrounded and top < config.min_confidence):
+            if p >= config.intent_out_of_scope or (
+                p >= config.intent_out_of_scope_ungrounded and top < config.min_confidence and not own_term
+            ):
                 return True
+        if (margin := retrieval.scope_margin) is not None and not own_term and (
+            margin >= config.out_of_scope_example_margin
+            or (margin >= 0 and p is not None and p >= config.out_of_scope_example_agreement)
+        ):
+            return True  # its nearest labelled neighbour is off topic ("mon passeport", "ma carte Vitale")
         if analysis.domain == "strong" or names_domain(retrieval.tokens):
             return False
         score = (retrieval.top.score if retrieval.top else 0.0) + config.out_of_scope_known_weight * retrieval.raw_known_ratio

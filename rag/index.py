@@ -3,7 +3,8 @@
 A build is written into `builds/<fingerprint>-<time>-<id>/` under a temporary name, renamed into place, then
 the `CURRENT` pointer is swapped atomically with `os.replace`: readers never see a half-written
 index and a crash mid-build leaves the previous index in service. The fingerprint covers the
-KB files, the analyzer and the embedding settings, so re-ingesting unchanged input is a no-op.
+KB files, the analyzer, the embedding settings and the labelled scope examples (their vectors are kept
+in `scope.npz` for the out-of-scope decision), so re-ingesting unchanged input is a no-op.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.embeddings import Embedder
+from rag.intent import OUT_OF_SCOPE, labelled_messages
 from rag.onnx_export import adapter_digest
 from rag.sources import Entry, load_kb, split_text
 from rag.text import ANALYZER_VERSION, QueryCorrector, analyze
@@ -32,6 +34,7 @@ from settings import RagConfig
 log = logging.getLogger(__name__)
 
 Progress = Callable[[float, str], None]
+SCOPE_FILE = "scope.npz"
 
 
 @dataclass
@@ -62,7 +65,15 @@ def fingerprint(config: RagConfig, entries: list[Entry] | None = None) -> str:
     h.update(json.dumps(settings).encode())
     for entry in load_kb(config.kb_dir) if entries is None else entries:
         h.update(json.dumps(entry.to_dict(), ensure_ascii=False, sort_keys=True).encode())
+    for text, label in scope_examples(config):
+        h.update(f"{label}\t{text}\n".encode())
     return h.hexdigest()[:16]
+
+
+def scope_examples(config: RagConfig) -> list[tuple[str, str]]:
+    """The labelled messages whose vectors the index keeps for the scope decision ([] when none are configured)."""
+    folder = config.scope_examples
+    return labelled_messages(folder) if folder is not None and Path(folder).is_dir() else []
 
 
 def make_views(entries: list[Entry], config: RagConfig) -> list[dict]:
@@ -79,6 +90,30 @@ def make_views(entries: list[Entry], config: RagConfig) -> list[dict]:
 def lexical_document(entry: Entry) -> list[str]:
     """BM25 tokens of an entry: title, all phrasings, tags and answer."""
     return analyze(" ".join([entry.title, *entry.questions, *entry.tags, entry.answer]))
+
+
+def _example_vectors(examples: list[tuple[str, str]], embedder: Embedder, config: RagConfig) -> np.ndarray:
+    """Vectors of the labelled scope examples, cached beside the exported model: they change with the
+    examples or the model, not with the KB, so every rebuild of every index reuses them."""
+    h = hashlib.sha256(json.dumps([config.embedding_model, adapter_digest(config.embedding_adapter)]).encode())
+    for text, _ in examples:
+        h.update(f"{text}\n".encode())
+    path = Path(embedder.models_dir) / f"scope-examples-{h.hexdigest()[:16]}.npy"
+    try:
+        vectors = np.load(path)
+        if vectors.shape[0] == len(examples):
+            return vectors
+    except (OSError, ValueError):
+        pass
+    vectors = embedder.encode([text for text, _ in examples]).astype(np.float32)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.npy")
+        np.save(tmp, vectors)
+        os.replace(tmp, path)
+    except OSError as exc:  # a read-only models folder: the next build encodes them again
+        log.warning("Scope example vectors not cached in %s: %s", path.parent, exc)
+    return vectors
 
 
 def current_build(index_dir: Path) -> Path | None:
@@ -122,6 +157,11 @@ def build_index(
     embedder = embedder or Embedder.from_config(config)
     report(0.1, f"Encodage de {len(views)} passages")
     vectors = embedder.encode([v["text"] for v in views], show_progress=show_progress)
+    examples = scope_examples(config)
+    if examples:
+        report(0.7, f"Encodage de {len(examples)} messages étiquetés (hors sujet / dans le sujet)")
+        example_vectors = _example_vectors(examples, embedder, config)
+        off_topic = np.array([label == OUT_OF_SCOPE for _, label in examples])
     report(0.8, "Écriture de l'index")
 
     builds = index_dir / "builds"
@@ -139,6 +179,8 @@ def build_index(
         bm25.save(str(tmp / "bm25"), show_progress=False)
         (tmp / "entries.json").write_text(json.dumps([e.to_dict() for e in entries], ensure_ascii=False))
         (tmp / "views.json").write_text(json.dumps(views, ensure_ascii=False))
+        if examples:
+            np.savez(tmp / SCOPE_FILE, out_of_scope=example_vectors[off_topic], in_scope=example_vectors[~off_topic])
         manifest = {
             "build": name,
             "fingerprint": key,
@@ -189,6 +231,15 @@ class KnowledgeIndex:
         self.view_entry = np.array([v["entry"] for v in views], dtype=np.int64)
         self.vocab = dict(bm25.vocab_dict)
         self.corrector = QueryCorrector(self.vocab)
+        self.scope_vectors: tuple[np.ndarray, np.ndarray] | None = None  # (out of scope, in scope) examples
+
+    def scope_margin(self, vector: np.ndarray, best_dense: float) -> float | None:
+        """How much closer the query is to its nearest out-of-scope example than to its nearest in-scope
+        example or KB passage (cosines; > 0: nearest to something off topic); None without examples."""
+        if self.scope_vectors is None:
+            return None
+        off_topic, in_scope = self.scope_vectors
+        return float((off_topic @ vector).max()) - max(float((in_scope @ vector).max()), best_dense)
 
     @classmethod
     def load(cls, index_dir: Path, vector_store: str = "faiss") -> KnowledgeIndex:
@@ -203,4 +254,9 @@ class KnowledgeIndex:
         views = json.loads((path / "views.json").read_text())
         store = STORES[manifest.get("vector_store", vector_store)].load(path)
         bm25 = bm25s.BM25.load(str(path / "bm25"))
-        return cls(path, entries, views, store, bm25)
+        index = cls(path, entries, views, store, bm25)
+        if (path / SCOPE_FILE).exists():
+            with np.load(path / SCOPE_FILE) as scope:
+                if len(scope["out_of_scope"]) and len(scope["in_scope"]):
+                    index.scope_vectors = (scope["out_of_scope"], scope["in_scope"])
+        return index

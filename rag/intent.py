@@ -146,6 +146,20 @@ _cache: dict[Path, IntentModel | None] = {}
 _cache_lock = threading.Lock()
 
 
+def labelled_messages(data_dir: Path) -> list[tuple[str, str]]:
+    """(text, label) pairs of the labelled message files (`*.jsonl`) under data_dir, in file order."""
+    examples: list[tuple[str, str]] = []
+    for path in sorted(Path(data_dir).glob("*.jsonl")):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            if row.get("label") not in LABELS or not str(row.get("text", "")).strip():
+                raise ValueError(f"{path.name}:{number}: label must be one of {LABELS} with a non-empty text")
+            examples.append((row["text"].strip(), row["label"]))
+    return examples
+
+
 def shipped_model(path: Path = DEFAULT_PATH) -> IntentModel | None:
     """The shipped model (loaded once), or None when it is missing or outdated."""
     path = Path(path)

@@ -64,6 +64,7 @@ class Retrieval:
     tokens: list[str]
     known_ratio: float  # share of the query's words found in the KB vocabulary (after typo correction)
     raw_known_ratio: float = 1.0  # the same before correction: words the KB never uses lower it
+    scope_margin: float | None = None  # nearest out-of-scope example minus nearest in-scope one (KnowledgeIndex.scope_margin)
 
     @property
     def top(self) -> Hit | None:
@@ -129,6 +130,7 @@ class HybridRetriever:
         known_ratio = (sum(t in self.index.vocab for t in content) / len(content)) if content else 0.0
         raw = [t for t in raw_tokens if not t.startswith("grp_")]
         raw_known_ratio = (sum(t in self.index.vocab for t in raw) / len(raw)) if raw else 0.0
+        vector = self.embedder.encode_query(query) if vector is None else vector
         dense = self.dense_scores(query, vector)
         bm25 = self.lexical_scores(tokens)
         lexical = bm25 / (bm25 + self.config.lexical_saturation)
@@ -143,7 +145,8 @@ class HybridRetriever:
             for i in order
             if fused[i] > 0
         ]
-        return Retrieval(hits, tokens, known_ratio, raw_known_ratio)
+        scope_margin = self.index.scope_margin(vector, float(dense.max(initial=0.0)))
+        return Retrieval(hits, tokens, known_ratio, raw_known_ratio, scope_margin)
 
     def lexical_best(self, query: str) -> str | None:
         """Id of the entry BM25 alone ranks first for `query` (no embedding: a cheap first look)."""

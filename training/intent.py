@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.intent import BUCKETS, DEFAULT_PATH, FEATURES_VERSION, LABELS, IntentModel, features
+from rag.intent import BUCKETS, DEFAULT_PATH, FEATURES_VERSION, LABELS, IntentModel, features, labelled_messages
 
 log = logging.getLogger(__name__)
 
@@ -48,15 +48,7 @@ def load_examples(config: IntentTrainConfig) -> list[tuple[str, str]]:
     from rag.nlu import analyze_message
     from rag.sources import load_kb
 
-    examples: list[tuple[str, str]] = []
-    for path in sorted(Path(config.data_dir).glob("*.jsonl")):
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            if row.get("label") not in LABELS or not str(row.get("text", "")).strip():
-                raise ValueError(f"{path.name}:{number}: label must be one of {LABELS} with a non-empty text")
-            examples.append((row["text"].strip(), row["label"]))
+    examples = labelled_messages(Path(config.data_dir))
     for entry in load_kb(Path(config.kb_dir)):
         if entry.kind != "faq":
             continue
