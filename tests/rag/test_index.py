@@ -170,3 +170,31 @@ def test_numpy_store_round_trip(tmp_path: Path) -> None:
     scores, ids = loaded.search(np.array([0.1, 0.9, 0.0]), 5)  # k larger than the store is capped
     assert list(ids) == [1, 0, 2] and loaded.size == 3
     np.testing.assert_allclose(scores, [0.9, 0.1, 0.0], atol=1e-6)
+
+
+def test_scope_examples_are_kept_with_the_build_and_embedded_once(mini_config: RagConfig, embedder, tmp_path: Path,
+                                                                    monkeypatch) -> None:
+    examples = tmp_path / "scope"
+    examples.mkdir()
+    rows = [("Quelle est la recette de la pâte à crêpes ?", "oos"), ("Comment réserver un train pour Lyon ?", "oos"),
+            ("Comment télécharger ma facture ?", "question"), ("je veux un conseiller", "human")]
+    (examples / "messages.jsonl").write_text("".join(json.dumps({"text": t, "label": label}) + "\n" for t, label in rows))
+    config = mini_config.model_copy(update={"scope_examples": examples})
+    assert fingerprint(config) != fingerprint(mini_config.model_copy(update={"scope_examples": None}))
+
+    encoded: list[int] = []
+    encode = embedder.encode
+    monkeypatch.setattr(embedder, "encode", lambda texts, **kw: encoded.append(len(texts)) or encode(texts, **kw))
+    first = build_index(config, embedder)
+    with np.load(first.path / "scope.npz") as scope:
+        assert scope["out_of_scope"].shape == (2, embedder.dimension) and scope["in_scope"].shape == (2, embedder.dimension)
+    build_index(config, embedder, rebuild=True)
+    assert encoded.count(len(rows)) <= 1  # the examples' vectors are cached beside the model, not re-encoded per build
+
+    index = KnowledgeIndex.load(config.index_dir)
+    crepes = embedder.encode_query("Une recette de crêpes sans oeufs ?")
+    assert index.scope_margin(crepes, best_dense=0.0) > 0
+    assert index.scope_margin(embedder.encode_query("Où télécharger ma facture ?"), best_dense=0.0) < 0
+    assert KnowledgeIndex.load(build_index(mini_config.model_copy(update={"scope_examples": None,
+                                                                         "index_dir": tmp_path / "plain"}),
+                                           embedder).path.parent.parent).scope_vectors is None

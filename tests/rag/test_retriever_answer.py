@@ -240,3 +240,23 @@ def test_technical_terms_are_the_capitals_and_codes_an_answer_writes() -> None:
 def test_an_introducing_statement_stays_with_the_first_of_two_questions() -> None:
     assert split_question("Je vais en Croatie en août : j'ai droit à combien de data, et comment activer l'option ?") == [
         "je vais en croatie en aout : j'ai droit a combien de data", "comment activer l'option"]
+
+
+def test_a_question_nearest_to_out_of_scope_examples_is_out_of_scope(engine) -> None:
+    """The labelled messages shipped with the classifier also vote by nearness: an insurance question with
+    this service's words ("couvre", "dégât") is out of scope; a billing question is not."""
+    insurance = "Mon assurance habitation couvre-t-elle un dégât des eaux chez le voisin ?"
+    assert engine.retriever.search(insurance).scope_margin > 0
+    assert engine.answer(insurance).out_of_scope
+    assert engine.retriever.search("Comment télécharger ma facture en PDF ?").scope_margin < 0
+
+
+def test_each_part_of_a_two_part_question_is_searched_with_its_own_meaning(engine) -> None:
+    answer = engine.answer("Où télécharger mes factures, et comment modifier la carte bancaire du prélèvement ?")
+    assert [s.id for s in answer.sources if s.used] == ["fac-001", "fac-004"]
+
+
+def test_a_curated_entry_outranks_a_past_conversation_that_says_the_same(engine) -> None:
+    """Past conversations carry a small fusion malus: one customer's exchange, not the reference answer."""
+    hits = engine.retriever.search("La 5G est dispo avec le forfait à 2 euros ?").hits
+    assert hits[0].entry.kind == "faq"
