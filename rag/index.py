@@ -239,7 +239,10 @@ class KnowledgeIndex:
         if self.scope_vectors is None:
             return None
         off_topic, in_scope = self.scope_vectors
-        return float((off_topic @ vector).max()) - max(float((in_scope @ vector).max()), best_dense)
+        # einsum, not `@`: a BLAS matrix-vector product wakes BLAS's thread pool, which then fights
+        # onnxruntime's threads for the cores (3 ms instead of 0.1 under load).
+        nearest_off = float(np.einsum("ij,j->i", off_topic, vector).max())
+        return nearest_off - max(float(np.einsum("ij,j->i", in_scope, vector).max()), best_dense)
 
     @classmethod
     def load(cls, index_dir: Path, vector_store: str = "faiss") -> KnowledgeIndex:
