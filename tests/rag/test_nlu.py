@@ -482,3 +482,12 @@ def test_a_state_that_did_not_change_is_not_a_failure() -> None:
 )
 def test_how_questions_need_a_firm_wish_to_be_requests(message: str, expected: bool) -> None:
     assert (CANCEL in analyze_message(message).escalation_reasons) is expected
+
+
+@pytest.mark.parametrize("question", [
+    "Dans quels cas le chat me transfère-t-il à un conseiller ?",
+    "À partir de quand le bot passe la main à un humain ?",
+    "À quel moment un conseiller prend le relais ?",
+])
+def test_questions_about_when_the_chat_hands_over_are_not_requests(question: str) -> None:
+    assert "demande explicite d'un conseiller" not in analyze_message(question).escalation_reasons

@@ -260,3 +260,12 @@ def test_a_curated_entry_outranks_a_past_conversation_that_says_the_same(engine)
     """Past conversations carry a small fusion malus: one customer's exchange, not the reference answer."""
     hits = engine.retriever.search("La 5G est dispo avec le forfait à 2 euros ?").hits
     assert hits[0].entry.kind == "faq"
+
+
+def test_moving_between_plans_is_a_situation_of_its_own() -> None:
+    from rag.retriever import facets_of
+
+    assert "plan_change" in facets_of("Possible de redescendre au forfait 2 euros ?")
+    assert "plan_change" in facets_of("Est-ce que le changement de forfait est immédiat ?")
+    assert "plan_change" not in facets_of("je vais passer chez un autre opérateur")
+    assert "plan_change" not in facets_of("comment passer un appel à l'étranger ?")
