@@ -13,18 +13,18 @@ from rag.publish import Publisher
 from settings import RagConfig
 from tests.conftest import EMBEDDING_MODEL, EVAL_DIR, SHIPPED_KB
 
-WRONG_QUESTION = "La 5G est dispo avec le forfait à 2 euros ?"  # ev-035: answered wrongly without the conversation malus
+# ho-037: the shipped KB answers it from the number-transfer entry, not from res-005 (what to do with the old SIM).
+WRONG_QUESTION = "une fois le transfert de numéro terminé, je fais quoi de l'ancienne puce free ?"
 
 
 @pytest.fixture
 def publisher(db, tmp_path: Path, embedder) -> Publisher:
     """A KB seeded from the shipped files, gated on three questions of the evaluation set."""
-    items = {json.loads(line)["id"]: line for line in (EVAL_DIR / "chat_eval.jsonl").read_text().splitlines()}
+    items = {json.loads(line)["id"]: line for name in ("chat_eval.jsonl", "chat_holdout.jsonl")
+             for line in (EVAL_DIR / name).read_text().splitlines()}
     eval_set = tmp_path / "eval.jsonl"
-    eval_set.write_text("\n".join(items[i] for i in ("ev-001", "ev-002", "ev-035")) + "\n", encoding="utf-8")
-    # Without the past-conversation malus a past exchange outranks the FAQ entry for ev-035: one wrong answer to fix.
-    config = RagConfig(kb_dir=SHIPPED_KB, index_dir=tmp_path / "index", embedding_model=EMBEDDING_MODEL,
-                       conversation_penalty=0.0)
+    eval_set.write_text("\n".join(items[i] for i in ("ev-001", "ev-002", "ho-037")) + "\n", encoding="utf-8")
+    config = RagConfig(kb_dir=SHIPPED_KB, index_dir=tmp_path / "index", embedding_model=EMBEDDING_MODEL)
     kb = KnowledgeBase(db, config)
     kb.sync_index(embedder)
     return Publisher(kb, embedder, eval_sets=(eval_set,))
@@ -55,17 +55,17 @@ def test_gate_refuses_a_change_that_breaks_an_answer(publisher: Publisher, embed
 
 
 def test_gate_accepts_a_fix_and_rollback_restores(publisher: Publisher, embedder) -> None:
-    assert _answer(publisher, embedder, WRONG_QUESTION).top_entry != "for-001"
-    publisher.kb.add_phrasing("for-001", WRONG_QUESTION, author="t", role="trainer")
+    assert _answer(publisher, embedder, WRONG_QUESTION).top_entry != "res-005"
+    publisher.kb.add_phrasing("res-005", WRONG_QUESTION, author="t", role="trainer")
     result = publisher.publish(author="t", role="trainer")
     assert result.passed, result.reasons
     assert result.candidate > result.baseline
-    assert [c["id"] for c in result.changed] == ["ev-035"] and result.changed[0]["after_entry"] == "for-001"
-    assert _answer(publisher, embedder, WRONG_QUESTION).top_entry == "for-001"
-    assert publisher.kb.repo.get("for-001").status == "published"
+    assert [c["id"] for c in result.changed] == ["ho-037"] and result.changed[0]["after_entry"] == "res-005"
+    assert _answer(publisher, embedder, WRONG_QUESTION).top_entry == "res-005"
+    assert publisher.kb.repo.get("res-005").status == "published"
     assert sorted(p.name for p in (publisher.config.index_dir / "candidates").iterdir()) == []
     publisher.rollback(author="t", role="trainer")
-    assert _answer(publisher, embedder, WRONG_QUESTION).top_entry != "for-001"
+    assert _answer(publisher, embedder, WRONG_QUESTION).top_entry != "res-005"
     with pytest.raises(KbError, match="formateurs"):
         publisher.rollback(author="a", role="agent")
 
