@@ -362,20 +362,24 @@ class AnswerEngine:
         or a billing dispute (the matching entry and the contestation procedure)."""
         topic = analysis.topic or question
         prefer = tuple(_PREFERRED[r] for r in analysis.escalation_reasons if r in _PREFERRED)
+        parts = [] if analysis.extra_topic else split_question(topic)
+        # Two parts BM25 sends to the same entry are one question; otherwise each part may need its own
+        # vector, embedded in one batch with the whole message's (one model run instead of three).
+        best = [retriever.lexical_best(part) for part in parts]
+        if parts and best[0] != best[1]:
+            retriever.embedder.encode_queries([topic, *parts])
         retrieval = retriever.search(topic, prefer=prefer)
         found: list[Retrieval] = []
         if analysis.extra_topic:  # a fixed query: its vector comes from the embedder's cache
             found = [retrieval, retriever.search(analysis.extra_topic, prefer=prefer)]
-        elif (parts := split_question(topic)) and retrieval.top:
-            # Two parts BM25 sends to the same entry are one question. Otherwise the part BM25 sends to
-            # the entry the whole message found is answered by it; only the other part is searched.
-            best = [retriever.lexical_best(part) for part in parts]
-            if best[0] != best[1]:
-                whole = retriever.embedder.encode_query(topic)  # cached: the whole message's vector
-                found = [retrieval if b == retrieval.top.entry.id
-                         else retriever.search(p, prefer=prefer, context=topic,
-                                               vector=_blend(whole, retriever.embedder.encode_query(p)))
-                         for p, b in zip(parts, best, strict=True)]
+        elif parts and best[0] != best[1] and retrieval.top:
+            # The part BM25 sends to the entry the whole message found is answered by it; the other part
+            # is searched with its own meaning blended into the whole's (vectors from the cache).
+            whole = retriever.embedder.encode_query(topic)
+            found = [retrieval if b == retrieval.top.entry.id
+                     else retriever.search(p, prefer=prefer, context=topic,
+                                           vector=_blend(whole, retriever.embedder.encode_query(p)))
+                     for p, b in zip(parts, best, strict=True)]
         if previous_question and is_follow_up(question):
             # The new message counts twice so it steers; the previous one supplies the subject.
             combined = retriever.search(f"{topic} {topic} {previous_question}", prefer=prefer)
