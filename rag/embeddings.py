@@ -318,18 +318,6 @@ class Embedder:
         self._remember(text, vector)
         return vector
 
-    def encode_queries(self, texts: list[str]) -> list[np.ndarray]:
-        """Several queries' unit vectors: those not cached are embedded in one batch (one model run), then cached."""
-        with self._cache_lock:
-            missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
-        fresh: dict[str, np.ndarray] = {}
-        if missing:
-            for text, vector in zip(missing, self.encoder.encode(missing, len(missing)), strict=True):
-                vector.setflags(write=False)
-                self._remember(text, vector)
-                fresh[text] = vector
-        return [fresh[text] if text in fresh else self.encode_query(text) for text in texts]
-
     def _remember(self, text: str, vector: np.ndarray) -> None:
         if self.cache_size > 0:
             with self._cache_lock:

@@ -108,14 +108,3 @@ def test_backend_setting_selects_the_encoder():
     assert (embedder.requested_backend, embedder.cache_size, embedder.threads) == ("torch", 7, 2)
     assert embedder.models_dir == config.llm.models_dir
 
-
-def test_several_queries_are_embedded_in_one_batch_and_cached(embedder) -> None:
-    import numpy as np
-
-    texts = ["où je trouve mes factures, et comment je change la carte", "où je trouve mes factures"]
-    embedder.clear_cache()
-    together = embedder.encode_queries([*texts, texts[1]])
-    assert len(together) == 3 and together[1] is together[2]
-    for text, vector in zip(texts, together, strict=False):
-        assert embedder.encode_query(text) is vector  # cached by the batch
-        assert np.allclose(vector, embedder.encode([text])[0], atol=1e-5)

@@ -251,11 +251,6 @@ def test_a_question_nearest_to_out_of_scope_examples_is_out_of_scope(engine) -> 
     assert engine.retriever.search("Comment télécharger ma facture en PDF ?").scope_margin < 0
 
 
-def test_each_part_of_a_two_part_question_is_searched_with_its_own_meaning(engine) -> None:
-    answer = engine.answer("Où télécharger mes factures, et comment modifier la carte bancaire du prélèvement ?")
-    assert [s.id for s in answer.sources if s.used] == ["fac-001", "fac-004"]
-
-
 def test_a_curated_entry_outranks_a_past_conversation_that_says_the_same(engine) -> None:
     """Past conversations carry a small fusion malus: one customer's exchange, not the reference answer."""
     hits = engine.retriever.search("La 5G est dispo avec le forfait à 2 euros ?").hits
