@@ -199,7 +199,7 @@ class OnnxEncoder(Encoder):
     def encode(self, texts: list[str], batch_size: int, show_progress: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        if len(texts) <= batch_size:  # one batch: a query, or a message and its parts
+        if len(texts) == 1:
             return self._run(texts)
         # Longest first, as sentence-transformers, so each batch pads little; batches run in parallel
         # on the single-thread session (onnxruntime releases the GIL).
@@ -315,15 +315,12 @@ class Embedder:
                 return vector
         vector = self.encoder.encode([text], 1)[0]
         vector.setflags(write=False)  # shared by every caller of the cache
-        self._remember(text, vector)
-        return vector
-
-    def _remember(self, text: str, vector: np.ndarray) -> None:
         if self.cache_size > 0:
             with self._cache_lock:
                 self._cache[text] = vector
                 while len(self._cache) > self.cache_size:
                     self._cache.popitem(last=False)
+        return vector
 
     def clear_cache(self) -> None:
         """Forget cached query vectors (benchmarks measure uncached latency)."""

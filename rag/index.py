@@ -53,10 +53,13 @@ class BuildReport:
         return {**self.__dict__, "path": str(self.path)}
 
 
-def fingerprint(config: RagConfig, entries: list[Entry] | None = None) -> str:
-    """Hash of everything that changes the index: the KB's entries, analyzer and embedding settings.
+def fingerprint(config: RagConfig, entries: list[Entry] | None = None,
+                examples: list[tuple[str, str]] | None = None) -> str:
+    """Hash of everything that changes the index: the KB's entries, analyzer and embedding settings and
+    the labelled scope examples.
 
-    It hashes the loaded entries (read from `config.kb_dir` unless given), so the same KB gives the
+    It hashes the loaded entries (read from `config.kb_dir` unless given) and examples (read from
+    `config.scope_examples` unless given), so the same KB gives the
     same fingerprint whether it comes from the files or from the database (rag/kb.py).
     """
     h = hashlib.sha256()
@@ -65,7 +68,7 @@ def fingerprint(config: RagConfig, entries: list[Entry] | None = None) -> str:
     h.update(json.dumps(settings).encode())
     for entry in load_kb(config.kb_dir) if entries is None else entries:
         h.update(json.dumps(entry.to_dict(), ensure_ascii=False, sort_keys=True).encode())
-    for text, label in scope_examples(config):
+    for text, label in scope_examples(config) if examples is None else examples:
         h.update(f"{label}\t{text}\n".encode())
     return h.hexdigest()[:16]
 
@@ -140,7 +143,8 @@ def build_index(
     report = progress or (lambda _f, _d: None)
     report(0.0, "Lecture de la base de connaissances")
     entries = load_kb(config.kb_dir) if entries is None else entries
-    key = fingerprint(config, entries)
+    examples = scope_examples(config)
+    key = fingerprint(config, entries, examples)
     index_dir = config.index_dir
     active = current_build(index_dir)
     if not rebuild and active is not None:
@@ -157,7 +161,6 @@ def build_index(
     embedder = embedder or Embedder.from_config(config)
     report(0.1, f"Encodage de {len(views)} passages")
     vectors = embedder.encode([v["text"] for v in views], show_progress=show_progress)
-    examples = scope_examples(config)
     if examples:
         report(0.7, f"Encodage de {len(examples)} messages étiquetés (hors sujet / dans le sujet)")
         example_vectors = _example_vectors(examples, embedder, config)
