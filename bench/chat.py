@@ -1,16 +1,18 @@
-"""Chat benchmark: accuracy on the evaluation sets, warm latency, index build time, peak RSS, per embedding backend.
+"""Chat benchmark: accuracy on the evaluation sets, warm latency, index build time, peak RSS, per embedding variant.
 
-    python -m bench.chat [--backend onnx torch] [--eval FILE.jsonl ...] [--repeat 3] [--failures]
+    python -m bench.chat [--backend onnx onnx-float32 torch] [--eval FILE.jsonl ...] [--repeat 3] [--failures]
 
-For each backend (`onnx`: the packaged MiniLM exported to ONNX and run by onnxruntime, the default;
-`torch`: sentence-transformers, the previous path) the index is built by `python -m rag ingest` in
-its own process and the questions are answered in another one, so each peak RSS is the one a
-deployed extractive chat has. The query-vector cache is cleared before every pass (the figures are
+For each embedding variant (`onnx`: the packaged MiniLM exported to ONNX with int8 weights, run by
+onnxruntime, the default; `onnx-float32`: the same export before quantization, sentence-transformers'
+vectors to 1e-5; `torch`: sentence-transformers, the first path) the index is built by
+`python -m rag ingest` in its own process and the questions are answered in another one, so each
+peak RSS is the one a deployed extractive chat has. The query-vector cache is cleared before every pass (the figures are
 uncached); each set is answered `--repeat` times and the best pass is kept (the machine is shared),
 and `cpu_ms_*` is the CPU time of the answering thread (what an answer costs, whatever else runs;
 torch computes on two threads, so its figure undercounts).
-With two backends, `same_decisions` says whether every question got the same top entry,
-escalation and out-of-scope decision from both. Prints one JSON object, with the load average.
+With several variants, `same_decisions` says, for each one after the first, whether every question
+got the same top entry, escalation and out-of-scope decision as with the first, and
+`different_decisions` how many did not. Prints one JSON object, with the load average.
 Targets (issue 14): extractive answer p50 <= 8 ms, p95 <= 20 ms warm on the held-out set.
 """
 
@@ -42,6 +44,8 @@ FIGURES = {
     "p95_ms": "latency_ms_p95",
 }
 DECISION = ("top_entry", "needs_escalation", "out_of_scope")
+# Variant -> (RagConfig.embed_backend, RagConfig.embed_precision).
+VARIANTS = {"onnx": ("onnx", "int8"), "onnx-float32": ("onnx", "float32"), "torch": ("torch", "float32")}
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -50,9 +54,10 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--backend",
         nargs="+",
-        choices=("onnx", "torch"),
-        default=["onnx", "torch"],
-        help="embedding backends to measure, side by side (default: both)",
+        choices=tuple(VARIANTS),
+        default=list(VARIANTS),
+        help="embedding variants to measure, side by side (default: all three; the first is the reference of "
+        "same_decisions)",
     )
     parser.add_argument(
         "--eval",
@@ -80,7 +85,10 @@ def worker(args: argparse.Namespace, backend: str) -> dict:
     from rag.evaluation import evaluate, load_eval_set
     from settings import get_settings
 
-    config = get_settings().rag.model_copy(update={"index_dir": args.index_dir, "embed_backend": backend})
+    kind, precision = VARIANTS[backend]
+    config = get_settings().rag.model_copy(
+        update={"index_dir": args.index_dir, "embed_backend": kind, "embed_precision": precision}
+    )
     engine = AnswerEngine(config)
     engine.warm_up()
     ready_s = time.perf_counter() - t0
@@ -131,6 +139,7 @@ def worker(args: argparse.Namespace, backend: str) -> dict:
         embed_ms.append((time.perf_counter() - started) * 1000)
     return {
         "backend": engine.embedder.backend,
+        "precision": engine.embedder.precision if engine.embedder.backend == "onnx" else "float32",
         "sets": sets,
         "query_embedding_ms": {"p50": _percentile(embed_ms, 0.5), "p95": _percentile(embed_ms, 0.95)},
         "engine_ready_s": round(ready_s, 2),
@@ -142,7 +151,9 @@ def worker(args: argparse.Namespace, backend: str) -> dict:
 def measure(backend: str, args: argparse.Namespace, tmp: Path) -> dict:
     """Build the index with `backend` (own process), then answer the sets with it (own process)."""
     index_dir = tmp / backend
-    env = {**os.environ, "MOBILIA_RAG__EMBED_BACKEND": backend, "HF_HUB_OFFLINE": "1"}
+    kind, precision = VARIANTS[backend]
+    env = {**os.environ, "MOBILIA_RAG__EMBED_BACKEND": kind, "MOBILIA_RAG__EMBED_PRECISION": precision,
+           "HF_HUB_OFFLINE": "1"}  # fmt: skip
     t0 = time.perf_counter()
     build = subprocess.run(
         [sys.executable, "-m", "rag", "ingest", "--rebuild", "--index-dir", str(index_dir)],
@@ -198,14 +209,15 @@ def main(argv: list[str] | None = None) -> int:
         },
         "backends": results,
     }
-    if len(results) == 2:
-        a, b = (r.pop("decisions") for r in results.values())
-        out["same_decisions"] = {name: a[name] == b.get(name) for name in a}
+    decisions = {variant: r.pop("decisions") for variant, r in results.items()}
+    reference, *others = decisions
+    if others:
+        a = decisions[reference]
+        out["same_decisions"] = {v: {name: a[name] == decisions[v].get(name) for name in a} for v in others}
         out["different_decisions"] = {
-            name: sum(x != y for x, y in zip(a[name], b.get(name, []), strict=False)) for name in a
+            v: {name: sum(x != y for x, y in zip(a[name], decisions[v].get(name, []), strict=False)) for name in a}
+            for v in others
         }
-    else:
-        next(iter(results.values())).pop("decisions")
     out["load_average"] = {
         "before": [round(x, 2) for x in load_before],
         "after": [round(x, 2) for x in os.getloadavg()],

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 
+import numpy as np
+
 from rag.embeddings import Embedder
 from rag.fair import FairSlots
 from rag.index import KnowledgeIndex, build_index
@@ -116,7 +118,8 @@ def _links(intent: str, entry_links: list[str], escalate: bool) -> list[dict]:
 # or puts its question after a statement ("Je change d'opérateur, je peux jeter ma SIM ?").
 _SECOND_QUESTION = re.compile(
     r"\?+\s+(?=\S)|\s*[,;]\s*(?:et|mais|aussi|sinon|puis)\b(?:\s+(?:au passage|aussi|sinon|en plus|egalement))?"
-    r"|\s+et\s+(?=(?:au passage|aussi|en plus|si|est-ce|comment|combien|ou|quand|quel\w*|pourquoi|je peux|on peut|a partir)\b)"
+    r"|\s+et\s+(?=(?:au passage|aussi|en plus|sinon|savoir|si|est-ce|comment|combien|ou|quand|quel\w*|pourquoi|je peux|"
+    r"on peut|a partir)\b)"
     r"|\s*[,:]\s*(?=(?:je peux|puis-je|est-ce que|est-ce qu'|dois-je|je dois|faut-il|il faut|comment|combien|je fais quoi|"
     r"on fait quoi|que dois-je|qu'est-ce que|quand|pourquoi)\b)"
 )
@@ -163,6 +166,13 @@ def split_question(text: str) -> list[str]:
     return next((parts for parts, between in splits if between), splits[0][0] if splits else [])
 
 
+def _blend(whole: np.ndarray, part: np.ndarray) -> np.ndarray:
+    """The search vector of one part of a two-part question: the part's own meaning, kept in the
+    context of the whole message (unit length, like every query vector)."""
+    mixed = whole + part
+    return mixed / max(float(np.linalg.norm(mixed)), 1e-9)
+
+
 def entry_text(entry: Entry, escalated: bool, human_requested: bool) -> str:
     """An entry's answer as this turn may say it: no promise it will not keep, no "ask for a human" hint once asked."""
     text = entry.answer
@@ -181,7 +191,7 @@ class AnswerEngine:
         self.answer_mode = config.answer_mode  # a promoted chat model may change it (rag/llm/selection.py)
         self._retriever: HybridRetriever | None = None
         self._lock = threading.Lock()
-        self._rare: tuple[object, frozenset[str]] | None = None  # (index, its rare technical terms)
+        self._rare: tuple[object, frozenset[str], frozenset[str]] | None = None  # (index, rare terms, identifiers)
         # Extractive answers are CPU work: more at once than a few per core only time-slices them (and
         # contends for the GIL), and a FIFO keeps the tail of a burst close to its middle.
         self._turns = FairSlots(config.answer_concurrency or 2 * (os.cpu_count() or 1))
@@ -359,14 +369,15 @@ class AnswerEngine:
             found = [retrieval, retriever.search(analysis.extra_topic, prefer=prefer)]
         elif (parts := split_question(topic)) and retrieval.top:
             # Two parts BM25 sends to the same entry are one question. Otherwise the part BM25 sends to
-            # the entry the whole message found is answered by it; only the other part is searched, with
-            # the whole message's vector and the part's own words. A part's own vector answered 6 more of
-            # ~1,100 evaluation questions but cost ~10 ms on the fifth of messages that split (p95 > 20 ms).
+            # the entry the whole message found is answered by it; the other part is searched with its
+            # own meaning blended into the whole message's (one more embedding, of a short text: ~2 ms
+            # with the int8 model) and its own words.
             best = [retriever.lexical_best(part) for part in parts]
             if best[0] != best[1]:
-                vector = retriever.embedder.encode_query(topic)  # cached: the whole message's vector
+                whole = retriever.embedder.encode_query(topic)  # cached: the whole message's vector
                 found = [retrieval if b == retrieval.top.entry.id
-                         else retriever.search(p, prefer=prefer, vector=vector, context=topic)
+                         else retriever.search(p, prefer=prefer, context=topic,
+                                               vector=_blend(whole, retriever.embedder.encode_query(p)))
                          for p, b in zip(parts, best, strict=True)]
         if previous_question and is_follow_up(question):
             # The new message counts twice so it steers; the previous one supplies the subject.
@@ -376,7 +387,7 @@ class AnswerEngine:
                 retrieval = combined
         escalated = bool(analysis.escalation_reasons)
         used = [self._substantial(retrieval, retrieval.top, escalated)] if retrieval.top else []
-        tops = [self._substantial(r, r.top, escalated) for r in found if r.top is not None]
+        tops = [self._substantial(r, self._part_top(r, retrieval), escalated) for r in found if r.top is not None]
         if len(tops) == 2 and tops[0].entry.id != tops[1].entry.id:
             first, second = tops
             if analysis.extra_topic:  # how to contest, then the matching entry (if it really matches)
@@ -385,7 +396,30 @@ class AnswerEngine:
                 used = [first, second]
         elif analysis.extra_topic and tops:
             used = tops[:1]
+        if len(used) == 1 and not found:
+            used = [self._term_top(retriever, question, topic, prefer, used[0])]
         return retrieval, used
+
+    def _term_top(self, retriever: HybridRetriever, question: str, topic: str, prefer: tuple[str, ...], top: Hit) -> Hit:
+        """`top`, unless the message names in capitals an identifier of the KB (MNC, MMSC) that `top`'s answer
+        does not write: then the best of the first ten hits whose answer writes it, if it scores within
+        `exact_term_rerank` of `top` (a short "c'est quoi le MNC ?" has low, close scores everywhere)."""
+        named = {t.lower() for t in _TERM.findall(question)} & self._identifiers()
+        if not named or named & _answer_terms(top.entry.answer):
+            return top
+        for hit in retriever.search(topic, k=10, prefer=prefer).hits:  # the vector comes from the cache
+            if named & _answer_terms(hit.entry.answer):
+                return hit if hit.score >= top.score - self.config.exact_term_rerank else top
+        return top
+
+    def _part_top(self, part: Retrieval, whole: Retrieval) -> Hit:
+        """The entry answering one part of a two-part question: its own best hit, unless the entry the whole
+        message found is nearly as good for it (within `compose_whole_margin`): the whole message says more."""
+        if whole.top is not None and part is not whole:
+            for hit in part.hits:
+                if hit.entry.id == whole.top.entry.id and hit.score >= part.top.score - self.config.compose_whole_margin:
+                    return hit
+        return part.top
 
     def _substantial(self, retrieval: Retrieval, hit: Hit, escalated: bool) -> Hit:
         """`hit`, unless most of its text is a promise this turn cannot keep (an agent's "a ticket was opened"):
@@ -411,6 +445,14 @@ class AnswerEngine:
 
     def _rare_terms(self) -> frozenset[str]:
         """Technical terms that appear in the answers of at most 15 % of the KB entries (once per index)."""
+        return self._kb_terms()[0]
+
+    def _identifiers(self) -> frozenset[str]:
+        """The rare terms the KB only ever writes as identifiers (MNC, MMSC, CSAT), never as a lower-case word
+        the way "sim", "mms" or "conso" also are: naming one of them points at the entries that write it."""
+        return self._kb_terms()[1]
+
+    def _kb_terms(self) -> tuple[frozenset[str], frozenset[str]]:
         index = self.retriever.index
         if self._rare is None or self._rare[0] is not index:
             counts: dict[str, int] = {}
@@ -418,8 +460,10 @@ class AnswerEngine:
                 for term in _answer_terms(entry.answer):
                     counts[term] = counts.get(term, 0) + 1
             limit = max(2, int(0.15 * len(index.entries)))
-            self._rare = (index, frozenset(t for t, n in counts.items() if n <= limit))
-        return self._rare[1]
+            rare = frozenset(t for t, n in counts.items() if n <= limit)
+            words = {w for e in index.entries for w in re.findall(r"\b[a-z]+\b", " ".join([e.title, *e.questions, e.answer]))}
+            self._rare = (index, rare, frozenset(t for t in rare if t.isalpha() and t not in words))
+        return self._rare[1], self._rare[2]
 
     def _out_of_scope(self, analysis: Analysis, retrieval: Retrieval, question: str) -> bool:
         """Another company's offer or service, or a question whose words and retrieval both point elsewhere.

@@ -53,6 +53,11 @@ class BuildReport:
         return {**self.__dict__, "path": str(self.path)}
 
 
+def vector_precision(config: RagConfig) -> str:
+    """Weights the vectors come from: the ONNX model's precision, float32 on torch (part of every fingerprint)."""
+    return config.embed_precision if config.embed_backend == "onnx" else "float32"
+
+
 def fingerprint(config: RagConfig, entries: list[Entry] | None = None,
                 examples: list[tuple[str, str]] | None = None) -> str:
     """Hash of everything that changes the index: the KB's entries, analyzer and embedding settings and
@@ -64,7 +69,7 @@ def fingerprint(config: RagConfig, entries: list[Entry] | None = None,
     """
     h = hashlib.sha256()
     settings = [ANALYZER_VERSION, config.embedding_model, adapter_digest(config.embedding_adapter), config.vector_store,
-                config.chunk_size, config.chunk_overlap]  # fmt: skip
+                config.chunk_size, config.chunk_overlap, vector_precision(config)]  # fmt: skip
     h.update(json.dumps(settings).encode())
     for entry in load_kb(config.kb_dir) if entries is None else entries:
         h.update(json.dumps(entry.to_dict(), ensure_ascii=False, sort_keys=True).encode())
@@ -98,7 +103,9 @@ def lexical_document(entry: Entry) -> list[str]:
 def _example_vectors(examples: list[tuple[str, str]], embedder: Embedder, config: RagConfig) -> np.ndarray:
     """Vectors of the labelled scope examples, cached beside the exported model: they change with the
     examples or the model, not with the KB, so every rebuild of every index reuses them."""
-    h = hashlib.sha256(json.dumps([config.embedding_model, adapter_digest(config.embedding_adapter)]).encode())
+    h = hashlib.sha256(
+        json.dumps([config.embedding_model, adapter_digest(config.embedding_adapter), vector_precision(config)]).encode()
+    )
     for text, _ in examples:
         h.update(f"{text}\n".encode())
     path = Path(embedder.models_dir) / f"scope-examples-{h.hexdigest()[:16]}.npy"
@@ -192,6 +199,7 @@ def build_index(
             "dimension": int(vectors.shape[1]),
             "embedding_model": config.embedding_model,
             "embedding_adapter": adapter_digest(config.embedding_adapter),
+            "embedding_precision": vector_precision(config),
             "vector_store": config.vector_store,
             "analyzer": ANALYZER_VERSION,
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -1,12 +1,18 @@
 """One-time export of a sentence-transformers BERT encoder (the packaged MiniLM) to ONNX.
 
-    python -m rag.onnx_export --model PATH --out FILE.onnx [--adapter LORA_FOLDER]
+    python -m rag.onnx_export --model PATH --out FILE.onnx [--adapter LORA_FOLDER] [--precision int8]
 
 The serving process runs the exported graph with onnxruntime and never imports torch: when the
 cached export is missing, `rag.embeddings` runs this module in a subprocess. The graph maps
 (input_ids, attention_mask) to the last hidden state; mean pooling and L2 normalisation are done
 by the caller, as sentence-transformers does them. The file is written under a temp name, checked
 against the torch model, then renamed into place, so a crash never leaves a half export.
+
+`--precision int8` (the serving default) then quantizes the float32 export's weight matrices to
+int8, one scale per output column (onnxruntime's dynamic quantization: activations are quantized
+per call), and checks the pooled vectors against the float32 ones. On this 2-core machine a
+query takes 4.5 ms instead of 10 on one core; the vectors keep a cosine of about 0.99 with the
+float32 ones, and `python -m bench.chat --backend onnx onnx-float32` compares the answers.
 """
 
 from __future__ import annotations
@@ -25,6 +31,9 @@ OPSET = 17
 MODEL_FILES = ("config.json", "model.safetensors", "pytorch_model.bin", "tokenizer.json", "modules.json",
                "sentence_bert_config.json", "1_Pooling/config.json")  # fmt: skip
 CHECK_TEXTS = ("Comment télécharger ma facture ?", "Je n'ai plus de réseau depuis ce matin", "code RIO")
+PRECISIONS = ("int8", "float32")
+# Least cosine between a check text's int8 and float32 vectors (about 0.99 for the packaged MiniLM).
+INT8_MIN_COSINE = 0.97
 
 
 def fingerprint(model_dir: Path, adapter: Path | None = None) -> str:
@@ -77,13 +86,26 @@ def _torch_version() -> str:
         return "none"
 
 
-def export_path(models_dir: Path, model_dir: Path, adapter: Path | None = None) -> Path:
-    """Where the export of `model_dir` (with `adapter` merged) is cached under `models_dir`."""
-    return Path(models_dir) / f"embedding-{fingerprint(model_dir, adapter)}.onnx"
+def export_path(models_dir: Path, model_dir: Path, adapter: Path | None = None, precision: str = "float32") -> Path:
+    """Where the export of `model_dir` (with `adapter` merged, in `precision`) is cached under `models_dir`."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown embedding precision {precision!r} (expected one of {PRECISIONS})")
+    suffix = "" if precision == "float32" else f"-{precision}"
+    return Path(models_dir) / f"embedding-{fingerprint(model_dir, adapter)}{suffix}.onnx"
 
 
-def export(model_dir: Path, out: Path, adapter: Path | None = None) -> Path:
-    """Export `model_dir`'s transformer (LoRA `adapter` merged) to `out` (atomic), checked against torch."""
+def export(model_dir: Path, out: Path, adapter: Path | None = None, precision: str = "float32") -> Path:
+    """Export `model_dir`'s transformer (LoRA `adapter` merged) to `out` (atomic), checked against torch.
+
+    With `precision="int8"` the float32 export (cached beside `out`, made first when missing) is
+    quantized into `out`."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown embedding precision {precision!r} (expected one of {PRECISIONS})")
+    if precision == "int8":
+        source = export_path(Path(out).parent, model_dir, adapter)
+        if not source.is_file():
+            export(model_dir, source, adapter)
+        return quantize(source, Path(out), Path(model_dir))
     import numpy as np
     import torch
     from transformers import AutoTokenizer
@@ -141,19 +163,61 @@ def export(model_dir: Path, out: Path, adapter: Path | None = None) -> Path:
     return out
 
 
+def quantize(source: Path, out: Path, model_dir: Path) -> Path:
+    """Quantize the float32 export `source` into `out` (atomic): every weight matrix to int8 with one scale
+    per output column; the attention products (two activations) stay float32. Checked on CHECK_TEXTS:
+    the pooled vectors must keep a cosine >= INT8_MIN_COSINE with the float32 ones."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from tokenizers import Tokenizer
+
+    graph = onnx.load(str(source)).graph
+    weights = {tensor.name for tensor in graph.initializer}
+    matmuls = [node.name for node in graph.node if node.op_type == "MatMul" and any(i in weights for i in node.input)]
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        quantize_dynamic(source, tmp, weight_type=QuantType.QInt8, per_channel=True, nodes_to_quantize=matmuls,
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})  # fmt: skip
+        tokenizer = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
+
+        def pooled(path: Path) -> np.ndarray:
+            session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            rows = []
+            for text in CHECK_TEXTS:
+                ids = np.array([tokenizer.encode(text).ids], dtype=np.int64)
+                vector = session.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0][0].mean(axis=0)
+                rows.append(vector / np.linalg.norm(vector))
+            return np.array(rows)
+
+        cosine = float((pooled(source) * pooled(tmp)).sum(axis=1).min())
+        if cosine < INT8_MIN_COSINE:
+            raise RuntimeError(f"int8 vectors too far from float32 ones (cosine {cosine:.4f} < {INT8_MIN_COSINE})")
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    meta = {"source": source.name, "precision": "int8", "quantized_matmuls": len(matmuls), "min_cosine": cosine}
+    out.with_suffix(".json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    return out
+
+
 def make_parser() -> argparse.ArgumentParser:
     """Argument parser of `python -m rag.onnx_export`."""
     parser = argparse.ArgumentParser(prog="python -m rag.onnx_export", description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, required=True, help="sentence-transformers model folder")
     parser.add_argument("--out", type=Path, required=True, help="ONNX file to write")
     parser.add_argument("--adapter", type=Path, help="LoRA adapter folder merged into the model first")
+    parser.add_argument("--precision", choices=PRECISIONS, default="float32",
+                        help="weights of the written graph: float32 (checked against torch) or int8 (quantized from "
+                        "the float32 export, cached beside it)")  # fmt: skip
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Export and print the written path."""
     args = make_parser().parse_args(argv)
-    print(export(args.model, args.out, args.adapter))
+    print(export(args.model, args.out, args.adapter, args.precision))
     return 0
 
 

@@ -1,4 +1,7 @@
-"""The ONNX embedding backend answers every evaluation question as sentence-transformers on torch does."""
+"""The float32 ONNX export answers every evaluation question as sentence-transformers on torch does.
+
+(The int8 export served by default differs on a few questions out of ~1,100, in both directions;
+`python -m bench.chat` measures the two side by side.)"""
 
 from __future__ import annotations
 
@@ -12,7 +15,11 @@ from tests.conftest import EMBEDDING_MODEL, EVAL_DIR
 
 
 @pytest.mark.slow
-def test_onnx_and_torch_give_the_same_decisions_on_every_eval_set(shipped_config, engine, tmp_path):
+def test_onnx_and_torch_give_the_same_decisions_on_every_eval_set(shipped_config, tmp_path):
+    onnx_embedder = Embedder(EMBEDDING_MODEL, precision="float32")
+    onnx_config = shipped_config.model_copy(update={"index_dir": tmp_path / "onnx", "embed_precision": "float32"})
+    build_index(onnx_config, onnx_embedder)
+    engine = AnswerEngine(onnx_config, onnx_embedder)
     torch_embedder = Embedder(EMBEDDING_MODEL, backend="torch")
     torch_config = shipped_config.model_copy(update={"index_dir": tmp_path / "index", "embed_backend": "torch"})
     build_index(torch_config, torch_embedder)  # as before: index and queries embedded by sentence-transformers

@@ -1,4 +1,5 @@
-"""Embeddings: the ONNX export gives sentence-transformers' vectors, is cached by fingerprint, queries are cached."""
+"""Embeddings: the float32 ONNX export gives sentence-transformers' vectors, the int8 one stays close to them,
+both are cached by fingerprint, queries are cached."""
 
 from __future__ import annotations
 
@@ -36,10 +37,16 @@ def torch_encoder() -> TorchEncoder:
     return TorchEncoder(EMBEDDING_MODEL)
 
 
+@pytest.fixture(scope="module")
+def float32_embedder() -> Embedder:
+    return Embedder(EMBEDDING_MODEL, precision="float32")
+
+
 @pytest.mark.slow
-def test_onnx_vectors_match_sentence_transformers(embedder, torch_encoder):
+def test_onnx_vectors_match_sentence_transformers(float32_embedder, torch_encoder):
     texts = _texts()
-    assert embedder.backend == "onnx"
+    embedder = float32_embedder
+    assert embedder.backend == "onnx" and not embedder.encoder.path.stem.endswith("-int8")
     onnx = embedder.encoder
     # Same token ids as the transformers tokenizer sentence-transformers uses (256 tokens at most).
     reference = torch_encoder.model.tokenizer
@@ -58,6 +65,29 @@ def test_onnx_vectors_match_sentence_transformers(embedder, torch_encoder):
     assert np.abs(overlapped - expected[-40:]).max() < 1e-5
 
 
+@pytest.mark.slow
+def test_int8_export_is_quantized_from_the_float32_one_and_stays_close(embedder, float32_embedder):
+    assert embedder.precision == "int8"  # the serving default
+    int8, float32 = embedder.encoder, float32_embedder.encoder
+    assert int8.path.name == float32.path.name.replace(".onnx", "-int8.onnx")
+    assert int8.path.stat().st_size < float32.path.stat().st_size * 0.7  # int8 weight matrices
+    meta = json.loads(int8.path.with_suffix(".json").read_text())
+    assert meta["precision"] == "int8" and meta["source"] == float32.path.name
+    assert meta["min_cosine"] >= onnx_export.INT8_MIN_COSINE
+    texts = _texts()
+    a, b = embedder.encode(texts), float32_embedder.encode(texts)
+    cosine = (a * b).sum(axis=1)
+    assert np.allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
+    assert cosine.min() > 0.95 and cosine.mean() > 0.985
+    # What retrieval sees: a question's nearest KB passage with float32 is among its nearest ones with int8
+    # (passages of one entry are near ties, so the very first one may swap).
+    views = len(texts) - sum(1 for p in EVAL_DIR.glob("*.jsonl") for line in p.open() if line.strip())
+    nearest = (b[views:] @ b[:views].T).argmax(axis=1)
+    top3 = np.argsort(-(a[views:] @ a[:views].T), axis=1)[:, :3]
+    kept = (top3 == nearest[:, None]).any(axis=1)
+    assert kept.mean() > 0.97, kept.mean()
+
+
 def test_export_fingerprint_covers_model_files_and_exporter(tmp_path, monkeypatch):
     model = tmp_path / "model"
     model.mkdir()
@@ -66,6 +96,9 @@ def test_export_fingerprint_covers_model_files_and_exporter(tmp_path, monkeypatc
     first = onnx_export.fingerprint(model)
     assert onnx_export.fingerprint(model) == first
     assert onnx_export.export_path(tmp_path / "models", model).name == f"embedding-{first}.onnx"
+    assert onnx_export.export_path(tmp_path / "models", model, precision="int8").name == f"embedding-{first}-int8.onnx"
+    with pytest.raises(ValueError, match="unknown embedding precision"):
+        onnx_export.export_path(tmp_path / "models", model, precision="int4")
     (model / "model.safetensors").write_text("other weights")
     second = onnx_export.fingerprint(model)
     assert second != first
@@ -81,7 +114,7 @@ def test_export_is_made_once_then_reused(tmp_path, embedder):
     assert encoder.path.parent == models
     assert sorted(p.name for p in models.iterdir() if p.name.startswith(".")) == []  # no temp leftovers
     model_dir = Path(resolve_model_path(EMBEDDING_MODEL))
-    assert encoder.path == onnx_export.export_path(models, model_dir)
+    assert encoder.path == onnx_export.export_path(models, model_dir, precision="int8")
 
 
 def test_query_vectors_are_cached_read_only_and_bounded(embedder):
@@ -101,10 +134,13 @@ def test_query_vectors_are_cached_read_only_and_bounded(embedder):
 def test_backend_setting_selects_the_encoder():
     with pytest.raises(ValueError, match="unknown embedding backend"):
         Embedder(EMBEDDING_MODEL, backend="tensorflow")
+    with pytest.raises(ValueError, match="unknown embedding precision"):
+        Embedder(EMBEDDING_MODEL, precision="int4")
     from settings import RagConfig
 
-    config = RagConfig(embed_backend="torch", embed_cache_size=7, embed_threads=2)
+    config = RagConfig(embed_backend="torch", embed_cache_size=7, embed_threads=2, embed_precision="float32")
     embedder = Embedder.from_config(config)
     assert (embedder.requested_backend, embedder.cache_size, embedder.threads) == ("torch", 7, 2)
+    assert embedder.precision == "float32" and Embedder.from_config(RagConfig()).precision == "int8"
     assert embedder.models_dir == config.llm.models_dir
 

@@ -88,6 +88,10 @@ def test_fingerprint_covers_settings_and_file_names(mini_config: RagConfig) -> N
     assert fingerprint(mini_config) == base  # deterministic
     assert fingerprint(mini_config.model_copy(update={"vector_store": "numpy"})) != base
     assert fingerprint(mini_config.model_copy(update={"chunk_size": 500})) != base
+    # int8 and float32 vectors differ (cosine ~0.99): switching rebuilds; torch's vectors are float32 ones
+    assert fingerprint(mini_config.model_copy(update={"embed_precision": "float32"})) != base
+    torch = mini_config.model_copy(update={"embed_backend": "torch"})
+    assert fingerprint(torch) == fingerprint(torch.model_copy(update={"embed_precision": "float32"}))
     (mini_config.kb_dir / "proc.md").rename(mini_config.kb_dir / "proc2.md")
     assert fingerprint(mini_config) != base
     (mini_config.kb_dir / "notes.txt").write_text("unsupported files are ignored", encoding="utf-8")

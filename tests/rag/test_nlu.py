@@ -190,6 +190,8 @@ def test_questions_about_humans_are_not_requests(message: str) -> None:
         "Est-ce que je peux avoir quelqu'un au téléphone ?",
         "un agent humain svp",
         "Passez-moi un conseiller, si possible maintenant",
+        "Serait-il possible d'être mis en relation avec une personne physique ?",
+        "marre des robots, un agent svp",
     ],
 )
 def test_requests_for_a_human_escalate(message: str) -> None:

@@ -61,12 +61,16 @@ def test_a_short_run_writes_an_adapter_the_encoders_merge_and_promotion_installs
     adapter = out / "adapter"
 
     # The app's encoder merges it before the ONNX export; the torch fallback merges it the same way.
-    tuned = Embedder(EMBEDDING_MODEL, adapter=adapter, models_dir=tmp_path / "models")
+    tuned = Embedder(EMBEDDING_MODEL, adapter=adapter, models_dir=tmp_path / "models", precision="float32")
     texts = ["où je trouve mes anciennes factures ?", "code RIO", "pas de réseau depuis ce matin"]
     vectors = tuned.encode(texts)
     assert tuned.backend == "onnx" and tuned.encoder.path.parent == tmp_path / "models"
     assert float(np.abs(vectors - embedder.encode(texts)).max()) > 1e-3  # not the packaged model's vectors
     assert np.abs(vectors - TorchEncoder(EMBEDDING_MODEL, adapter=adapter).encode(texts, 8)).max() < 1e-4
+    # The int8 export served by default is quantized from that merged export.
+    served = Embedder(EMBEDDING_MODEL, adapter=adapter, models_dir=tmp_path / "models")
+    assert served.encoder.path.name == tuned.encoder.path.name.replace(".onnx", "-int8.onnx")
+    assert float((served.encode(texts) * vectors).sum(axis=1).min()) > 0.95
 
     target = tmp_path / "installed"
     worse = {**report, "retrieval_after": {**report["retrieval_after"], "mrr": -1.0}}
