@@ -118,12 +118,14 @@ def _links(intent: str, entry_links: list[str], escalate: bool) -> list[dict]:
 # or puts its question after a statement ("Je change d'opérateur, je peux jeter ma SIM ?").
 _SECOND_QUESTION = re.compile(
     r"\?+\s+(?=\S)|\s*[,;]\s*(?:et|mais|aussi|sinon|puis)\b(?:\s+(?:au passage|aussi|sinon|en plus|egalement))?"
-    r"|\s+et\s+(?=(?:au passage|aussi|en plus|sinon|savoir|si|est-ce|comment|combien|ou|quand|quel\w*|pourquoi|je peux|"
-    r"on peut|a partir)\b)"
+    r"|\s+(?:et|\+)\s+(?=(?:au passage|aussi|en plus|sinon|savoir|si|est-ce|comment|combien|ou|quand|quel\w*|pourquoi|"
+    r"je peux|on peut|a partir|c'?\s?est quoi|c quoi|qu'?\s?est-ce)\b)|\s+\+\s+"
     r"|\s*[,:]\s*(?=(?:je peux|puis-je|est-ce que|est-ce qu'|dois-je|je dois|faut-il|il faut|comment|combien|je fais quoi|"
     r"on fait quoi|que dois-je|qu'est-ce que|quand|pourquoi)\b)"
 )
-_BETWEEN_QUESTIONS = re.compile(r"\?|\b(?:et|mais|aussi|sinon|puis)\b")
+_BETWEEN_QUESTIONS = re.compile(r"\?|\+|\b(?:et|mais|aussi|sinon|puis)\b")
+# A message announcing its questions ("deux questions :", "j'ai 2 questions") before asking them.
+_ANNOUNCED = re.compile(r"^\W*(?:(?:j'?\s?ai|voici|alors)\s+)?(?:deux|2|plusieurs|quelques|trois|3)\s+(?:petites\s+)?questions?\b\W*")
 # Rules that point at a category of entries: a cancellation request, a technical problem that persists.
 _PREFERRED = {"demande de résiliation": "résiliation", "problème non résolu après plusieurs tentatives": "technique"}
 # Sentences telling the customer how to ask for a human: pointless once they asked.
@@ -157,7 +159,7 @@ def split_question(text: str) -> list[str]:
 
     A boundary between two questions ("?", "..., et comment ...") wins over one that only ends an
     introducing statement ("Je pars à Malte : combien ..."): that statement is context for the first question."""
-    folded = fold(text)
+    folded = _ANNOUNCED.sub("", fold(text))
     splits = []
     for match in _SECOND_QUESTION.finditer(folded):
         first, second = folded[: match.start()].strip(" ,;?"), folded[match.end() :].strip(" ,;?")

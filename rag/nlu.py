@@ -35,15 +35,17 @@ INTENT_RULES: dict[str, re.Pattern] = {
 }
 
 HUMAN_REQUEST = _re(
-    r"\b(?:parler|discuter|echanger|joindre|contacter|avoir|veux|voudrais|souhaite|besoin d'?\s?|pass(?:er|ez)(?:-| )?moi|"
+    r"\b(?:parler|causer|discuter|echanger|joindre|contacter|avoir|veux|voudrais|souhaite|besoin d'?\s?|pass(?:er|ez)(?:-| )?moi|"
     r"mett(?:re|ez)(?:-| )?moi en (?:relation|contact)|en relation)\b"
-    r"[^.?!]{0,30}\b(?:conseill\w*|humain|agent|(?:un|une|l'?)\s?operat(?:eur|rice)\b(?! (?:mobile|telephonique))|vraie? personne|personne physique|quelqu'?\s?un|technicien|service client)",
+    r"[^.?!]{0,30}\b(?:conseill\w*|humain|agent|(?:un|une|l'?)\s?operat(?:eur|rice)\b(?! (?:mobile|telephonique))|vraie? personne|personne physique|quelqu'?\s?un|qqn|technicien|service client)",
     r"\bmett(?:re|ez)(?:-| )?moi en (?:relation|contact)\b",
     r"\bme pass(?:er|ez)\b[^.?!]{0,20}\b(?:conseill\w*|humain|agent|quelqu'?\s?un|responsable)",
     r"\b(?:une personne|un humain|quelqu'?\s?un|un conseiller) (?:s'?en occupe|me rappelle|me reponde)",
     r"\b(?:un|une) (?:vrai|vraie) (?:personne|humain)\b",
     r"^\W*(?:un |une )?(?:conseill\w*|humain|agent)(?: humain)?\W*(?:svp|stp|s'?il vous plait|$)",
     r"\b(?:un|une) (?:conseill\w*|humain|agent)(?: humain)?\W*(?:svp|stp|s'?il vous plait)\b",
+    r"\b(?:quelqu'?\s?un|qqn|une personne|un humain|un conseiller)\b[^.?!]{0,25}\b(?:a|avec) qui (?:je (?:peux|pourrais)|"
+    r"on (?:peut|pourrait)|parler|causer|m'?\s?adresser)",
     r"\betre rappele", r"\brappelez(?:-| )?moi\b", r"\bme faire rappeler\b",
     r"\bpas (?:a |avec )?un (?:robot|bot)\b", r"\bplutot qu'?\s?(?:a |avec )?(?:un|une|le|la) (?:robot|bot|chatbot|machine|programme|ia)\b",
     r"\ben chair et en os\b", r"\b(?:vraie?|veritable) (?:personne|humain|conseill\w*)\b",

@@ -192,6 +192,8 @@ def test_questions_about_humans_are_not_requests(message: str) -> None:
         "Passez-moi un conseiller, si possible maintenant",
         "Serait-il possible d'être mis en relation avec une personne physique ?",
         "marre des robots, un agent svp",
+        "Y a-t-il quelqu'un à qui je peux parler ?",
+        "je veux causer à qqn",
     ],
 )
 def test_requests_for_a_human_escalate(message: str) -> None:

@@ -175,6 +175,11 @@ def test_split_question() -> None:
     assert split_question("Je change d'opérateur, je peux jeter ma SIM ?") == ["je change d'operateur", "je peux jeter ma sim"]
     assert split_question("Comment télécharger ma facture ?") == []
     assert split_question("mes mms partent pas et sinon où je vois ma conso ?") == ["mes mms partent pas", "sinon ou je vois ma conso"]
+    # announced questions, "+" between them, "c quoi" after "et"
+    assert split_question("deux questions: comment avoir mon rio et c quoi les reglages pour les mms") == [
+        "comment avoir mon rio", "c quoi les reglages pour les mms"]
+    assert split_question("Internet lent le soir + quel délai pour un accusé de réception ?") == [
+        "internet lent le soir", "quel delai pour un accuse de reception"]
 
 
 def test_two_part_question_gets_both_answers_and_both_sources(engine) -> None:
