@@ -27,6 +27,9 @@ FACETS: dict[str, re.Pattern] = {
     "5g_network": re.compile(r"(?<!forfait )(?<!forfait free )(?<!free )(?<!offre )\b5g\b"),
     "first_bill": re.compile(r"\bpremier(?:e)? (?:facture|mois)\b|\bfrais d'?\s?activation\b"),
     "after_cancel": re.compile(r"\b(?:apres|une fois) (?:la |ma |une |avoir |l'?\s?)?resili"),
+    # A month billed in part: leaving or changing plans mid-month ("je paie le mois entier ?", "le 10 du mois").
+    "partial_month": re.compile(r"\bmois (?:entier|complet|plein)\b|\b(?:en cours|en milieu|au milieu|milieu) de mois\b"
+                                r"|\bprorata\b|\ble \d{1,2} du mois\b|\bfacture partielle\b|\ben entier\b|\btout le mois\b"),
     # Moving from one plan to the other ("passer au forfait 5G", "redescendre au 2€", "changement de forfait").
     "plan_change": re.compile(r"\b(?:chang\w*|pass(?:er|e|ez|age)|redescen\w*|reven\w*|retourn\w*|bascul\w*|migr\w*)"
                               r"\b(?: \w+){0,3} (?:de |du |au |a |vers (?:le )?|sur (?:le )?)?(?:forfait|offre)"),

@@ -306,3 +306,15 @@ def test_moving_between_plans_is_a_situation_of_its_own() -> None:
     assert "plan_change" in facets_of("Est-ce que le changement de forfait est immédiat ?")
     assert "plan_change" not in facets_of("je vais passer chez un autre opérateur")
     assert "plan_change" not in facets_of("comment passer un appel à l'étranger ?")
+
+
+def test_a_month_billed_in_part_is_a_situation_of_its_own(engine) -> None:
+    from rag.retriever import entry_facets, facets_of
+
+    assert "partial_month" in facets_of("Si je résilie le 10 du mois, je paie le mois entier ?")
+    assert "partial_month" in facets_of("je paie les deux forfaits en entier ?")
+    assert "partial_month" not in facets_of("Combien coûte le forfait par mois ?")
+    prorata = next(e for e in engine.retriever.index.entries if e.id == "fac-011")
+    assert "partial_month" in entry_facets(prorata)
+    answer = engine.answer("Si je pars le 10 du mois, est-ce que vous me facturez le mois entier ?")
+    assert "prorata" in answer.text
