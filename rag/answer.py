@@ -114,11 +114,11 @@ def _links(intent: str, entry_links: list[str], escalate: bool) -> list[dict]:
     return [{"label": labels.get(u, u.removeprefix("https://")), "url": u} for u in seen]
 
 
-# Where a message asks a second question ("...? Et ...", "..., et au passage ...", "... et si je ..."),
+# Where a message asks a second question ("...? Et ...", "..., et au passage ...", "... et si je ...", "... + ..."),
 # or puts its question after a statement ("Je change d'opérateur, je peux jeter ma SIM ?").
 _SECOND_QUESTION = re.compile(
     r"\?+\s+(?=\S)|\s*[,;]\s*(?:et|mais|aussi|sinon|puis)\b(?:\s+(?:au passage|aussi|sinon|en plus|egalement))?"
-    r"|\s+(?:et|\+)\s+(?=(?:au passage|aussi|en plus|sinon|savoir|si|est-ce|comment|combien|ou|quand|quel\w*|pourquoi|"
+    r"|\s+et\s+(?=(?:au passage|aussi|en plus|sinon|savoir|si|est-ce|comment|combien|ou|quand|quel\w*|pourquoi|"
     r"je peux|on peut|a partir|c'?\s?est quoi|c quoi|qu'?\s?est-ce)\b)|\s+\+\s+"
     r"|\s*[,:]\s*(?=(?:je peux|puis-je|est-ce que|est-ce qu'|dois-je|je dois|faut-il|il faut|comment|combien|je fais quoi|"
     r"on fait quoi|que dois-je|qu'est-ce que|quand|pourquoi)\b)"
@@ -455,6 +455,7 @@ class AnswerEngine:
         return self._kb_terms()[1]
 
     def _kb_terms(self) -> tuple[frozenset[str], frozenset[str]]:
+        """(rare terms, identifiers) of the current index, computed once per index."""
         index = self.retriever.index
         if self._rare is None or self._rare[0] is not index:
             counts: dict[str, int] = {}
