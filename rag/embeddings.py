@@ -290,10 +290,14 @@ class Embedder:
 
     def _load(self) -> Encoder:
         if self.requested_backend == "onnx" and self.device == "cpu":
-            try:
-                return OnnxEncoder(self.model_name, self.models_dir, self.threads, self.adapter, self.precision)
-            except Exception as exc:  # e.g. a hub id or another architecture: sentence-transformers handles it
-                log.warning("ONNX embedding backend unavailable (%s); using sentence-transformers", exc)
+            # int8 first when asked; its check against float32 can fail on a CPU whose int8 kernels saturate,
+            # and the float32 export still spares the server torch.
+            for precision in dict.fromkeys([self.precision, "float32"]):
+                try:
+                    return OnnxEncoder(self.model_name, self.models_dir, self.threads, self.adapter, precision)
+                except Exception as exc:  # e.g. a hub id or another architecture: sentence-transformers handles it
+                    log.warning("ONNX embedding backend unavailable in %s (%s)", precision, exc)
+            log.warning("Using sentence-transformers for the embeddings")
         return TorchEncoder(self.model_name, self.device, self.adapter)
 
     @property

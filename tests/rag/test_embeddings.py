@@ -117,6 +117,22 @@ def test_export_is_made_once_then_reused(tmp_path, embedder):
     assert encoder.path == onnx_export.export_path(models, model_dir, precision="int8")
 
 
+def test_a_failed_int8_export_falls_back_to_the_float32_one_not_to_torch(tmp_path, float32_embedder, monkeypatch):
+    from rag import embeddings
+
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copy(float32_embedder.encoder.path, models / float32_embedder.encoder.path.name)
+
+    def refuse(model_dir, out, adapter=None, precision="float32", timeout=900):
+        raise RuntimeError("int8 vectors too far from float32 ones")  # what a saturating CPU would give
+
+    monkeypatch.setattr(embeddings, "_export_in_subprocess", refuse)
+    encoder = Embedder(EMBEDDING_MODEL, models_dir=models).encoder
+    assert isinstance(encoder, OnnxEncoder) and encoder.precision == "float32"
+    assert encoder.path.parent == models
+
+
 def test_query_vectors_are_cached_read_only_and_bounded(embedder):
     small = Embedder(EMBEDDING_MODEL, cache_size=2)
     small._encoder = embedder.encoder  # share the loaded model
