@@ -178,7 +178,9 @@ def second_opinion(analysis: Analysis, text: str, prediction: Prediction, config
     - the rules found no hand-off and the model is sure of one: it escalates, with the reason of the
       most likely kind ("passe moi un humain", an angry message in words no rule lists);
     - the rules found one and the model is sure it is a plain question: the reasons are dropped and the
-      request words are searched too ("pour déposer une réclamation, quel menu ?");
+      request words are searched too ("pour déposer une réclamation, quel menu ?"), except a request for
+      a human, which the rules already tell from a question about humans ("si un jour j'ai besoin d'un
+      humain...") and which an unknown word ("qqn", "causer") must not turn into a question;
     - the out-of-scope probability is kept for the scope decision made after retrieval.
     """
     if analysis.small_talk or len(_WORD.findall(fold(text))) < MIN_WORDS:
@@ -186,7 +188,7 @@ def second_opinion(analysis: Analysis, text: str, prediction: Prediction, config
     reasons = list(analysis.escalation_reasons)
     if not reasons and prediction.handoff >= config.intent_handoff:
         reasons = [prediction.handoff_reason()]
-    elif reasons and prediction.probs[QUESTION] >= config.intent_question:
+    elif reasons and prediction.probs[QUESTION] >= config.intent_question and HANDOFF_REASONS["human"] not in reasons:
         reasons = []
     folded = fold(text).replace("’", "'")
     requests = any(r in reasons for r in (HANDOFF_REASONS["human"], HANDOFF_REASONS["complaint"]))

@@ -79,6 +79,18 @@ def test_a_sure_question_overrules_the_rules_and_keeps_the_request_words_searche
     assert corrected.extra_topic is None
 
 
+def test_a_request_for_a_human_the_rules_found_is_not_overruled():
+    """Unknown words ("qqn", "causer") can make the model see a question; the rules already tell a request
+    for a human from a question about humans."""
+    text = "ya pas qqn de reel a qui je peux causer ??"
+    analysis = analyze_message(text)
+    assert analysis.escalation_reasons == ["demande explicite d'un conseiller"]
+    assert second_opinion(analysis, text, _prediction(question=0.95), RagConfig()).escalation_reasons == [
+        "demande explicite d'un conseiller"]
+    about = "si un jour j'ai besoin d'un humain, il met combien de temps ?"
+    assert analyze_message(about).escalation_reasons == []  # a question about humans: the rules answer it
+
+
 def test_the_engine_answers_out_of_scope_when_the_model_is_sure(engine, monkeypatch):
     class Sure:
         def predict(self, text):
