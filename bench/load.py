@@ -97,6 +97,13 @@ def serve(args: argparse.Namespace) -> None:
     )
 
 
+def message_text(run: str, customer: int, n: int) -> str:
+    """Message ``n`` of a customer: one of QUESTIONS behind a tag that makes it unique, so that its storage
+    can be checked and, like a real customer's message, it is embedded afresh (a tag after the question
+    made it a two-part message and let the query cache serve parts of it across customers)."""
+    return f"[{run}-{customer}-{n}] {QUESTIONS[n % len(QUESTIONS)]}"
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))
@@ -108,7 +115,7 @@ async def _customer(index: int, client, base_url: str, deadline: float, think: f
     phone = f"06{index:08d}"
     key, conversation_id, n, attempts = None, None, 0, 0
     while time.monotonic() < deadline and (not messages or n < messages):
-        text = f"{QUESTIONS[n % len(QUESTIONS)]} [{stats['run']} client {index} message {n}]"
+        text = message_text(stats["run"], index, n)
         body: dict = {"message": text}
         # A retry after a transport error (e.g. a keep-alive connection closed under it) sends the same
         # key: the server answers it from the first attempt if that one was stored, never twice.
@@ -175,12 +182,12 @@ def _check_storage(database_url: str, run: str, accepted: list[str], limited: li
         with db.session() as s:
             rows = s.execute(
                 select(Message.content, func.count())
-                .where(Message.role == "user", Message.content.contains(f"[{run} client "))
+                .where(Message.role == "user", Message.content.startswith(f"[{run}-"))
                 .group_by(Message.content)
             ).all()
     finally:
         db.dispose()
-    stored = {content: count for content, count in rows if f"[{run} client " in content}
+    stored = {content: count for content, count in rows if content.startswith(f"[{run}-")}
     return {
         "accepted_missing": sum(1 for t in accepted if t not in stored),
         "duplicated": sum(1 for c in stored.values() if c > 1),
@@ -203,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         serve(args)
         return 0
     if args.engine_rate:
-        print(json.dumps(engine_rate(args.engine_rate)))
+        print(json.dumps(engine_rate(args.engine_rate, args.messages)))
         return 0
     customers, duration = min(max(args.customers, 1), 1000), min(max(args.duration, 1.0), 600.0)
     counts = [min(max(n, 1), 8) for n in args.replicas]
@@ -225,7 +232,7 @@ def _measure(args: argparse.Namespace, replicas: int, customers: int, duration: 
     with tempfile.TemporaryDirectory() as tmp:
         database_url = args.database_url or f"sqlite:///{Path(tmp) / 'load.db'}"
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
-        engine = _engine_rate_child(env) if args.messages else None  # before the servers: nothing else runs
+        engine = _engine_rate_child(env, args.messages) if args.messages else None  # before the servers: nothing else runs
         load_before = os.getloadavg()
         servers, urls = [], []
         try:
@@ -291,11 +298,16 @@ def _measure(args: argparse.Namespace, replicas: int, customers: int, duration: 
     }
 
 
-def engine_rate(seconds: float) -> tuple[float, float]:
-    """Child process: extractive answers per second of the engine alone, pinned to one CPU, and CPU ms per answer."""
+def engine_rate(seconds: float, messages: int) -> tuple[float, float]:
+    """Child process: extractive answers per second of the engine alone, pinned to one CPU, and CPU ms per answer.
+
+    It answers what the server answers: the load test's messages (unique, so never cached) in conversations
+    of ``messages`` turns (the timed load's are longer), each with the context the chat service gives the
+    engine: the previous question and the top entries of the earlier answers."""
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     from rag.answer import AnswerEngine
+    from rag.chat import HISTORY_WINDOW
     from settings import get_settings
 
     # One core, one thread; the query cache as the server has it: the messages are unique, so it only saves
@@ -304,16 +316,27 @@ def engine_rate(seconds: float) -> tuple[float, float]:
     engine.warm_up()
     for question in QUESTIONS:
         engine.answer(question)
+    turns = max(1, min(messages, HISTORY_WINDOW // 2))
     done, started, cpu = 0, time.perf_counter(), time.process_time()
-    while time.perf_counter() - started < seconds:  # the messages the load test sends: unique, never cached
-        engine.answer(f"{QUESTIONS[done % len(QUESTIONS)]} [engine client 0 message {done}]")
+    tops: list[str] = []
+    previous = None
+    while time.perf_counter() - started < seconds:
+        n = done % turns
+        if n == 0:
+            tops, previous = [], None
+        text = message_text("engine", done // turns, n)
+        answer = engine.answer(text, previous_top_entries=list(tops), previous_question=previous)
+        if answer.top_entry:
+            tops.append(answer.top_entry)
+        previous = text
         done += 1
     rate = done / (time.perf_counter() - started)
     return round(rate, 1), round(1000 * (time.process_time() - cpu) / done, 2)
 
 
-def _engine_rate_child(env: dict, seconds: float = 10.0) -> tuple[float, float]:
-    done = subprocess.run([sys.executable, "-m", "bench.load", "--engine-rate", str(seconds)], cwd=ROOT, env=env,
+def _engine_rate_child(env: dict, messages: int, seconds: float = 10.0) -> tuple[float, float]:
+    done = subprocess.run([sys.executable, "-m", "bench.load", "--engine-rate", str(seconds), "--messages",
+                           str(messages)], cwd=ROOT, env=env,
                           capture_output=True, text=True, check=True, timeout=600)  # fmt: skip
     return tuple(json.loads(done.stdout.strip().splitlines()[-1]))
 
