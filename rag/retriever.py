@@ -26,14 +26,30 @@ FACETS: dict[str, re.Pattern] = {
     # 5G the network (not "Forfait Free 5G", the plan's name): "je ne capte pas la 5G" vs "toujours pas de 4G".
     "5g_network": re.compile(r"(?<!forfait )(?<!forfait free )(?<!free )(?<!offre )\b5g\b"),
     "first_bill": re.compile(r"\bpremier(?:e)? (?:facture|mois)\b|\bfrais d'?\s?activation\b"),
-    "after_cancel": re.compile(r"\b(?:apres|une fois) (?:la |ma |une |avoir |l'?\s?)?resili"),
+    # After leaving: a cancellation, the end of the contract, a number transfer done, the old SIM.
+    "after_cancel": re.compile(r"\b(?:apres|une fois) (?:la |ma |une |avoir |l'?\s?)?resili"
+                               r"|\b(?:apres|une fois) (?:la |le |ma |mon |l'?\s?)?(?:transfert|portabilite|depart)\b"
+                               r"|\b(?:apres|une fois) (?:la )?fin (?:de |du |d'?\s?)(?:mon |ma |l'?\s?)?"
+                               r"(?:abonnement|contrat|forfait|ligne)\b"
+                               r"|\bune fois (?:que )?(?:je suis |j'?\s?ai |je )?(?:parti|partie|passee?|change)\b"
+                               r"|\b(?:ancienne|vieille) (?:carte )?(?:sim|puce)\b"),
     # A month billed in part: leaving or changing plans mid-month ("je paie le mois entier ?", "le 10 du mois").
     "partial_month": re.compile(r"\bmois (?:entier|complet|plein)\b|\b(?:en cours|en milieu|au milieu|milieu) de mois\b"
                                 r"|\bprorata\b|\ble \d{1,2} du mois\b|\bfacture partielle\b|\ben entier\b|\btout le mois\b"),
-    # Moving from one plan to the other ("passer au forfait 5G", "redescendre au 2€", "changement de forfait").
-    "plan_change": re.compile(r"\b(?:chang\w*|pass(?:er|e|ez|age)|redescen\w*|reven\w*|retourn\w*|bascul\w*|migr\w*)"
-                              r"\b(?: \w+){0,3} (?:de |du |au |a |vers (?:le )?|sur (?:le )?)?(?:forfait|offre)"),
+    # Moving from one plan to the other ("passer au forfait 5G", "redescendre au 2€", "changement de forfait",
+    # "modifier mon offre", "prendre le 5G à la place du 2€"); "forfai" as typed in a hurry.
+    "plan_change": re.compile(r"\b(?:chang\w*|modifi\w*|pass(?:er|e|ez|age)|redescen\w*|reven\w*|retourn\w*|bascul\w*"
+                              r"|migr\w*|opter)\b(?: \w+){0,3} (?:de |du |au |a |vers (?:le )?|sur (?:le )?|pour (?:le )?)?"
+                              r"(?:forfai\w*|offre|abonnement)\b"
+                              r"|\bpass(?:er|e|ez|age) au (?:forfait )?(?:free )?(?:5g|2 ?(?:€|e|eur|euros?)(?![a-z0-9]))"
+                              r"|\ba la place d[ue] (?:forfait )?(?:free )?(?:5g|2 ?(?:€|e|eur|euros?)(?![a-z0-9]))"),
 }
+
+
+# A plan change and a month billed in part are requests of their own that entries sharing their words
+# outrank ("passer au 5G, ça coûte combien ?" is not the price entry; "le mois où je résilie, je paie le mois
+# entier ?" is not how to cancel): when the question names one, the entries about it gain three bonuses.
+_FACET_WEIGHT = np.array([3.0 if name in ("plan_change", "partial_month") else 1.0 for name in FACETS], dtype=np.float32)
 
 
 def facets_of(text: str) -> set[str]:
@@ -114,7 +130,7 @@ class HybridRetriever:
         """Per-entry bonus for situations both the query and the entry name, malus for those only one names."""
         named = facets_of(query)
         wanted = np.array([name in named for name in FACETS], dtype=np.float32)
-        shared = self._facets @ wanted
+        shared = self._facets @ (wanted * _FACET_WEIGHT)
         entry_only = self._facets @ (1.0 - wanted)
         query_only = (1.0 - self._facets) @ wanted
         config = self.config

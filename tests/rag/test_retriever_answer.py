@@ -306,6 +306,26 @@ def test_moving_between_plans_is_a_situation_of_its_own() -> None:
     assert "plan_change" in facets_of("Est-ce que le changement de forfait est immédiat ?")
     assert "plan_change" not in facets_of("je vais passer chez un autre opérateur")
     assert "plan_change" not in facets_of("comment passer un appel à l'étranger ?")
+    assert "plan_change" in facets_of("où est-ce que je modifie mon offre ?")
+    assert "plan_change" in facets_of("cmt on fait pr changer de forfai ?")
+    assert "plan_change" in facets_of("Si je prends le 5G à la place du 2€, ça s'active quand ?")
+    assert "plan_change" not in facets_of("comment passer en 5G sur mon téléphone ?")
+    assert "plan_change" not in facets_of("je veux changer mon moyen de paiement")
+
+
+def test_a_plan_change_outranks_the_price_entry_its_words_share(engine) -> None:
+    """"Passer au 5G" names a plan change: its entry gains three facet bonuses over the price entry."""
+    hits = engine.retriever.search("je veux passer au 5G, je fais comment le changement ?").hits
+    assert hits[0].entry.title == "Changer de forfait"
+
+
+def test_leaving_is_named_by_the_end_of_the_contract_or_the_old_sim() -> None:
+    from rag.retriever import facets_of
+
+    assert "after_cancel" in facets_of("Après la fin de mon abonnement, je dois vous renvoyer la puce ?")
+    assert "after_cancel" in facets_of("une fois le transfert de numéro terminé, je fais quoi de la puce ?")
+    assert "after_cancel" in facets_of("je peux jeter mon ancienne SIM ?")
+    assert "after_cancel" not in facets_of("après la fin du mois, je paie quoi ?")
 
 
 def test_a_month_billed_in_part_is_a_situation_of_its_own(engine) -> None:
