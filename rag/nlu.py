@@ -158,7 +158,7 @@ DOMAIN_STRONG = _re(
     r"\bitinerance\b", r"\bpaiement", r"\bprelev", r"\brib\b", r"\bticket", r"\breclamation", r"\brembours", r"(?<!en )\bligne\b",
     r"\boperateur", r"\bcouverture\b", r"\bdebit\b", r"\bgigas?\b", r"\bgo\b", r"\bactiv(?:er|ez|e|ee|ees|es|ation|ations)\b", r"\brecharge", r"\bsignal\b",
     r"\bbarres?\b", r"\betranger\b", r"\bespace abonne", r"\bservice client", r"\bmessagerie\b", r"\brepondeur\b",
-    r"\bengag", r"\bpuce\b", r"\baucun service\b", r"\bmastodon\b", r"\bsurtax", r"\bsav\b", r"\bhashtag",
+    r"\bengag", r"\bpuce\b", r"\baucun service\b", r"\bmastodon\b", r"\bfedivers\w*", r"\bpenalites?\b", r"\bsurtax", r"\bsav\b", r"\bhashtag",
     r"\bmobile\.free\.fr", r"\bmmsc\b", r"\bmnc\b", r"\bmcc\b", r"\btextos?\b", r"\bpoint d'?\s?acces\b", r"\bportabilite\b",
     r"\bfree ?mobile\b", r"\bfreebox\b", r"\b(?:un|le|au|des|les|mon|votre|du|a un|d'?\s?un) conseill(?:er|ere)s?\b", r"\bhumain\b",
     r"\binternet\b", r"\bappels?\b", r"\bmon (?:numero|mobile|telephone|portable|tel)\b", r"\b555\b", r"\b3179\b",
@@ -175,6 +175,7 @@ DOMAIN_WEAK = _re(
     r"\bassistance\b", r"\bsatisfaction\b", r"\bdelai", r"\bsos\b", r"\boffres?\b", r"\bsite\b", r"\bcontact\b",
     r"\bespace (?:perso|client)", r"\biphone\b", r"\bandroid\b", r"\bsmartphone\b", r"\bappli", r"\bmessages?\b",
     r"\bvocal\b", r"\btransfert\b", r"\bclients?\b", r"\bconseill", r"\bdemandes?\b",
+    r"\bsouscri\w*", r"\bfrais\b",
 )
 DOMAIN = _re(DOMAIN_STRONG.pattern, DOMAIN_WEAK.pattern)
 # The same strong words as analyzer stems, matched against the retriever's typo-corrected tokens
