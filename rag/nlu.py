@@ -205,6 +205,9 @@ OTHER_SERVICE = _re(
     r"\bassurances? (?:habitation|auto|voiture|vie|sante|emprunteur|moto)\b", r"\bmutuelle\b", r"\bsalle de sport\b",
     r"\bmagazine\b", r"\bjournal\b", r"\bbanque en ligne\b", r"\bcredit (?:immobilier|auto|conso)\b", r"\bzalando\b",
     r"\bcdiscount\b", r"\bvinted\b", r"\bleboncoin\b", r"\bpaypal\b",
+    # a bank's own services: its advisers, branches, loans, a card's PIN (paying the plan by card stays in scope)
+    r"\bconseill\w* (?:bancaire|financier|en patrimoine)\b", r"\bagence (?:bancaire|de (?:ma|la) banque)\b",
+    r"\bpret (?:immobilier|auto|etudiant|personnel|bancaire)\b", r"\bcode (?:pin|secret) de (?:ma|la|votre) carte (?:bancaire|bleue|cb)\b",
 )
 # Words naming this service's own objects: another company named next to them is context, not the subject
 # ("une facture pour la CAF", "mes photos WhatsApp ne partent pas en MMS").

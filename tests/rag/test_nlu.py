@@ -402,6 +402,16 @@ def test_a_complaint_against_someone_else_is_not_about_the_service() -> None:
     assert analyze_message("Je porte plainte contre un voisin qui a volé mon téléphone").other_service is False
 
 
+def test_a_banks_own_services_are_not_this_service() -> None:
+    assert analyze_message("Mon conseiller bancaire ne me rappelle pas, que faire ?").other_service is True
+    assert analyze_message("Comment changer le code PIN de ma carte bancaire ?").other_service is True
+    assert analyze_message("Où en est mon prêt immobilier ?").other_service is True
+    # paying the plan by card is this service's business
+    assert analyze_message("ma carte bancaire expire, je fais quoi ?").other_service is False
+    assert analyze_message("nouvelle carte bleue, le prélèvement passera dessus quand ?").other_service is False
+    assert analyze_message("Mon conseiller bancaire dit que votre prélèvement a été rejeté").other_service is False
+
+
 @pytest.mark.parametrize(
     "message",
     [
