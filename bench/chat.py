@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # tuning, held-out, then the blind sets in the order they were written (the last one is the one measured once)
 DEFAULT_SETS = ("chat_eval.jsonl", "chat_holdout.jsonl", "chat_blind.jsonl", "chat_blind2.jsonl", "chat_blind3.jsonl",
                 "chat_blind4.jsonl", "chat_blind5.jsonl", "chat_blind6.jsonl",
-                "chat_blind7.jsonl", "chat_blind8.jsonl", "chat_blind9.jsonl")  # fmt: skip
+                "chat_blind7.jsonl", "chat_blind8.jsonl", "chat_blind9.jsonl", "chat_blind10.jsonl",
+                "chat_blind11.jsonl")  # fmt: skip
 # The per-set figures printed first (issue 17): all-correct, facts, escalation, scope, false promises, latency.
 FIGURES = {
     "all_correct": "accuracy",

@@ -484,7 +484,7 @@ class AnswerEngine:
         """
         if analysis.competitor_offer or analysis.other_service:
             return True
-        if analysis.escalation_reasons:
+        if analysis.escalation_reasons or analysis.porting:  # a request, or keeping one's number with another operator
             return False
         config = self.config
         p = analysis.out_of_scope_probability

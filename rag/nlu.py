@@ -37,7 +37,7 @@ INTENT_RULES: dict[str, re.Pattern] = {
 HUMAN_REQUEST = _re(
     r"\b(?:parler|causer|discuter|echanger|joindre|contacter|avoir|veux|voudrais|souhaite|besoin d'?\s?|pass(?:er|ez)(?:-| )?moi|"
     r"mett(?:re|ez)(?:-| )?moi en (?:relation|contact)|en relation)\b"
-    r"[^.?!]{0,30}\b(?:conseill\w*|humain|agent|(?:un|une|l'?)\s?operat(?:eur|rice)\b(?! (?:mobile|telephonique))|vraie? personne|personne physique|quelqu'?\s?un|qqn|technicien|service client)",
+    r"[^.?!]{0,30}\b(?:conseill\w*|humain|agent|(?:un|une|l'?)\s?operat(?:eur|rice)\b(?! (?:mobile|telephonique))|vraie? personne|personne (?:physique|reelle)|etre humain|quelqu'?\s?un|qqn|technicien|service client)",
     r"\bmett(?:re|ez)(?:-| )?moi en (?:relation|contact)\b",
     r"\bme pass(?:er|ez)\b[^.?!]{0,20}\b(?:conseill\w*|humain|agent|quelqu'?\s?un|responsable)",
     r"\b(?:une personne|un humain|quelqu'?\s?un|un conseiller) (?:s'?en occupe|me rappelle|me reponde)",
@@ -85,7 +85,8 @@ CANCEL_WANT = _re(r"\bje vous (?:demande|prie)\b", r"\bje (?:veux|voudrais|souha
                   r"^\W*(?:resili\w*|desabonn\w*)\b[^?]{0,40}$")
 # The firm forms of a request: a question that has one of them is still a request ("je veux arrêter, ça coûte
 # combien ?"); a how/how-much question with only the polite forms ("comment je résilie svp ?") is a question.
-CANCEL_FIRM = _re(r"\bje vous (?:demande|prie)\b", r"\bje (?:veux|voudrais|souhaite|souhaiterais|desire|demande|tiens a)\b",
+CANCEL_FIRM = _re(r"\bje vous (?:demande|prie)\b",
+                  r"\bje (?:veux|voudrais|souhaite|souhaiterais|desire|demande|tiens a)\b(?! (?:garder|conserver|savoir|comprendre|connaitre))",
                   r"\bj'?\s?(?:aimerais|ai decide|exige)\b", r"\b(?:ne |n'?\s?)(?:en )?veux plus\b", r"\bje veux plus\b",
                   r"\bmerci de\b", r"\bveuillez\b", r"\bc'?est (?:fini|termine)\b", r"\bje m'?\s?en vais\b",
                   r"\b(?:resiliez|fermez|arretez|mettez|coupez|cloturez|annulez|stoppez|supprimez|suspendez|desactivez|terminez)\b")
@@ -253,6 +254,7 @@ class Analysis:
     competitor_offer: bool = False
     other_service: bool = False
     small_talk: str | None = None
+    porting: bool = False  # moving the number to or from another operator named in the message ("chez Bouygues")
     topic: str = ""
     bare_request: bool = False  # only "un conseiller svp": nothing to answer, hand over
     extra_topic: str | None = None  # a second search the rules ask for (a billing dispute: the contestation procedure)
@@ -395,7 +397,8 @@ def analyze_message(text: str, intense_threshold: float = 0.6) -> Analysis:
         reasons.append("problème non résolu après plusieurs tentatives")
     if sentiment >= intense_threshold:
         reasons.append("mécontentement important")
-    competitor_offer = bool(COMPETITOR.search(folded) and COMPETITOR_OFFER.search(folded) and not PORTING.search(folded))
+    porting = bool(COMPETITOR.search(folded) and PORTING.search(folded))
+    competitor_offer = bool(COMPETITOR.search(folded) and COMPETITOR_OFFER.search(folded) and not porting)
     other_service = foreign_subject(folded)
     small_talk = None
     if GREETING.match(folded):
@@ -418,6 +421,7 @@ def analyze_message(text: str, intense_threshold: float = 0.6) -> Analysis:
         has_domain_term=bool(DOMAIN.search(folded)),
         domain="strong" if DOMAIN_STRONG.search(folded) else "weak" if DOMAIN_WEAK.search(folded) else "none",
         competitor_offer=competitor_offer,
+        porting=porting,
         other_service=other_service,
         extra_topic=extra_topic,
         bare_request=bare_request,

@@ -27,7 +27,7 @@ FACETS: dict[str, re.Pattern] = {
     "5g_network": re.compile(r"(?<!forfait )(?<!forfait free )(?<!free )(?<!offre )\b5g\b"),
     "first_bill": re.compile(r"\bpremier(?:e)? (?:facture|mois)\b|\bfrais d'?\s?activation\b"),
     # After leaving: a cancellation, the end of the contract, a number transfer done, the old SIM.
-    "after_cancel": re.compile(r"\b(?:apres|une fois) (?:la |ma |une |avoir |l'?\s?)?resili"
+    "after_cancel": re.compile(r"\b(?:apres|une fois) (?:la |ma |une |avoir |l'?\s?)?resil"
                                r"|\b(?:apres|une fois) (?:la |le |ma |mon |l'?\s?)?(?:transfert|portabilite|depart)\b"
                                r"|\b(?:apres|une fois) (?:la )?fin (?:de |du |d'?\s?)(?:mon |ma |l'?\s?)?"
                                r"(?:abonnement|contrat|forfait|ligne)\b"
@@ -39,17 +39,18 @@ FACETS: dict[str, re.Pattern] = {
     # Moving from one plan to the other ("passer au forfait 5G", "redescendre au 2€", "changement de forfait",
     # "modifier mon offre", "prendre le 5G à la place du 2€"); "forfai" as typed in a hurry.
     "plan_change": re.compile(r"\b(?:chang\w*|modifi\w*|pass(?:er|e|ez|age)|redescen\w*|reven\w*|retourn\w*|bascul\w*"
-                              r"|migr\w*|opter)\b(?: \w+){0,3} (?:de |du |au |a |vers (?:le )?|sur (?:le )?|pour (?:le )?)?"
+                              r"|migr\w*|opter)\b(?: \w+){0,3} (?:de |d'\s?|du |au |a |vers (?:le )?|sur (?:le )?|pour (?:le )?)?"
                               r"(?:forfai\w*|offre|abonnement)\b"
                               r"|\bpass(?:er|e|ez|age) au (?:forfait )?(?:free )?(?:5g|2 ?(?:€|e|eur|euros?)(?![a-z0-9]))"
-                              r"|\ba la place d[ue] (?:forfait )?(?:free )?(?:5g|2 ?(?:€|e|eur|euros?)(?![a-z0-9]))"),
+                              r"|\ba la place d[ue] (?:forfait )?(?:free )?(?:5g|2 ?(?:€|e|eur|euros?)(?![a-z0-9]))"
+                              r"|\b(?:nouveau|autre) forfait\b|\bnouvelle offre\b"),
 }
 
 
 # A plan change and a month billed in part are requests of their own that entries sharing their words
 # outrank ("passer au 5G, ça coûte combien ?" is not the price entry; "le mois où je résilie, je paie le mois
-# entier ?" is not how to cancel): when the question names one, the entries about it gain three bonuses.
-_FACET_WEIGHT = np.array([3.0 if name in ("plan_change", "partial_month") else 1.0 for name in FACETS], dtype=np.float32)
+# entier ?" is not how to cancel): when the question names one, the entries about it gain four bonuses.
+_FACET_WEIGHT = np.array([4.0 if name in ("plan_change", "partial_month") else 1.0 for name in FACETS], dtype=np.float32)
 
 
 def facets_of(text: str) -> set[str]:

@@ -194,6 +194,7 @@ def test_questions_about_humans_are_not_requests(message: str) -> None:
         "marre des robots, un agent svp",
         "Y a-t-il quelqu'un à qui je peux parler ?",
         "je veux causer à qqn",
+        "Serait-il possible d'échanger avec une personne réelle ?",
     ],
 )
 def test_requests_for_a_human_escalate(message: str) -> None:
@@ -400,6 +401,13 @@ def test_how_a_request_is_prioritised_is_in_domain() -> None:
 def test_a_complaint_against_someone_else_is_not_about_the_service() -> None:
     assert analyze_message("Comment déposer une plainte contre mon propriétaire ?").other_service is True
     assert analyze_message("Je porte plainte contre un voisin qui a volé mon téléphone").other_service is False
+
+
+def test_keeping_ones_number_with_another_operator_is_a_question_not_a_cancellation() -> None:
+    analysis = analyze_message("Je veux garder mon 06 chez un autre opérateur, est-ce que je dois d'abord mettre fin à mon contrat ?")
+    assert analysis.escalation_reasons == []
+    assert analyze_message("garder son numero en partant chez bouygues comment on fait").porting is True
+    assert analyze_message("je veux résilier mon forfait").escalation_reasons == ["demande de résiliation"]
 
 
 def test_a_banks_own_services_are_not_this_service() -> None:

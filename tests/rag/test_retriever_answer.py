@@ -314,7 +314,7 @@ def test_moving_between_plans_is_a_situation_of_its_own() -> None:
 
 
 def test_a_plan_change_outranks_the_price_entry_its_words_share(engine) -> None:
-    """"Passer au 5G" names a plan change: its entry gains three facet bonuses over the price entry."""
+    """"Passer au 5G" names a plan change: its entry gains four facet bonuses over the price entry."""
     hits = engine.retriever.search("je veux passer au 5G, je fais comment le changement ?").hits
     assert hits[0].entry.title == "Changer de forfait"
 
@@ -338,3 +338,10 @@ def test_a_month_billed_in_part_is_a_situation_of_its_own(engine) -> None:
     assert "partial_month" in entry_facets(prorata)
     answer = engine.answer("Si je pars le 10 du mois, est-ce que vous me facturez le mois entier ?")
     assert "prorata" in answer.text
+
+
+def test_leaving_for_a_named_competitor_with_ones_number_is_answered(engine) -> None:
+    """The classifier reads an operator's name as another company's business; keeping one's number is ours."""
+    answer = engine.answer("garder son numero en partant chez bouygues comment on fait")
+    assert not answer.out_of_scope and "RIO" in answer.text
+    assert engine.answer("Quel est le prix du forfait Bouygues ?").out_of_scope
