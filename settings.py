@@ -241,7 +241,8 @@ class RagConfig(BaseModel):
     )
     category_bonus: float = Field(0.05, ge=0, le=0.2, description="Fusion bonus for entries of the category a rule identified (cancellation request...).")
     compose_min_confidence: float = Field(
-        0.45, ge=0, le=1, description="Each part of a two-part question needs this confidence for a composed answer."
+        0.42, ge=0, le=1, description="Each part of a two-part question needs this confidence for a composed answer "
+        "(by default min_confidence: a part is answered when it would be answered on its own).",
     )
     compose_whole_margin: float = Field(
         0.03, ge=0, le=0.2,
