@@ -15,7 +15,7 @@ from functools import lru_cache
 import Stemmer
 from bm25s.stopwords import STOPWORDS_FRENCH
 
-ANALYZER_VERSION = "8"
+ANALYZER_VERSION = "9"  # bump when tokens change: every index is rebuilt
 
 _EXTRA_STOPWORDS = {
     "bonjour", "bonsoir", "salut", "merci", "svp", "stp", "plait", "comment", "quoi", "quel",
@@ -29,6 +29,9 @@ STOPWORDS = {unicodedata.normalize("NFKD", w).encode("ascii", "ignore").decode()
 
 # Phrases rewritten to a single token before tokenization (on folded, lower-cased text).
 _PHRASES = [
+    # Shorthand typed on a phone ("chgt de cb", "lespace abonne"), first: the phrases below see the words.
+    (r"\bchgts?\b", "changement"),
+    (r"\blespace\b", "l'espace"),
     (r"\bcartes? bancaires?\b", "cb"),
     (r"\bmoyens? de (?:paiement|payement)\b", "moyenpaiement"),
     (r"\bespace abonnes?\b", "espaceabonne"),
@@ -58,7 +61,11 @@ COUNTRIES = (
     "allemagne autriche belgique bulgarie chypre croatie danemark espagne estonie finlande grece hongrie irlande "
     "islande italie lettonie liechtenstein lituanie luxembourg malte norvege hollande pologne portugal roumanie "
     "slovaquie slovenie suede tchequie suisse angleterre ecosse guadeloupe martinique guyane reunion mayotte "
-    "maroc tunisie algerie turquie usa canada japon thailande bresil mexique"
+    "maroc tunisie algerie turquie usa canada japon thailande bresil mexique chine inde "
+    # and the cities they name most ("je pars à Rome", "en week-end à Londres")
+    "rome milan venise florence naples madrid barcelone seville lisbonne porto londres dublin edimbourg berlin munich "
+    "bruxelles amsterdam prague budapest varsovie athenes geneve lausanne copenhague stockholm oslo "
+    "marrakech casablanca tunis alger istanbul"
 )
 
 # Synonym groups: every member (after folding) also emits the group token.

@@ -88,3 +88,13 @@ class TestQueryCorrector:
 
     def test_unrelated_word_is_left_alone(self, corrector: QueryCorrector) -> None:
         assert corrector.correct(["meteo"]) == ["meteo"]
+
+
+def test_cities_abroad_and_phone_shorthand_are_understood() -> None:
+    from rag.retriever import facets_of
+    from rag.text import analyze
+
+    assert "abroad" in facets_of("Je pars à Rome le mois prochain, j'aurai combien de data ?")
+    assert "grp_roaming" in analyze("en week-end à Londres")
+    assert analyze("chgt de cb") == analyze("changement de cb")
+    assert analyze("c ou dans lespace abonne") == analyze("c ou dans l'espace abonne")
