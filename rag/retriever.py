@@ -33,6 +33,9 @@ FACETS: dict[str, re.Pattern] = {
                                r"(?:abonnement|contrat|forfait|ligne)\b"
                                r"|\bune fois (?:que )?(?:je suis |j'?\s?ai |je )?(?:parti|partie|passee?|change)\b"
                                r"|\b(?:ancienne|vieille) (?:carte )?(?:sim|puce)\b"),
+    # Being bound to the plan: "je suis engagé combien de temps ?", penalties for leaving early ("engagements de
+    # service", the service's targets, are not this).
+    "commitment": re.compile(r"\bengagee?s?\b|\bengagements?\b(?! de service)|\bpenalites?\b|\bduree minimale\b"),
     # A month billed in part: leaving or changing plans mid-month ("je paie le mois entier ?", "le 10 du mois").
     "partial_month": re.compile(r"\bmois (?:entier|complet|plein)\b|\b(?:en cours|en milieu|au milieu|milieu) de mois\b"
                                 r"|\bprorata\b|\ble \d{1,2} du mois\b|\bfacture partielle\b|\ben entier\b|\btout le mois\b"),

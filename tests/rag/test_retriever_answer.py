@@ -345,3 +345,13 @@ def test_leaving_for_a_named_competitor_with_ones_number_is_answered(engine) -> 
     answer = engine.answer("garder son numero en partant chez bouygues comment on fait")
     assert not answer.out_of_scope and "RIO" in answer.text
     assert engine.answer("Quel est le prix du forfait Bouygues ?").out_of_scope
+
+
+def test_being_bound_to_the_plan_is_a_situation_of_its_own(engine) -> None:
+    from rag.retriever import entry_facets, facets_of
+
+    assert "commitment" in facets_of("je suis engagé combien de temps ?")
+    assert "commitment" in facets_of("il y a des pénalités si je pars ?")
+    assert "commitment" not in facets_of("quels sont vos engagements de service ?")
+    bound = {e.id for e in engine.retriever.index.entries if "commitment" in entry_facets(e)}
+    assert bound and all(e.title == "Engagement" for e in engine.retriever.index.entries if e.id in bound)
