@@ -33,6 +33,9 @@ FACETS: dict[str, re.Pattern] = {
                                r"(?:abonnement|contrat|forfait|ligne)\b"
                                r"|\bune fois (?:que )?(?:je suis |j'?\s?ai |je )?(?:parti|partie|passee?|change)\b"
                                r"|\b(?:ancienne|vieille) (?:carte )?(?:sim|puce)\b"),
+    # Being warned before the allowance runs out ("vous prévenez quand j'arrive au bout de mon enveloppe ?").
+    "usage_alert": re.compile(r"\b(?:previen\w*|prevenu\w*|prevenez|prevenir|avert\w*|alertes?|notifi\w*)\b[^.?!]{0,60}"
+                              r"\b(?:conso\w*|limite|bout|fin|epuis\w*|enveloppe|data|forfait|gigas?|go|depass\w*)\b"),
     # Being bound to the plan: "je suis engagé combien de temps ?", penalties for leaving early ("engagements de
     # service", the service's targets, are not this).
     "commitment": re.compile(r"\bengagee?s?\b|\bengagements?\b(?! de service)|\bpenalites?\b|\bduree minimale\b"),
@@ -46,14 +49,17 @@ FACETS: dict[str, re.Pattern] = {
                               r"(?:forfai\w*|offre|abonnement)\b"
                               r"|\bpass(?:er|e|ez|age) au (?:forfait )?(?:free )?(?:5g|2 ?(?:€|e|eur|euros?)(?![a-z0-9]))"
                               r"|\ba la place d[ue] (?:forfait )?(?:free )?(?:5g|2 ?(?:€|e|eur|euros?)(?![a-z0-9]))"
-                              r"|\b(?:nouveau|autre) forfait\b|\bnouvelle offre\b"),
+                              r"|\b(?:nouveau|autre) forfait\b|\bnouvelle offre\b"
+                              r"|\b(?:un|une|d'?\s?un|d'?\s?une) (?:forfait|offre|formule) (?:moins chere?|plus petite?)\b"),
 }
 
 
-# A plan change and a month billed in part are requests of their own that entries sharing their words
-# outrank ("passer au 5G, ça coûte combien ?" is not the price entry; "le mois où je résilie, je paie le mois
-# entier ?" is not how to cancel): when the question names one, the entries about it gain four bonuses.
-_FACET_WEIGHT = np.array([4.0 if name in ("plan_change", "partial_month") else 1.0 for name in FACETS], dtype=np.float32)
+# Some situations are requests of their own that entries sharing their words outrank: a plan change ("passer au
+# 5G, ça coûte combien ?" is not the price entry), a month billed in part ("le mois où je résilie, je paie le mois
+# entier ?" is not how to cancel), leaving, being bound to the plan, usage alerts. When the question names one, the
+# entries about it gain four bonuses; places and plans (abroad, Forfait 2€, 5G, first bill) are context and gain one.
+_REQUEST_FACETS = ("plan_change", "partial_month", "after_cancel", "commitment", "usage_alert")
+_FACET_WEIGHT = np.array([4.0 if name in _REQUEST_FACETS else 1.0 for name in FACETS], dtype=np.float32)
 
 
 def facets_of(text: str) -> set[str]:

@@ -355,3 +355,12 @@ def test_being_bound_to_the_plan_is_a_situation_of_its_own(engine) -> None:
     assert "commitment" not in facets_of("quels sont vos engagements de service ?")
     bound = {e.id for e in engine.retriever.index.entries if "commitment" in entry_facets(e)}
     assert bound and all(e.title == "Engagement" for e in engine.retriever.index.entries if e.id in bound)
+
+
+def test_being_warned_before_the_allowance_runs_out_finds_the_alerts(engine) -> None:
+    from rag.retriever import facets_of
+
+    assert "usage_alert" in facets_of("Est-ce que je suis prévenu avant d'arriver au bout de mon enveloppe internet ?")
+    assert "usage_alert" not in facets_of("vous avez coupé ma ligne sans prévenir")
+    answer = engine.answer("vous m'envoyez un avertissement quand j'approche de la fin de mon enveloppe internet ?")
+    assert "80 %" in answer.text
