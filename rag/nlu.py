@@ -131,7 +131,9 @@ DEMAND = _re(r"\bje (?:veux|voudrais|souhaite|demande|depose|porte|exige|vais|re
 HUMAN_HYPOTHESIS = _re(r"\bsi (?:un jour |jamais |besoin |par exemple )?(?:je|j'?|on|vous)\b", r"\b(?:quand|lorsqu'?\s?|une fois qu'?\s?)(?:je|j'?|on)\b",
                        r"\b(?:en )?combien de temps\b", r"\b(?:sous|dans) quel delai\b", r"\bau bout de combien\b",
                        r"\bdelai\b", r"\bdans (?:quels?|quelles?) cas\b", r"\ba partir de quand\b", r"\ba quel moment\b",
-                       r"\bquand (?:le|la|ce|votre) (?:chat|bot|chatbot|robot|assistant|service)\b")
+                       r"\bquand (?:le|la|ce|votre) (?:chat|bot|chatbot|robot|assistant|service)\b",
+                       # asking where to find the way in: the address, page or link to contact the service
+                       r"\b(?:adresse|page|lien|url|formulaire)\b[^.?!]{0,25}\b(?:pour |afin de )?(?:contacter|joindre|ecrire)\b")
 _HYPOTHETICAL_CLAUSE = re.compile(r"\b(?:si|quand|lorsqu'?\s?|une fois qu'?\s?|au cas ou|dans le cas ou|le jour ou)\b[^,;:?!.]*")
 HUMAN_WANT = _re(r"\bje (?:veux|voudrais|souhaite|demande a|exige)\b", r"\bj'?\s?aimerais\b", r"\bpass(?:er|ez)(?:-| )?moi\b",
                  r"\bmett(?:re|ez)(?:-| )?moi\b", r"\bsvp\b", r"\bstp\b", r"\bs'?il vous plait\b", r"\bmaintenant\b",

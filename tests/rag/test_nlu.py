@@ -177,6 +177,7 @@ def test_a_problem_that_persists_after_several_attempts_escalates(message: str) 
         "Si je demande à parler à un conseiller, on me répond sous quel délai ?",
         "Quand je demande un conseiller, il répond où ?",
         "Sous quel délai un conseiller me répond si c'est urgent ?",
+        "C'est quoi l'adresse de la page pour contacter le service client ?",
     ],
 )
 def test_questions_about_humans_are_not_requests(message: str) -> None:
