@@ -13,17 +13,19 @@ from rag.publish import Publisher
 from settings import RagConfig
 from tests.conftest import EMBEDDING_MODEL, EVAL_DIR, SHIPPED_KB
 
-# ho-037: the shipped KB answers it from the number-transfer entry, not from res-005 (what to do with the old SIM).
-WRONG_QUESTION = "une fois le transfert de numéro terminé, je fais quoi de l'ancienne puce free ?"
+# b12-079: the shipped KB answers it from the hand-over entry (ass-007), not from ass-009, which states the
+# service's targets (70 % of requests resolved automatically).
+WRONG_ID, FIX_ENTRY = "b12-079", "ass-009"
+WRONG_QUESTION = "Quelle part des demandes vous visez à régler sans intervention humaine ?"
 
 
 @pytest.fixture
 def publisher(db, tmp_path: Path, embedder) -> Publisher:
     """A KB seeded from the shipped files, gated on three questions of the evaluation set."""
-    items = {json.loads(line)["id"]: line for name in ("chat_eval.jsonl", "chat_holdout.jsonl")
+    items = {json.loads(line)["id"]: line for name in ("chat_eval.jsonl", "chat_blind12.jsonl")
              for line in (EVAL_DIR / name).read_text().splitlines()}
     eval_set = tmp_path / "eval.jsonl"
-    eval_set.write_text("\n".join(items[i] for i in ("ev-001", "ev-002", "ho-037")) + "\n", encoding="utf-8")
+    eval_set.write_text("\n".join(items[i] for i in ("ev-001", "ev-002", WRONG_ID)) + "\n", encoding="utf-8")
     config = RagConfig(kb_dir=SHIPPED_KB, index_dir=tmp_path / "index", embedding_model=EMBEDDING_MODEL)
     kb = KnowledgeBase(db, config)
     kb.sync_index(embedder)
@@ -55,17 +57,17 @@ def test_gate_refuses_a_change_that_breaks_an_answer(publisher: Publisher, embed
 
 
 def test_gate_accepts_a_fix_and_rollback_restores(publisher: Publisher, embedder) -> None:
-    assert _answer(publisher, embedder, WRONG_QUESTION).top_entry != "res-005"
-    publisher.kb.add_phrasing("res-005", WRONG_QUESTION, author="t", role="trainer")
+    assert _answer(publisher, embedder, WRONG_QUESTION).top_entry != FIX_ENTRY
+    publisher.kb.add_phrasing(FIX_ENTRY, WRONG_QUESTION, author="t", role="trainer")
     result = publisher.publish(author="t", role="trainer")
     assert result.passed, result.reasons
     assert result.candidate > result.baseline
-    assert [c["id"] for c in result.changed] == ["ho-037"] and result.changed[0]["after_entry"] == "res-005"
-    assert _answer(publisher, embedder, WRONG_QUESTION).top_entry == "res-005"
-    assert publisher.kb.repo.get("res-005").status == "published"
+    assert [c["id"] for c in result.changed] == [WRONG_ID] and result.changed[0]["after_entry"] == FIX_ENTRY
+    assert _answer(publisher, embedder, WRONG_QUESTION).top_entry == FIX_ENTRY
+    assert publisher.kb.repo.get(FIX_ENTRY).status == "published"
     assert sorted(p.name for p in (publisher.config.index_dir / "candidates").iterdir()) == []
     publisher.rollback(author="t", role="trainer")
-    assert _answer(publisher, embedder, WRONG_QUESTION).top_entry != "res-005"
+    assert _answer(publisher, embedder, WRONG_QUESTION).top_entry != FIX_ENTRY
     with pytest.raises(KbError, match="formateurs"):
         publisher.rollback(author="a", role="agent")
 
