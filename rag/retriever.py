@@ -2,7 +2,8 @@
 
 On top of the fusion, "facets" keep close entries apart: an entry whose phrasings are all about
 a situation the question does not mention (abroad, the Forfait 2€, the 5G network, the first
-bill, after a cancellation) loses a little, one whose situation the question names gains a little. "Data
+bill, after a cancellation...) loses a little, one whose situation the question names gains a little
+(four times as much for the situations that are requests of their own, see _REQUEST_FACETS). "Data
 abroad with the 5G plan" then stops answering "how much data in the 5G plan".
 """
 
