@@ -28,7 +28,7 @@ from storage import (
     MessageRepository,
 )
 from storage.models import Message, Ticket, utcnow
-from storage.repositories import append_messages
+from storage.repositories import RecentMessage, append_messages
 from tickets import PRIORITY_LABELS, SLA_HOURS, Priority, TicketService
 from tickets.domain import strip_control_chars
 
@@ -143,7 +143,7 @@ class Idempotency:
     render: Callable[[ChatReply], dict]
 
 
-def _recent_turns(messages: list[Message], turns: int) -> list[tuple[str, str]]:
+def _recent_turns(messages: list[RecentMessage], turns: int) -> list[tuple[str, str]]:
     """The last `turns` (customer question, bot answer) pairs of a conversation, oldest first."""
     pairs: list[tuple[str, str]] = []
     question = None
@@ -263,7 +263,7 @@ class ChatService:
         if (accepted := self._offer_accepted(conversation, text)) is not None:
             yield self._store_turn(session, text, received_at, accepted, idempotency)
             return
-        previous = [m.meta["top_entry"] for m in earlier if m.role == "assistant" and m.meta and m.meta.get("top_entry")]
+        previous = [m.top_entry for m in earlier if m.role == "assistant" and m.top_entry]
         last_question = next((m.content for m in reversed(earlier) if m.role == "user"), None)
         answer = None
         for item in self.engine.stream_answer(text, previous_top_entries=previous, previous_question=last_question,

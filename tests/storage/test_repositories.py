@@ -186,10 +186,15 @@ def test_a_chat_turn_is_one_update_and_one_insert(db: Database, conversation_id:
 def test_recent_messages_come_with_their_conversation_in_one_statement(db: Database, conversation_id: str) -> None:
     repo = MessageRepository(db)
     for n in range(6):
-        repo.add(conversation_id, "user" if n % 2 == 0 else "assistant", f"m{n}", meta={"n": n} if n % 2 else None)
-    conversation, recent = ConversationRepository(db).get_with_recent(conversation_id, limit=4)
-    assert conversation is not None and conversation.id == conversation_id
-    assert [(m.content, m.meta) for m in recent] == [("m2", None), ("m3", {"n": 3}), ("m4", None), ("m5", {"n": 5})]
+        meta = {"top_entry": f"faq-{n}", "sources": [{"id": f"faq-{n}"}]} if n % 2 else None
+        repo.add(conversation_id, "user" if n % 2 == 0 else "assistant", f"m{n}", meta=meta)
+    repo.add(conversation_id, "assistant", "m6", meta={"top_entry": None})
+    conversation, recent = ConversationRepository(db).get_with_recent(conversation_id, limit=5)
+    assert conversation is not None and conversation.id == conversation_id and conversation.status == "bot"
+    assert [(m.role, m.content, m.top_entry) for m in recent] == [
+        ("user", "m2", None), ("assistant", "m3", "faq-3"), ("user", "m4", None), ("assistant", "m5", "faq-5"),
+        ("assistant", "m6", None),
+    ]
     empty = ConversationRepository(db).create().id
     found, none = ConversationRepository(db).get_with_recent(empty, limit=4)
     assert found is not None and found.id == empty and none == []
