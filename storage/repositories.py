@@ -321,12 +321,13 @@ def append_messages(session: Session, conversation_id: str, rows: list[dict[str,
         _check_choice("role", row["role"], MESSAGE_ROLES)
     now = utcnow()
     statements = _statements()
-    touched = session.execute(statements.touch, {"conversation_id": conversation_id, "now": now})
+    connection = session.connection()  # Core statements: the ORM's execution layer has nothing to add
+    touched = connection.execute(statements.touch, {"conversation_id": conversation_id, "now": now})
     if touched.rowcount == 0:
         raise NotFoundError(f"conversation {conversation_id!r} not found")
     values = [{"conversation_id": conversation_id, "role": row["role"], "content": row["content"],
                "meta": row.get("meta"), "created_at": row.get("created_at") or now} for row in rows]  # fmt: skip
-    ids = session.scalars(statements.add_messages, values).all()
+    ids = connection.execute(statements.add_messages, values).scalars().all()
     return [Message(id=message_id, **value) for message_id, value in zip(ids, values, strict=True)]
 
 
@@ -358,9 +359,8 @@ class _Statements:
             .values(updated_at=bindparam("now"))
         )  # fmt: skip
         self.add_messages: Insert = insert(messages).returning(messages.c.id, sort_by_parameter_order=True)
-        self.idempotency: Select = select(IdempotencyKey).where(
-            IdempotencyKey.scope == bindparam("scope"), IdempotencyKey.key == bindparam("key")
-        )
+        keys = IdempotencyKey.__table__
+        self.idempotency: Select = select(keys).where(keys.c.scope == bindparam("scope"), keys.c.key == bindparam("key"))
         self.add_idempotency: Insert = insert(IdempotencyKey.__table__)
 
 
@@ -379,7 +379,8 @@ class IdempotencyRepository:
     def get(self, scope: str, key: str) -> IdempotencyKey | None:
         """The record of ``key`` in ``scope``, or None."""
         with self.db.read() as session:
-            return session.scalars(_statements().idempotency, {"scope": scope, "key": key}).one_or_none()
+            row = session.connection().execute(_statements().idempotency, {"scope": scope, "key": key}).one_or_none()
+        return None if row is None else IdempotencyKey(**row._mapping)  # a copy outside any session
 
     @staticmethod
     def record(
@@ -391,5 +392,5 @@ class IdempotencyRepository:
         """
         values = {"scope": scope, "key": key, "request_hash": request_hash, "conversation_id": conversation_id,
                   "response": response, "created_at": utcnow()}  # fmt: skip
-        session.execute(_statements().add_idempotency, values)
+        session.connection().execute(_statements().add_idempotency, values)
         return IdempotencyKey(**values)
