@@ -218,6 +218,11 @@ class RagConfig(BaseModel):
         0.4, ge=0, le=1.01,
         description="Classifier probability of out of scope enough when the nearest example is out of scope (any margin).",
     )
+    out_of_scope_example_tie: float = Field(
+        0.03, ge=0, le=2,
+        description="Cosine by which the nearest out-of-scope example must beat the rest for the classifier's agreement "
+        "to decide (a closer call is not evidence).",
+    )
     intent_handoff: float = Field(
         0.9, ge=0, le=1.01, description="Classifier probability of a hand-off above which a message the rules let through escalates."
     )

@@ -497,7 +497,7 @@ class AnswerEngine:
                 return True
         if (margin := retrieval.scope_margin) is not None and not own_term and (
             margin >= config.out_of_scope_example_margin
-            or (margin >= 0 and p is not None and p >= config.out_of_scope_example_agreement)
+            or (margin >= config.out_of_scope_example_tie and p is not None and p >= config.out_of_scope_example_agreement)
         ):
             return True  # its nearest labelled neighbour is off topic ("mon passeport", "ma carte Vitale")
         if analysis.domain == "strong" or names_domain(retrieval.tokens):

@@ -364,3 +364,21 @@ def test_being_warned_before_the_allowance_runs_out_finds_the_alerts(engine) -> 
     assert "usage_alert" not in facets_of("vous avez coupé ma ligne sans prévenir")
     answer = engine.answer("vous m'envoyez un avertissement quand j'approche de la fin de mon enveloppe internet ?")
     assert "80 %" in answer.text
+
+
+def test_a_near_tie_with_an_out_of_scope_example_is_not_the_classifiers_agreement(engine) -> None:
+    """The nearest labelled message votes with the classifier only when it is out of scope by a real margin
+    (`out_of_scope_example_tie`): a story about changing bank accounts for the direct debit sits as close to
+    the bank questions of the out-of-scope examples as to the service's own, and stays in scope."""
+    from dataclasses import replace
+
+    from rag.nlu import analyze_message
+    from rag.retriever import Retrieval
+
+    question = "Je change de banque le mois prochain, le prélèvement de mon abonnement passera sur le nouveau compte ?"
+    analysis = replace(analyze_message(question), out_of_scope_probability=0.7)  # leaning out, not sure
+    retrieval = engine.retriever.search(question)
+    tie = Retrieval(retrieval.hits, retrieval.tokens, retrieval.known_ratio, retrieval.raw_known_ratio, scope_margin=0.01)
+    clear = Retrieval(retrieval.hits, retrieval.tokens, retrieval.known_ratio, retrieval.raw_known_ratio, scope_margin=0.05)
+    assert not engine._out_of_scope(analysis, tie, question)
+    assert engine._out_of_scope(analysis, clear, question)
