@@ -150,7 +150,7 @@ NEGATIVE_WORDS = _re(
     r"\bridicule", r"\bmerde", r"\bputain", r"\bbordel", r"\bconnard", r"\bfoutez", r"\bdebiles?\b", r"\bminable",
     r"\bhonteu", r"\bjamais vu ca\b", r"\bpire\b", r"\bdeplorable", r"\bfoutage",
     r"\b(?:vous )?(?:vous )?(?:moquez|foutez) (?:du monde|de (?:moi|nous|vos clients|la gueule))", r"\bse (?:moque|fout)\w* (?:du monde|de)\b",
-    r"\bhors de moi\b", r"\bexcede", r"\bulcere", r"\bpersonne ne (?:repond|rappelle|bouge|fait rien)\b", r"\bexaspere", r"\bindigne", r"\brevoltant", r"\bpitoyable",
+    r"\bhors de moi\b", r"\bexcede", r"\bulcere", r"\bpersonne ne (?:repond|rappelle|bouge|fait rien)\b", r"(?<!une )(?<!la )\bpersonne (?:ne )?m'?\s?(?:aide|ecoute|repond)\b", r"\bexaspere", r"\bindigne", r"\brevoltant", r"\bpitoyable",
 )
 NEGATIVE_EMOJI = re.compile("[\U0001F620\U0001F621\U0001F624\U0001F92C\U0001F44E\U0001F4A9\U0001F62D\U0001F61E\U0001F612]")
 # Words only this service's questions use (strong) and words that also appear in everyday questions

@@ -17,6 +17,14 @@ def test_sentiment_ordering() -> None:
     assert furious == 1.0
 
 
+def test_nobody_helping_is_frustration_but_a_person_helping_is_not() -> None:
+    assert sentiment_score("ça fait des jours que personne m'aide") > 0
+    assert sentiment_score("personne ne m'écoute chez vous") > 0
+    assert sentiment_score("une personne m'aide à régler le téléphone") == 0.0
+    assert "mécontentement important" in analyze_message(
+        "la pire boîte que j'ai connue, je suis furieux, personne m'aide depuis une semaine").escalation_reasons
+
+
 def test_sentiment_counts_angry_emojis() -> None:
     assert sentiment_score("ma ligne ne marche pas 😡😡") > sentiment_score("ma ligne ne marche pas")
 
