@@ -158,7 +158,7 @@ NEGATIVE_EMOJI = re.compile("[\U0001F620\U0001F621\U0001F624\U0001F92C\U0001F44E
 DOMAIN_STRONG = _re(
     r"\bforfait", r"\bfactur", r"\bsim\b", r"\besim\b", r"\bmultisim\b", r"\breseau", r"\bsms\b", r"\bmms\b", r"\bdata\b",
     r"\b[45]g\b", r"\bapn\b", r"\babonn", r"\bresili", r"\brio\b", r"\bconso(?:s|mmation\w*|mme\w*)?\b", r"\boptions?\b", r"\broaming\b",
-    r"\bitinerance\b", r"\bpaiement", r"\bprelev", r"\brib\b", r"\bticket", r"\breclamation", r"\brembours", r"(?<!en )\bligne\b",
+    r"\bitinerance\b", r"\bpaiement", r"\bprelev", r"\brib\b", r"\biban\b", r"\bticket", r"\breclamation", r"\brembours", r"(?<!en )\bligne\b",
     r"\boperateur", r"\bcouverture\b", r"\bdebit\b", r"\bgigas?\b", r"\bgo\b", r"\bactiv(?:er|ez|e|ee|ees|es|ation|ations)\b", r"\brecharge", r"\bsignal\b",
     r"\bbarres?\b", r"\betranger\b", r"\bespace abonne", r"\bservice client", r"\bmessagerie\b", r"\brepondeur\b",
     r"\bengag", r"\bpuce\b", r"\baucun service\b", r"\bmastodon\b", r"\bfedivers\w*", r"\bpenalites?\b", r"\bsurtax", r"\bsav\b", r"\bhashtag",

@@ -232,6 +232,7 @@ def test_complaints_and_disputes_versus_questions_about_them(message: str, reaso
     [
         ("le numéro pour le RIO est gratuit ?", "strong"),
         ("ma carte bancaire expire, je fais quoi pour le prélèvement ?", "strong"),
+        ("si je change mon IBAN, ça s'applique quand ?", "strong"),
         ("Quelles catégories utilisez-vous pour les demandes des clients ?", "strong"),
         ("Quel est le numéro de la mairie ?", "weak"),
         ("Ma console de jeux ne se connecte plus", "none"),
