@@ -7,8 +7,8 @@ Every method opens its own session and returns ORM instances that stay usable af
 from __future__ import annotations
 
 import functools
-import re
 import json
+import re
 from typing import Any, NamedTuple
 
 from sqlalchemy import Insert, Select, Text, Update, bindparam, cast, insert, select, true, update
