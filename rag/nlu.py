@@ -35,7 +35,9 @@ INTENT_RULES: dict[str, re.Pattern] = {
 }
 
 HUMAN_REQUEST = _re(
-    r"\b(?:parler|causer|discuter|echanger|joindre|contacter|avoir|veux|voudrais|souhaite|besoin d'?\s?|pass(?:er|ez)(?:-| )?moi|"
+    # "avoir" as a want ("avoir un conseiller"), not an auxiliary ("après avoir quitté un opérateur")
+    r"\b(?:parler|causer|discuter|echanger|joindre|contacter|avoir(?! (?!une\b|quelqu)\w+[eiu]\b)|veux|voudrais|souhaite|"
+    r"besoin d'?\s?|pass(?:er|ez)(?:-| )?moi|"
     r"mett(?:re|ez)(?:-| )?moi en (?:relation|contact)|en relation)\b"
     r"[^.?!]{0,30}\b(?:conseill\w*|humain|agent|(?:un|une|l'?)\s?operat(?:eur|rice)\b(?! (?:mobile|telephonique))|vraie? personne|personne (?:physique|reelle)|etre humain|quelqu'?\s?un|qqn|technicien|service client)",
     r"\bmett(?:re|ez)(?:-| )?moi en (?:relation|contact)\b",

@@ -347,6 +347,8 @@ def test_human_request_forms_escalate(message: str) -> None:
     [
         "Je voudrais changer d'opérateur, quelles étapes ?",
         "À quoi sert le relevé d'identité opérateur ?",
+        "Après avoir quitté un opérateur, on doit lui renvoyer la carte ? chez vous c'est comment ?",
+        "après avoir contacté un conseiller la semaine dernière, j'ai eu ma réponse, merci",
     ],
 )
 def test_the_word_operateur_alone_is_not_a_human(message: str) -> None:
