@@ -39,7 +39,7 @@ FACETS: dict[str, re.Pattern] = {
                               r"\b(?:conso\w*|limite|bout|fin|epuis\w*|enveloppe|data|forfait|gigas?|go|depass\w*)\b"),
     # Being bound to the plan: "je suis engagé combien de temps ?", penalties for leaving early ("engagements de
     # service", the service's targets, are not this).
-    "commitment": re.compile(r"\bengagee?s?\b|\bengagements?\b(?! de service)|\bpenalites?\b|\bduree minimale\b"),
+    "commitment": re.compile(r"\bengagee?s?\b|\bengagements?\b(?! de (?:service|qualite))|\bpenalites?\b|\bduree minimale\b"),
     # A month billed in part: leaving or changing plans mid-month ("je paie le mois entier ?", "le 10 du mois").
     "partial_month": re.compile(r"\bmois (?:entier|complet|plein)\b|\b(?:en cours|en milieu|au milieu|milieu) de mois\b"
                                 r"|\bprorata\b|\ble \d{1,2} du mois\b|\bfacture partielle\b|\ben entier\b|\btout le mois\b"),
@@ -52,14 +52,24 @@ FACETS: dict[str, re.Pattern] = {
                               r"|\ba la place d[ue] (?:forfait )?(?:free )?(?:5g|2 ?(?:€|e|eur|euros?)(?![a-z0-9]))"
                               r"|\b(?:nouveau|autre) forfait\b|\bnouvelle offre\b"
                               r"|\b(?:un|une|d'?\s?un|d'?\s?une) (?:forfait|offre|formule) (?:moins chere?|plus petite?)\b"),
+    # The service's own targets: how fast the assistant answers, the share of requests it settles alone, the
+    # satisfaction aimed at ("votre robot met combien de temps à répondre ?", "quelle part des demandes sans humain ?").
+    "service_targets": re.compile(r"\bengagements? de (?:qualite|service)\b|\bobjectifs? (?:du|de|de la) (?:service|qualite)\b"
+                                  r"|\btaux de (?:satisfaction|resolution|reussite)\b|\b(?:pourcentage|proportion|quelle part|part des)"
+                                  r"\b[^.?!]{0,30}\b(?:demandes|questions|requetes|problemes)\b"
+                                  r"|\b(?:assistant|bot|chatbot|robot)\b[^.?!]{0,40}\brepond\w*\b[^.?!]{0,20}\b(?:vite|rapide\w*|combien|temps|delai)"
+                                  r"|\b(?:assistant|bot|chatbot|robot)\b[^.?!]{0,40}\b(?:combien de temps|vite|rapide\w*|delai)\b[^.?!]{0,20}\brepond"
+                                  r"|\b(?:combien de temps|en combien|delai|vite|rapide\w*)\b[^.?!]{0,40}\b(?:assistant|bot|chatbot|robot)\b"
+                                  r"[^.?!]{0,30}\brepond|\b(?:temps|delai) de reponse (?:du |de l'?\s?)(?:assistant|bot|chatbot|robot)\b"),
 }
 
 
 # Some situations are requests of their own that entries sharing their words outrank: a plan change ("passer au
 # 5G, ça coûte combien ?" is not the price entry), a month billed in part ("le mois où je résilie, je paie le mois
-# entier ?" is not how to cancel), leaving, being bound to the plan, usage alerts. When the question names one, the
-# entries about it gain four bonuses; places and plans (abroad, Forfait 2€, 5G, first bill) are context and gain one.
-_REQUEST_FACETS = ("plan_change", "partial_month", "after_cancel", "commitment", "usage_alert")
+# entier ?" is not how to cancel), leaving, being bound to the plan, usage alerts, the service's own targets. When the
+# question names one, the entries about it gain four bonuses; places and plans (abroad, Forfait 2€, 5G, first bill)
+# are context and gain one.
+_REQUEST_FACETS = ("plan_change", "partial_month", "after_cancel", "commitment", "usage_alert", "service_targets")
 _FACET_WEIGHT = np.array([4.0 if name in _REQUEST_FACETS else 1.0 for name in FACETS], dtype=np.float32)
 
 

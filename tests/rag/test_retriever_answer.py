@@ -366,6 +366,18 @@ def test_being_warned_before_the_allowance_runs_out_finds_the_alerts(engine) -> 
     assert "80 %" in answer.text
 
 
+def test_the_services_own_targets_are_a_situation_of_their_own(engine) -> None:
+    """How fast the assistant answers and the share of requests it settles alone are the service's targets, not
+    when it hands over nor how long an agent takes; a bot that does not answer is not asking about them."""
+    from rag.retriever import facets_of
+
+    assert "service_targets" in facets_of("votre chatbot met combien de temps à répondre ?")
+    assert "service_targets" in facets_of("quel pourcentage des demandes réglez-vous sans humain ?")
+    assert "service_targets" not in facets_of("le bot ne répond pas à ma question")
+    assert "commitment" not in facets_of("quels sont vos engagements de qualité de service ?")
+    assert "3 s" in engine.answer("Le robot du chat met combien de temps à me répondre d'habitude ?").text
+
+
 def test_a_near_tie_with_an_out_of_scope_example_is_not_the_classifiers_agreement(engine) -> None:
     """The nearest labelled message votes with the classifier only when it is out of scope by a real margin
     (`out_of_scope_example_tie`): a story about changing bank accounts for the direct debit sits as close to
