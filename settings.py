@@ -216,7 +216,8 @@ class RagConfig(BaseModel):
     )
     out_of_scope_example_agreement: float = Field(
         0.4, ge=0, le=1.01,
-        description="Classifier probability of out of scope enough when the nearest example is out of scope (any margin).",
+        description="Classifier probability of out of scope enough when the nearest example is out of scope by "
+        "out_of_scope_example_tie or more.",
     )
     out_of_scope_example_tie: float = Field(
         0.03, ge=0, le=2,

@@ -475,7 +475,7 @@ class AnswerEngine:
         classifier (rag.intent) decides when it is sure, or fairly sure with nothing grounded found
         ("mon réseau LinkedIn", "le mode sombre d'Excel") unless the question names one of the KB's rare
         technical terms. So does the nearest labelled message
-        (`scope_examples`) when it is off topic by a clear margin, or by any margin with the classifier
+        (`scope_examples`) when it is off topic by a clear margin, or by more than a near tie with the classifier
         leaning the same way (again unless a rare technical term is named). Otherwise a word only this service uses
         ("forfait", "APN"...) keeps a question in scope, and the
         scope score, best fused score + known_weight x share of the question's words the KB uses,

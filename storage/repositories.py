@@ -1,7 +1,8 @@
 """Repositories: the only code that reads and writes chat data, one short transaction per call.
 
 Every method opens its own session and returns ORM instances that stay usable after it closes
-(sessions do not expire on commit); nothing is lazy-loaded afterwards.
+(sessions do not expire on commit); nothing is lazy-loaded afterwards. The chat turn's read
+(``get_with_recent``) returns plain rows instead: it runs on every message.
 """
 
 from __future__ import annotations
@@ -44,7 +45,6 @@ class ConversationHead(NamedTuple):
 class RecentMessage(NamedTuple):
     """A recent message as a chat turn reads it: the answer's top KB entry instead of its whole ``meta``."""
 
-    id: int
     role: str
     content: str
     top_entry: str | None
@@ -153,7 +153,7 @@ class ConversationRepository:
             return None, []
         conversation_id, customer_id, status, context = rows[0][:4]
         head = ConversationHead(conversation_id, customer_id, status, json.loads(context) if context else None)
-        return head, [RecentMessage(*row[4:]) for row in rows if row[4] is not None]
+        return head, [RecentMessage(*row[4:]) for row in rows if row[4] is not None]  # None: no message (outer join)
 
     def delete_if_empty(self, conversation_id: str) -> bool:
         """Delete a conversation that has no message yet (an opening whose first message failed)."""
@@ -349,7 +349,7 @@ class _Statements:
         )  # fmt: skip
         self.recent: Select = (
             select(conversations.c.id, conversations.c.customer_id, conversations.c.status,
-                   cast(conversations.c.context, Text), recent.c.id, recent.c.role, recent.c.content, recent.c.top_entry)
+                   cast(conversations.c.context, Text), recent.c.role, recent.c.content, recent.c.top_entry)
             .outerjoin(recent, true())
             .where(conversations.c.id == bindparam("conversation_id"))
             .order_by(recent.c.created_at, recent.c.id)
@@ -361,7 +361,7 @@ class _Statements:
         self.add_messages: Insert = insert(messages).returning(messages.c.id, sort_by_parameter_order=True)
         keys = IdempotencyKey.__table__
         self.idempotency: Select = select(keys).where(keys.c.scope == bindparam("scope"), keys.c.key == bindparam("key"))
-        self.add_idempotency: Insert = insert(IdempotencyKey.__table__)
+        self.add_idempotency: Insert = insert(keys)
 
 
 @functools.cache
