@@ -224,6 +224,14 @@ class RagConfig(BaseModel):
         description="Cosine by which the nearest out-of-scope example must beat the rest for the classifier's agreement "
         "to decide (a closer call is not evidence).",
     )
+    in_scope_agreement: float = Field(
+        0.2, ge=0, le=1.01,
+        description="Classifier probability of out of scope under which, with the nearest labelled message in scope by "
+        "in_scope_example_margin or more, a question is in scope whatever its scope score (both learned signals agree).",
+    )
+    in_scope_example_margin: float = Field(
+        0.05, ge=0, le=2, description="Cosine by which the nearest in-scope example must beat the out-of-scope ones for in_scope_agreement."
+    )
     intent_handoff: float = Field(
         0.9, ge=0, le=1.01, description="Classifier probability of a hand-off above which a message the rules let through escalates."
     )

@@ -477,7 +477,8 @@ class AnswerEngine:
         technical terms. So does the nearest labelled message
         (`scope_examples`) when it is off topic by a clear margin, or by more than a near tie with the classifier
         leaning the same way (again unless a rare technical term is named). Otherwise a word only this service uses
-        ("forfait", "APN"...) keeps a question in scope, and the
+        ("forfait", "APN"...) keeps a question in scope, and so do the classifier and the nearest example agreeing
+        that it is in scope; otherwise the
         scope score, best fused score + known_weight x share of the question's words the KB uses,
         must reach a threshold calibrated on data (`python -m bench.calibrate`); a question with
         everyday domain words ("téléphone", "compte") has its own threshold.
@@ -502,6 +503,8 @@ class AnswerEngine:
             return True  # its nearest labelled neighbour is off topic ("mon passeport", "ma carte Vitale")
         if analysis.domain == "strong" or names_domain(retrieval.tokens):
             return False
+        if p is not None and margin is not None and p < config.in_scope_agreement and -margin >= config.in_scope_example_margin:
+            return False  # classifier and nearest example both say in scope ("un agent le prend en charge en combien de temps")
         score = (retrieval.top.score if retrieval.top else 0.0) + config.out_of_scope_known_weight * retrieval.raw_known_ratio
         threshold = config.out_of_scope_weak_confidence if analysis.domain == "weak" else config.out_of_scope_confidence
         return score < threshold

@@ -179,7 +179,7 @@ DOMAIN_WEAK = _re(
     r"\bcompte\b", r"\bmontant\b", r"\btarif", r"\bprix\b", r"\bpa[iy]e", r"\bfaq\b", r"\bcout", r"\bcher\b", r"\btel\b",
     r"\bassistance\b", r"\bsatisfaction\b", r"\bdelai", r"\bsos\b", r"\boffres?\b", r"\bsite\b", r"\bcontact\b",
     r"\bespace (?:perso|client)", r"\biphone\b", r"\bandroid\b", r"\bsmartphone\b", r"\bappli", r"\bmessages?\b",
-    r"\bvocal\b", r"\btransfert\b", r"\bclients?\b", r"\bconseill", r"\bdemandes?\b",
+    r"\bvocal\b", r"\btransfert\b", r"\bclients?\b", r"\bconseill", r"\bagents?\b", r"\bdemandes?\b",
     r"\bsouscri\w*", r"\bfrais\b",
 )
 DOMAIN = _re(DOMAIN_STRONG.pattern, DOMAIN_WEAK.pattern)

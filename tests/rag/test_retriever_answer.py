@@ -394,3 +394,25 @@ def test_a_near_tie_with_an_out_of_scope_example_is_not_the_classifiers_agreemen
     clear = Retrieval(retrieval.hits, retrieval.tokens, retrieval.known_ratio, retrieval.raw_known_ratio, scope_margin=0.05)
     assert not engine._out_of_scope(analysis, tie, question)
     assert engine._out_of_scope(analysis, clear, question)
+
+
+def test_classifier_and_nearest_example_agreeing_on_in_scope_outweigh_a_low_scope_score(engine) -> None:
+    """A question about how fast an agent takes a request up names no word only this service uses and scores
+    under the scope threshold; the classifier (out of scope unlikely) and the nearest labelled message (in scope
+    by a margin) agree that it is in scope, so it is answered. Either signal alone does not decide."""
+    from dataclasses import replace
+
+    from rag.nlu import analyze_message
+    from rag.retriever import Retrieval
+
+    question = "Mon souci est pas bloquant, juste pénible au quotidien. Un agent le prend en charge en combien de temps à peu près ?"
+    answer = engine.answer(question)
+    assert not answer.out_of_scope and "24 h" in answer.text
+    retrieval = engine.retriever.search(question)
+    weak = Retrieval([replace(retrieval.hits[0], score=0.2)], retrieval.tokens, 0.0, 0.0, scope_margin=-0.2)
+    analysis = analyze_message(question)
+    sure, unsure = replace(analysis, out_of_scope_probability=0.05), replace(analysis, out_of_scope_probability=0.5)
+    assert not engine._out_of_scope(sure, weak, question)
+    assert engine._out_of_scope(unsure, weak, question)
+    tie = Retrieval(weak.hits, weak.tokens, 0.0, 0.0, scope_margin=-0.01)
+    assert engine._out_of_scope(sure, tie, question)
