@@ -240,7 +240,9 @@ class RagConfig(BaseModel):
         description="Classifier probability of a plain question above which the rules' hand-off is overruled (a question *about* it).",
     )
     intent_out_of_scope: float = Field(
-        0.9, ge=0, le=1.01, description="Classifier probability of out of scope above which a message is out of scope."
+        0.92, ge=0, le=1.01,
+        description="Classifier probability of out of scope above which a message is out of scope (on the 17 evaluation "
+        "sets: 0.90 → 85 misses, 0.91-0.92 → 83, 0.93 → 84, 0.95 → 86; long in-domain stories reach 0.90).",
     )
     intent_out_of_scope_ungrounded: float = Field(
         0.6, ge=0, le=1.01,

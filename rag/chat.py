@@ -247,15 +247,19 @@ class ChatService:
     ) -> Iterator[str | ChatReply]:
         """Like send(), but yield the growing answer text first; the last item is the stored ChatReply.
 
-        One read (the conversation and its latest messages) before answering and one write
-        transaction after: the customer message, the answer, an escalation's ticket and notice and
-        the idempotency record are stored together or not at all.
+        One read before answering: the conversation, its latest messages and, with ``idempotency``, the
+        response a first call with that key stored (AlreadyAnswered). One write transaction after: the
+        customer message, the answer, an escalation's ticket and notice and the idempotency record are
+        stored together or not at all.
         """
         received_at = utcnow()
         text = self.clean_message(text)
-        conversation, earlier = self.conversations.get_with_recent(session.conversation_id, HISTORY_WINDOW)
+        claimed = (idempotency.scope, idempotency.key) if idempotency is not None else None
+        conversation, earlier, replay = self.conversations.get_with_recent(session.conversation_id, HISTORY_WINDOW, claimed)
         if conversation is None or session.customer_id not in (None, conversation.customer_id):
             raise PermissionError("conversation does not belong to this session")
+        if replay is not None:  # a retry of a call already stored: nothing is answered or stored again
+            raise AlreadyAnswered(replay.response, replay.request_hash)
         session = ChatSession(conversation.customer_id, conversation.id)
         if conversation.status == "agent":
             yield self._store_turn(session, text, received_at, None, idempotency)

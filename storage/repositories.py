@@ -2,7 +2,8 @@
 
 Every method opens its own session and returns ORM instances that stay usable after it closes
 (sessions do not expire on commit); nothing is lazy-loaded afterwards. The chat turn's read
-(``get_with_recent``) returns plain rows instead: it runs on every message.
+(``get_with_recent``) returns plain rows instead: it runs on every message, and reads the
+call's idempotency record in the same transaction.
 """
 
 from __future__ import annotations
@@ -48,6 +49,15 @@ class RecentMessage(NamedTuple):
     role: str
     content: str
     top_entry: str | None
+
+
+class TurnRead(NamedTuple):
+    """What a chat turn reads before answering: its conversation, latest messages and any earlier response
+    stored under the call's Idempotency-Key (a retry is answered from it, nothing is computed again)."""
+
+    conversation: ConversationHead | None
+    recent: list[RecentMessage]
+    replay: IdempotencyKey | None = None
 
 
 class NotFoundError(LookupError):
@@ -137,23 +147,28 @@ class ConversationRepository:
         with self.db.read() as session:
             return session.get(Conversation, conversation_id)
 
-    def get_with_recent(self, conversation_id: str, limit: int) -> tuple[ConversationHead | None, list[RecentMessage]]:
+    def get_with_recent(self, conversation_id: str, limit: int, idempotency: tuple[str, str] | None = None) -> TurnRead:
         """The conversation and its latest ``limit`` messages (oldest first), read by one statement.
 
-        One round trip per chat turn: the conversation row outer-joined to its latest messages, as
-        plain rows of the columns a turn uses. The database extracts each answer's top entry from its
-        ``meta`` and sorts the rows; the conversation's context comes as text, decoded once. Neither
-        the ORM nor the JSON decoder handles the whole window (about 3 → 1 ms a turn at 50 messages).
+        One read transaction per chat turn: the conversation row outer-joined to its latest messages,
+        as plain rows of the columns a turn uses. The database extracts each answer's top entry from
+        its ``meta`` and sorts the rows; the conversation's context comes as text, decoded once.
+        Neither the ORM nor the JSON decoder handles the whole window (about 3 → 1 ms a turn at 50
+        messages). With ``idempotency`` (scope, key) the response already stored under that key is
+        read in the same transaction (``replay``), not in one of its own.
         """
         with self.db.read() as session:
-            rows = session.connection().execute(
-                _statements().recent, {"conversation_id": conversation_id, "limit": limit}
-            ).all()
+            connection = session.connection()
+            rows = connection.execute(_statements().recent, {"conversation_id": conversation_id, "limit": limit}).all()
+            replay = None
+            if idempotency is not None and rows:
+                scope, key = idempotency
+                replay = _idempotency_record(connection.execute(_statements().idempotency, {"scope": scope, "key": key}))
         if not rows:
-            return None, []
+            return TurnRead(None, [])
         conversation_id, customer_id, status, context = rows[0][:4]
         head = ConversationHead(conversation_id, customer_id, status, json.loads(context) if context else None)
-        return head, [RecentMessage(*row[4:]) for row in rows if row[4] is not None]  # None: no message (outer join)
+        return TurnRead(head, [RecentMessage(*row[4:]) for row in rows if row[4] is not None], replay)  # None: outer join
 
     def delete_if_empty(self, conversation_id: str) -> bool:
         """Delete a conversation that has no message yet (an opening whose first message failed)."""
@@ -364,6 +379,12 @@ class _Statements:
         self.add_idempotency: Insert = insert(keys)
 
 
+def _idempotency_record(result) -> IdempotencyKey | None:
+    """The record read by ``_Statements.idempotency``, as a copy outside any session (or None)."""
+    row = result.one_or_none()
+    return None if row is None else IdempotencyKey(**row._mapping)
+
+
 @functools.cache
 def _statements() -> _Statements:
     """Built on first use, not at import."""
@@ -379,8 +400,7 @@ class IdempotencyRepository:
     def get(self, scope: str, key: str) -> IdempotencyKey | None:
         """The record of ``key`` in ``scope``, or None."""
         with self.db.read() as session:
-            row = session.connection().execute(_statements().idempotency, {"scope": scope, "key": key}).one_or_none()
-        return None if row is None else IdempotencyKey(**row._mapping)  # a copy outside any session
+            return _idempotency_record(session.connection().execute(_statements().idempotency, {"scope": scope, "key": key}))
 
     @staticmethod
     def record(

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 
 from api.idempotency import KEY_PATTERN, KeyedLocks, opening_scope, request_hash
 from api.schemas import ChatMessageResponse, ConversationMessages, ErrorOut, MessageOut, chat_request_model
+from guard import RateLimited
 from rag.chat import AlreadyAnswered, ChatSession, Idempotency, MessageError
 from rag.contact import ContactError, validate_contact
 from social.links import ContactLinks, LinkOpening, LinkUnavailable
@@ -105,12 +106,16 @@ def chat_router(ctx) -> APIRouter:
             return answer_message(body, request, text, session, None)
         digest = request_hash(body.model_dump(mode="json"))
         with locks.hold(scope, idempotency_key):  # a concurrent retry waits for the first answer
-            first = ctx.db(chat.idempotency.get, scope, idempotency_key)
+            # An opening is looked up here; a later message's record is read with its conversation by the turn.
+            first = ctx.db(chat.idempotency.get, scope, idempotency_key) if session is None else None
             if first is None:
                 try:
                     return answer_message(body, request, text, session, (scope, idempotency_key, digest))
-                except AlreadyAnswered as exc:  # another process stored it first
+                except AlreadyAnswered as exc:  # stored by an earlier call (or another process, just now)
                     first = exc
+                except RateLimited:  # a retry of a stored call is answered even when the limit is reached
+                    if (first := ctx.db(chat.idempotency.get, scope, idempotency_key)) is None:
+                        raise
             if first.request_hash != digest:
                 raise HTTPException(422, "Cette clé Idempotency-Key a déjà servi pour une autre requête.")
             return JSONResponse(first.response, headers={"Idempotency-Replayed": "true"})

@@ -90,6 +90,24 @@ def test_refused_messages_store_nothing(make_client, monkeypatch):
     assert _counts(client.services) == stored
 
 
+def test_a_retry_of_a_stored_message_is_replayed_even_at_the_conversations_limit(make_client):
+    """The turn reads the first call's record with its conversation; a retry that the per-conversation
+    limit refuses is still answered from that record (the first call was accepted), never with a 429."""
+    client = make_client(rate_limit_conversation="2/minute")
+    opened = _open(client, "open-0004-eeee").json()
+    headers = {"X-Conversation-Key": opened["conversation_key"], "Idempotency-Key": "msg-0004-ffff"}
+    body = {"conversation_id": opened["conversation_id"], "message": "Comment obtenir mon code RIO ?"}
+    first = client.post(URL, json=body, headers=headers)
+    assert first.status_code == 200
+    stored = _counts(client.services)
+    again = client.post(URL, json=body, headers=headers)  # over 2/minute: answered from the record
+    assert again.status_code == 200 and again.json() == first.json()
+    assert again.headers["Idempotency-Replayed"] == "true"
+    fresh = client.post(URL, json=body, headers={**headers, "Idempotency-Key": "msg-0005-gggg"})
+    assert fresh.status_code == 429
+    assert _counts(client.services) == stored
+
+
 def test_a_503_stores_nothing_and_the_retry_stores_once(client, monkeypatch):
     """Before, the customer message and the answer were stored before the ticket: a 503 there kept them."""
     opened = _open(client).json()

@@ -189,16 +189,16 @@ def test_recent_messages_come_with_their_conversation_in_one_statement(db: Datab
         meta = {"top_entry": f"faq-{n}", "sources": [{"id": f"faq-{n}"}]} if n % 2 else None
         repo.add(conversation_id, "user" if n % 2 == 0 else "assistant", f"m{n}", meta=meta)
     repo.add(conversation_id, "assistant", "m6", meta={"top_entry": None})
-    conversation, recent = ConversationRepository(db).get_with_recent(conversation_id, limit=5)
+    conversation, recent, _replay = ConversationRepository(db).get_with_recent(conversation_id, limit=5)
     assert conversation is not None and conversation.id == conversation_id and conversation.status == "bot"
     assert [(m.role, m.content, m.top_entry) for m in recent] == [
         ("user", "m2", None), ("assistant", "m3", "faq-3"), ("user", "m4", None), ("assistant", "m5", "faq-5"),
         ("assistant", "m6", None),
     ]
     empty = ConversationRepository(db).create().id
-    found, none = ConversationRepository(db).get_with_recent(empty, limit=4)
+    found, none, _replay = ConversationRepository(db).get_with_recent(empty, limit=4)
     assert found is not None and found.id == empty and none == []
-    assert ConversationRepository(db).get_with_recent("0" * 32, limit=4) == (None, [])
+    assert ConversationRepository(db).get_with_recent("0" * 32, limit=4) == (None, [], None)
 
 
 def test_idempotency_records_are_written_in_the_callers_transaction(db: Database, conversation_id: str) -> None:
@@ -217,6 +217,10 @@ def test_idempotency_records_are_written_in_the_callers_transaction(db: Database
         repo.record(session, conversation_id, "key-00001", "x" * 64, conversation_id, {"response": "Autre."})
     assert repo.get(conversation_id, "key-00001").request_hash == "h" * 64  # type: ignore[union-attr]
     assert [m.content for m in MessageRepository(db).list(conversation_id)] == []
+    turn = ConversationRepository(db).get_with_recent(conversation_id, limit=5, idempotency=(conversation_id, "key-00001"))
+    assert turn.replay is not None and turn.replay.response == {"response": "Voici."}  # read with the turn
+    assert ConversationRepository(db).get_with_recent(conversation_id, 5, (conversation_id, "key-00002")).replay is None
+    assert ConversationRepository(db).get_with_recent("0" * 32, 5, (conversation_id, "key-00001")).replay is None
 
 
 # --- feedback ----------------------------------------------------------------------------
