@@ -476,7 +476,8 @@ class AnswerEngine:
         ("mon réseau LinkedIn", "le mode sombre d'Excel") unless the question names one of the KB's rare
         technical terms. So does the nearest labelled message
         (`scope_examples`) when it is off topic by a clear margin, or by more than a near tie with the classifier
-        leaning the same way (again unless a rare technical term is named). Otherwise a word only this service uses
+        leaning the same way, unless the question names one of the KB's identifiers (MNC, MMSC: a rare term
+        like "sim" also has everyday senses, "sim racing"). Otherwise a word only this service uses
         ("forfait", "APN"...) keeps a question in scope, and so do the classifier and the nearest example agreeing
         that it is in scope; otherwise the
         scope score, best fused score + known_weight x share of the question's words the KB uses,
@@ -496,7 +497,8 @@ class AnswerEngine:
                 p >= config.intent_out_of_scope_ungrounded and top < config.min_confidence and not own_term
             ):
                 return True
-        if (margin := retrieval.scope_margin) is not None and not own_term and (
+        identifier = not _question_terms(question).isdisjoint(self._identifiers())  # "MCC", "MMSC", never "sim"
+        if (margin := retrieval.scope_margin) is not None and not identifier and (
             margin >= config.out_of_scope_example_margin
             or (margin >= config.out_of_scope_example_tie and p is not None and p >= config.out_of_scope_example_agreement)
         ):

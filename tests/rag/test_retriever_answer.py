@@ -416,3 +416,12 @@ def test_classifier_and_nearest_example_agreeing_on_in_scope_outweigh_a_low_scop
     assert engine._out_of_scope(unsure, weak, question)
     tie = Retrieval(weak.hits, weak.tokens, 0.0, 0.0, scope_margin=-0.01)
     assert engine._out_of_scope(sure, tie, question)
+
+
+def test_a_word_the_kb_also_writes_in_lower_case_does_not_shield_a_question_from_its_nearest_example(engine) -> None:
+    """"sim" is rare in the KB's answers but an everyday word too ("sim racing"): only identifiers such as MMSC
+    or MNC keep a question off the nearest-example rule, so a gaming question goes out of scope and a SIM
+    question stays in."""
+    assert "sim" not in engine._identifiers() and "mmsc" in engine._identifiers()
+    assert engine.answer("Sim racing : quel volant acheter pour débuter ?").out_of_scope
+    assert not engine.answer("Ma carte SIM n'est plus détectée par mon téléphone, je fais quoi ?").out_of_scope
