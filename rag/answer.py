@@ -471,7 +471,9 @@ class AnswerEngine:
     def _out_of_scope(self, analysis: Analysis, retrieval: Retrieval, question: str) -> bool:
         """Another company's offer or service, or a question whose words and retrieval both point elsewhere.
 
-        Recognised requests (a human, a cancellation, a complaint...) are never out of scope. The
+        Recognised requests (a human, a cancellation, a complaint...) are in scope unless their nearest labelled
+        message belongs to another domain by a clear margin with the classifier agreeing (another company's
+        refund). The
         classifier (rag.intent) decides when it is sure, or fairly sure with nothing grounded found
         ("mon réseau LinkedIn", "le mode sombre d'Excel") unless the question names one of the KB's rare
         technical terms. So does the nearest labelled message
@@ -486,10 +488,14 @@ class AnswerEngine:
         """
         if analysis.competitor_offer or analysis.other_service:
             return True
-        if analysis.escalation_reasons or analysis.porting:  # a request, or keeping one's number with another operator
-            return False
         config = self.config
         p = analysis.out_of_scope_probability
+        if analysis.escalation_reasons or analysis.porting:  # a request, or keeping one's number with another operator
+            # ... about this service, unless its nearest labelled message is another domain's by a clear margin
+            # and the classifier agrees ("ma mutuelle rembourse les lunettes ?", "le tour-opérateur a annulé").
+            margin = retrieval.scope_margin
+            return (not analysis.porting and margin is not None and margin >= config.out_of_scope_example_margin
+                    and p is not None and p >= config.intent_out_of_scope_ungrounded)  # fmt: skip
         own_term = not _question_terms(question).isdisjoint(self._rare_terms())  # "MCC", "APN": this service's words
         if p is not None:  # the classifier's view, even with domain words
             top = retrieval.top.score if retrieval.top else 0.0

@@ -425,3 +425,17 @@ def test_a_word_the_kb_also_writes_in_lower_case_does_not_shield_a_question_from
     assert "sim" not in engine._identifiers() and "mmsc" in engine._identifiers()
     assert engine.answer("Sim racing : quel volant acheter pour débuter ?").out_of_scope
     assert not engine.answer("Ma carte SIM n'est plus détectée par mon téléphone, je fais quoi ?").out_of_scope
+
+
+def test_a_refund_from_another_domain_is_out_of_scope_and_not_handed_over(engine) -> None:
+    """A request is in scope unless its nearest labelled message is another domain's by a clear margin and the
+    classifier agrees: a mutual insurer's or a tour operator's refund gets the out-of-scope answer, not a ticket;
+    this service's refunds and a plain request for a human still escalate."""
+    for question in ("mon forfait mutuelle rembourse les lunettes ou pas ?",
+                     "Notre tour-opérateur a annulé le voyage au dernier moment, on est remboursés ?"):  # fmt: skip
+        answer = engine.answer(question)
+        assert answer.out_of_scope and not answer.needs_escalation, question
+    for question in ("Vous m'avez prélevé deux fois mon forfait ce mois-ci, je veux être remboursé",
+                     "Je veux parler à un conseiller"):  # fmt: skip
+        answer = engine.answer(question)
+        assert answer.needs_escalation and not answer.out_of_scope, question
