@@ -120,6 +120,8 @@ _SECOND_QUESTION = re.compile(
     r"\?+\s+(?=\S)|\s*[,;]\s*(?:et|mais|aussi|sinon|puis)\b(?:\s+(?:au passage|aussi|sinon|en plus|egalement))?"
     r"|\s+et\s+(?=(?:au passage|aussi|en plus|sinon|savoir|si|est-ce|comment|combien|ou|quand|quel\w*|pourquoi|"
     r"je peux|on peut|a partir|c'?\s?est quoi|c quoi|qu'?\s?est-ce)\b)|\s+\+\s+"
+    # a second action after a shared verb: "je veux voir ma conso et changer ma CB" (an infinitive, not "et hier")
+    r"|\s+et\s+(?!(?:hier|cher|premier|dernier|entier|particulier|leger)\b)(?=[a-z]{3,}(?:er|ir)\s+(?:ma|mon|mes|le|la|les|l'|un|une|de|d'|du|des)\b)"
     r"|\s*[,:]\s*(?=(?:je peux|puis-je|est-ce que|est-ce qu'|dois-je|je dois|faut-il|il faut|comment|combien|je fais quoi|"
     r"on fait quoi|que dois-je|qu'est-ce que|quand|pourquoi)\b)"
 )

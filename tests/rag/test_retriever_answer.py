@@ -180,6 +180,11 @@ def test_split_question() -> None:
         "comment avoir mon rio", "c quoi les reglages pour les mms"]
     assert split_question("Internet lent le soir + quel délai pour un accusé de réception ?") == [
         "internet lent le soir", "quel delai pour un accuse de reception"]
+    # a second action after a shared verb ("et" + an infinitive and its object), not "et hier" nor one action
+    assert split_question("jveux voir ma conso et changer ma CB, ca se passe ou") == [
+        "jveux voir ma conso", "changer ma cb, ca se passe ou"]
+    assert split_question("comment activer et configurer ma eSIM") == []
+    assert split_question("ma facture a doublé et hier le réseau a coupé") == []
 
 
 def test_two_part_question_gets_both_answers_and_both_sources(engine) -> None:
