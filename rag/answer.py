@@ -482,9 +482,9 @@ class AnswerEngine:
         (`scope_examples`) when it is off topic by a clear margin, or by more than a near tie with the classifier
         leaning the same way, unless the question names one of the KB's identifiers (MNC, MMSC: a rare term
         like "sim" also has everyday senses, "sim racing"). Otherwise a word only this service uses
-        ("forfait", "APN"...) keeps a question in scope, and so do the classifier and the nearest example agreeing
-        that it is in scope; otherwise the
-        scope score, best fused score + known_weight x share of the question's words the KB uses,
+        ("forfait", "APN"...) keeps a question in scope, and so do the classifier and the nearest example
+        agreeing that it is in scope. Otherwise the scope score, best fused score + known_weight x share
+        of the question's words the KB uses,
         must reach a threshold calibrated on data (`python -m bench.calibrate`); a question with
         everyday domain words ("téléphone", "compte") has its own threshold.
         """
@@ -498,14 +498,15 @@ class AnswerEngine:
             margin = retrieval.scope_margin
             return (not analysis.porting and margin is not None and margin >= config.out_of_scope_example_margin
                     and p is not None and p >= config.intent_out_of_scope_ungrounded)  # fmt: skip
-        own_term = not _question_terms(question).isdisjoint(self._rare_terms())  # "MCC", "APN": this service's words
+        terms = _question_terms(question)
+        own_term = not terms.isdisjoint(self._rare_terms())  # "MCC", "APN": this service's words
         if p is not None:  # the classifier's view, even with domain words
             top = retrieval.top.score if retrieval.top else 0.0
             if p >= config.intent_out_of_scope or (
                 p >= config.intent_out_of_scope_ungrounded and top < config.min_confidence and not own_term
             ):
                 return True
-        identifier = not _question_terms(question).isdisjoint(self._identifiers())  # "MCC", "MMSC", never "sim"
+        identifier = not terms.isdisjoint(self._identifiers())  # "MCC", "MMSC", never "sim"
         if (margin := retrieval.scope_margin) is not None and not identifier and (
             margin >= config.out_of_scope_example_margin
             or (margin >= config.out_of_scope_example_tie and p is not None and p >= config.out_of_scope_example_agreement)
