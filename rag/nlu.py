@@ -136,6 +136,11 @@ HUMAN_HYPOTHESIS = _re(r"\bsi (?:un jour |jamais |besoin |par exemple )?(?:je|j'
                        r"\bquand (?:le|la|ce|votre) (?:chat|bot|chatbot|robot|assistant|service)\b",
                        # asking where to find the way in: the address, page or link to contact the service
                        r"\b(?:adresse|page|lien|url|formulaire)\b[^.?!]{0,25}\b(?:pour |afin de )?(?:contacter|joindre|ecrire)\b")
+# A past attempt told as a story, right before the contact verb: "j'ai appelé un numéro pour joindre ...",
+# "on a essayé de contacter ...". Without a present wish (HUMAN_WANT), the message asks about something else.
+NARRATED_ATTEMPT = re.compile(r"\b(?:j'?\s?ai|j'?\s?avais|on a|on avait|nous avons|nous avions)\s(?:\w+\s)?"
+                              r"(?:appele|essaye|tente|cherche|voulu|telephone|compose|ecrit|passe|reussi|pu)\b"
+                              r"(?:[^.?!;]{0,50}\b(?:pour|de|d'|afin de|a))?\s?$")
 _HYPOTHETICAL_CLAUSE = re.compile(r"\b(?:si|quand|lorsqu'?\s?|une fois qu'?\s?|au cas ou|dans le cas ou|le jour ou)\b[^,;:?!.]*")
 HUMAN_WANT = _re(r"\bje (?:veux|voudrais|souhaite|demande a|exige)\b", r"\bj'?\s?aimerais\b", r"\bpass(?:er|ez)(?:-| )?moi\b",
                  r"\bmett(?:re|ez)(?:-| )?moi\b", r"\bsvp\b", r"\bstp\b", r"\bs'?il vous plait\b", r"\bmaintenant\b",
@@ -235,6 +240,10 @@ _FOREIGN = (r"(?:ski|remontees?|piscine|salle de (?:sport|gym|muscu\w*|fitness)|
 _QUALIFIER = r"(?: (?:mensuel|annuel|hebdomadaire|journalier|saison|famille|etudiant|adulte|enfant|senior)\w*)?"
 FOREIGN_OBJECT = re.compile(rf"\b{_DOMAIN_NOUN}\b{_QUALIFIER} (?:de |d'|du |des |a |au |aux |chez |contre |le |la |les |l'|mon |ma |mes )?"
                             rf"(?:la |le |l'|les |mon |ma |mes |son |sa )?{_FOREIGN}\b")
+# One of this service's objects owned by another company ("une facture EDF", "mon abonnement chez Netflix",
+# "le compte de ma mutuelle"): the object is that company's, not ours.
+OTHER_OWNED_OBJECT = re.compile(rf"\b{_DOMAIN_NOUN}\b (?:de |d'|du |chez |de chez |aupres de )?(?:la |le |l'|ma |mon |mes )?"
+                                rf"(?:{OTHER_SERVICE.pattern})")
 COMPETITOR = _re(r"\borange\b", r"\bsfr\b", r"\bbouygues\b", r"\bsosh\b", r"\bb ?& ?you\b", r"\bred by sfr\b", r"\blebara\b",
                  r"\bsyma\b", r"\bprixtel\b", r"\bla poste mobile\b", r"\bcoriolis\b")
 COMPETITOR_OFFER = _re(r"\bprix\b", r"\btarif", r"\boffres?\b", r"\bforfaits?\b", r"\bpromo", r"\bmeilleur", r"\bcouverture\b",
@@ -351,12 +360,15 @@ def rule_intent(folded: str) -> str | None:
 
 
 def asks_for_human(folded: str) -> bool:
-    """An explicit request for a human, not a question about them ("si j'ai besoin d'un humain, c'est long ?")."""
+    """An explicit request for a human, not a question about them ("si j'ai besoin d'un humain, c'est long ?")
+    nor the story of a past attempt ("j'ai appelé le 08 pour joindre le service client de ma mutuelle")."""
     match = HUMAN_REQUEST.search(folded)
     if match is None:
         return False
     if HUMAN_WANT.search(_HYPOTHETICAL_CLAUSE.sub(" ", folded)):
         return True
+    if NARRATED_ATTEMPT.search(folded, 0, match.start()):
+        return False
     return not HUMAN_HYPOTHESIS.search(folded)
 
 
@@ -377,7 +389,7 @@ def foreign_subject(folded: str) -> bool:
     foreign = OTHER_SERVICE.search(folded) or FOREIGN_OBJECT.search(folded)
     if not foreign:
         return False
-    rest = OTHER_SERVICE.sub(" ", FOREIGN_OBJECT.sub(" ", folded))
+    rest = OTHER_SERVICE.sub(" ", FOREIGN_OBJECT.sub(" ", OTHER_OWNED_OBJECT.sub(" ", folded)))
     return not OWN_OBJECT.search(rest)
 
 

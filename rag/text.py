@@ -15,7 +15,7 @@ from functools import lru_cache
 import Stemmer
 from bm25s.stopwords import STOPWORDS_FRENCH
 
-ANALYZER_VERSION = "9"  # bump when tokens change: every index is rebuilt
+ANALYZER_VERSION = "10"  # bump when tokens change: every index is rebuilt
 
 _EXTRA_STOPWORDS = {
     "bonjour", "bonsoir", "salut", "merci", "svp", "stp", "plait", "comment", "quoi", "quel",
@@ -47,6 +47,8 @@ _PHRASES = [
     (r"\bsuivi (?:de )?conso(?:mmation)?\b", "suiviconso"),
     (r"\bdomaine? outre[- ]mer\b", "dom"),
     (r"\bpas de (?:reseau|signal)\b", "reseau"),
+    # Android names the APN "point d'accès" ("noms des points d'accès"); the Wi-Fi hotspot is another thing.
+    (r"\bpoints? d'?\s?acces\b(?! (?:mobile|wifi|wi-fi|personnel|sans fil))", "apn"),
     # Compound words written in several ways ("Wi-Fi", "wi fi", "wifi"; "multi-SIM", "multisim").
     (r"\bwi[- ]?fi\b", "wifi"),
     (r"\bmulti[- ]?sims?\b", "multisim"),

@@ -525,3 +525,42 @@ def test_how_questions_need_a_firm_wish_to_be_requests(message: str, expected: b
 ])
 def test_questions_about_when_the_chat_hands_over_are_not_requests(question: str) -> None:
     assert "demande explicite d'un conseiller" not in analyze_message(question).escalation_reasons
+
+
+# Issue 17, blind 16's classes: new phrasings, none taken from an evaluation set.
+@pytest.mark.parametrize(
+    "message",
+    [
+        "J'ai téléphoné au standard pour joindre le service client de ma banque, c'est facturé en plus ?",
+        "On a essayé de contacter un conseiller hier soir, c'est normal que ça sonne dans le vide ?",
+        "J'avais voulu parler à un conseiller la semaine dernière, est-ce que mon ticket existe encore ?",
+    ],
+)
+def test_a_past_attempt_told_as_a_story_is_not_a_request(message: str) -> None:
+    assert HUMAN not in analyze_message(message).escalation_reasons
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "J'ai besoin de joindre un conseiller pour ma facture",
+        "J'ai essayé de joindre un conseiller trois fois, je veux parler à quelqu'un maintenant",
+    ],
+)
+def test_a_past_attempt_with_a_present_wish_still_escalates(message: str) -> None:
+    assert HUMAN in analyze_message(message).escalation_reasons
+
+
+@pytest.mark.parametrize(
+    ("message", "other"),
+    [
+        ("Ma facture Engie a doublé, je la conteste comment ?", True),
+        ("Comment fermer mon compte chez Zalando ?", True),
+        ("Mon abonnement de chez Deezer se renouvelle tout seul, comment l'arrêter ?", True),
+        ("J'ai besoin d'une facture pour la CAF", False),
+        ("Je peux payer ma facture avec PayPal ?", False),
+        ("Mon abonnement Netflix apparaît sur ma facture Free ?", False),
+    ],
+)
+def test_an_object_owned_by_another_company_is_that_company_s(message: str, other: bool) -> None:
+    assert analyze_message(message).other_service is other

@@ -98,3 +98,9 @@ def test_cities_abroad_and_phone_shorthand_are_understood() -> None:
     assert "grp_roaming" in analyze("en week-end à Londres")
     assert analyze("chgt de cb") == analyze("changement de cb")
     assert analyze("c ou dans lespace abonne") == analyze("c ou dans l'espace abonne")
+
+
+def test_android_s_access_point_is_the_apn_but_the_hotspot_is_not() -> None:
+    assert "apn" in analyze("les paramètres du point d'accès")
+    assert "apn" in analyze("Noms des points d'accès")
+    assert "apn" not in analyze("activer le point d'accès mobile")
