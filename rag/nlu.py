@@ -306,7 +306,9 @@ REPEATED = _re(rf"\b(?:3|4|5|troisieme|quatrieme|cinquieme|[345] ?eme|[345]e)\s?
 _NOISE = [INSULTS, NEGATIVE_WORDS,
           _re(r"\bpas (?:a |avec )?un (?:robot|bot)\b", r"\b(?:svp|stp|s'?il vous plait|bonjour|bonsoir)\b", r"\bvous etes\b",
               r"\bj'?en ai marre\b", r"\bc'?est pour\b", r"\bofficielle?\b", r"\bformelle?\b",
-              rf"\b(?:c'?est )?(?:la |le )?{_ORDINAL}\s?(?:fois|conversation|message|demande)s?\b(?: que (?:je|j'?)\s?(?:vous )?\w+)?")]
+              rf"\b(?:c'?est )?(?:la |le )?{_ORDINAL}\s?(?:fois|conversation|message|demande)s?\b(?: que (?:je|j'?)\s?(?:vous )?\w+)?",
+              # what the customer rules out is not what to search for ("donc c'est pas un dépassement")
+              r"\b(?:c'?est|ce n'?\s?est|ca n'?\s?est|ce n'?\s?etait|c'?etait) (?:pas|plus) (?:un |une |le |la |l'?\s?|du |des |de |d'?\s?)\w+")]
 
 
 def strip_noise(folded: str, requests: bool = True) -> str:

@@ -564,3 +564,9 @@ def test_a_past_attempt_with_a_present_wish_still_escalates(message: str) -> Non
 )
 def test_an_object_owned_by_another_company_is_that_company_s(message: str, other: bool) -> None:
     assert analyze_message(message).other_service is other
+
+
+def test_what_the_customer_rules_out_is_not_searched() -> None:
+    topic = analyze_message("Mes appels coupent, ce n'est pas le réseau car j'ai 4 barres, c'est quoi alors ?").topic
+    assert "reseau" not in topic and "appels coupent" in topic
+    assert "hors forfait" not in analyze_message("Ma facture a doublé et c'est pas du hors forfait, pourquoi ?").topic
