@@ -40,9 +40,12 @@ FACETS: dict[str, re.Pattern] = {
     # Being bound to the plan: "je suis engagé combien de temps ?", penalties for leaving early ("engagements de
     # service", the service's targets, are not this).
     "commitment": re.compile(r"\bengagee?s?\b|\bengagements?\b(?! de (?:service|qualite))|\bpenalites?\b|\bduree minimale\b"),
-    # A month billed in part: leaving or changing plans mid-month ("je paie le mois entier ?", "le 10 du mois").
+    # A month billed in part: leaving or changing plans mid-month ("je paie le mois entier ?", "si je pars le 10 du
+    # mois"); a date alone only says when something happened ("depuis le 20 du mois", "on est le 20 du mois").
     "partial_month": re.compile(r"\bmois (?:entier|complet|plein)\b|\b(?:en cours|en milieu|au milieu|milieu) de mois\b"
-                                r"|\bprorata\b|\ble \d{1,2} du mois\b|\bfacture partielle\b|\ben entier\b|\btout le mois\b"),
+                                r"|\bprorata\b|\bfacture partielle\b|\ben entier\b|\btout le mois\b"
+                                r"|\b(?:pars|part\w*|resili\w*|chang\w*|quitt\w*|arret\w*|souscri\w*|pass\w*|bascul\w*)\b"
+                                r"[^.?!,]{0,30}\ble \d{1,2} du mois\b"),
     # Moving from one plan to the other ("passer au forfait 5G", "redescendre au 2€", "changement de forfait",
     # "modifier mon offre", "prendre le 5G à la place du 2€"); "forfai" as typed in a hurry.
     "plan_change": re.compile(r"\b(?:chang\w*|modifi\w*|pass(?:er|e|ez|age)|redescen\w*|reven\w*|retourn\w*|bascul\w*"

@@ -318,6 +318,15 @@ def test_moving_between_plans_is_a_situation_of_its_own() -> None:
     assert "plan_change" not in facets_of("je veux changer mon moyen de paiement")
 
 
+def test_a_date_in_the_month_is_a_partial_month_only_when_leaving_or_changing_then() -> None:
+    from rag.retriever import facets_of
+
+    assert "partial_month" in facets_of("Si je bascule sur l'autre offre le 8 du mois, je paie combien ?")
+    assert "partial_month" in facets_of("je quitte votre réseau le 25 du mois, c'est facturé comment ?")
+    assert "partial_month" not in facets_of("plus de data depuis le 14 du mois, je peux en reprendre ?")
+    assert "partial_month" not in facets_of("nous sommes le 3 du mois et mon enveloppe est vide")
+
+
 def test_a_plan_change_outranks_the_price_entry_its_words_share(engine) -> None:
     """"Passer au 5G" names a plan change: its entry gains four facet bonuses over the price entry."""
     hits = engine.retriever.search("je veux passer au 5G, je fais comment le changement ?").hits
