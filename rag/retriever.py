@@ -34,6 +34,11 @@ FACETS: dict[str, re.Pattern] = {
                                r"(?:abonnement|contrat|forfait|ligne)\b"
                                r"|\bune fois (?:que )?(?:je suis |j'?\s?ai |je )?(?:parti|partie|passee?|change)\b"
                                r"|\b(?:ancienne|vieille) (?:carte )?(?:sim|puce)\b"),
+    # What becomes of the SIM card itself: throwing it away, cutting it, sending it back ("je peux jeter ma SIM Free
+    # tout de suite ?", "je fais quoi de ma puce ?"); leaving for another operator is then the context, not the subject.
+    "sim_fate": re.compile(r"\b(?:jet\w*|decoup\w*|coup(?:er|ez)|detrui\w*|renvo\w*|retourn\w*|rend(?:re|s|ez)|recycl\w*|"
+                           r"debarrass\w*|fai\w*(?: quoi)? de)\b[^.?!]{0,30}\b(?:e?sim|puce)\b"
+                           r"|\b(?:e?sim|puce)\b[^.?!]{0,30}\b(?:a (?:la )?poubelle|(?:en )?fai\w* quoi|jet\w*|decoup\w*|detrui\w*|renvo\w*|retourn\w*|recycl\w*)\b"),
     # Being warned before the allowance runs out ("vous prévenez quand j'arrive au bout de mon enveloppe ?").
     "usage_alert": re.compile(r"\b(?:previen\w*|prevenu\w*|prevenez|prevenir|avert\w*|alertes?|notifi\w*)\b[^.?!]{0,60}"
                               r"\b(?:conso\w*|limite|bout|fin|epuis\w*|enveloppe|data|forfait|gigas?|go|depass\w*)\b"),
@@ -72,7 +77,7 @@ FACETS: dict[str, re.Pattern] = {
 # entier ?" is not how to cancel), leaving, being bound to the plan, usage alerts, the service's own targets. When the
 # question names one, the entries about it gain four bonuses; places and plans (abroad, Forfait 2€, 5G, first bill)
 # are context and gain one.
-_REQUEST_FACETS = ("plan_change", "partial_month", "after_cancel", "commitment", "usage_alert", "service_targets")
+_REQUEST_FACETS = ("plan_change", "partial_month", "after_cancel", "commitment", "usage_alert", "service_targets", "sim_fate")
 _FACET_WEIGHT = np.array([4.0 if name in _REQUEST_FACETS else 1.0 for name in FACETS], dtype=np.float32)
 
 

@@ -327,6 +327,16 @@ def test_a_date_in_the_month_is_a_partial_month_only_when_leaving_or_changing_th
     assert "partial_month" not in facets_of("nous sommes le 3 du mois et mon enveloppe est vide")
 
 
+def test_what_becomes_of_the_sim_is_a_situation_of_its_own() -> None:
+    from rag.retriever import facets_of
+
+    assert "sim_fate" in facets_of("Mon numéro part chez Orange demain, je peux mettre ma puce à la poubelle ?")
+    assert "sim_fate" in facets_of("Faut-il vous retourner l'ancienne SIM quand je m'en vais ?")
+    assert "sim_fate" in facets_of("la SIM de mon fils, on en fait quoi après son départ ?")
+    assert "sim_fate" not in facets_of("Ma SIM n'est pas reconnue par le téléphone")
+    assert "sim_fate" not in facets_of("je veux garder mon numéro en partant")
+
+
 def test_a_plan_change_outranks_the_price_entry_its_words_share(engine) -> None:
     """"Passer au 5G" names a plan change: its entry gains four facet bonuses over the price entry."""
     hits = engine.retriever.search("je veux passer au 5G, je fais comment le changement ?").hits
