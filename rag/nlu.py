@@ -136,6 +136,12 @@ HUMAN_HYPOTHESIS = _re(r"\bsi (?:un jour |jamais |besoin |par exemple )?(?:je|j'
                        r"\bquand (?:le|la|ce|votre) (?:chat|bot|chatbot|robot|assistant|service)\b",
                        # asking where to find the way in: the address, page or link to contact the service
                        r"\b(?:adresse|page|lien|url|formulaire)\b[^.?!]{0,25}\b(?:pour |afin de )?(?:contacter|joindre|ecrire)\b")
+# Not wanting a human, said just before or inside the request phrase.
+REFUSED_HUMAN = re.compile(r"\b(?:pas (?:la peine|besoin|necessaire|utile)|inutile|aucun besoin|nul besoin) (?:de |d'?\s?)(?:me |m'?\s?)?\w*\s?"
+                           r"(?:a |avec |par )?(?:un |une |le |la )?(?:conseill|humain|agent|quelqu|personne|operat)"
+                           r"|\b(?:ne |n'?\s?)?(?:veux|voudrais|souhaite|demande|cherche)(?: surtout)? (?:pas|plus|aucun)\b"
+                           r"|\bsans (?:passer par|parler a|avoir|me passer)\b")
+ROBOT = re.compile(r"\b(?:robot|bot|chatbot|machine|programme|ia)\b")
 # A past attempt told as a story, right before the contact verb: "j'ai appelé un numéro pour joindre ...",
 # "on a essayé de contacter ...". Without a present wish (HUMAN_WANT), the message asks about something else.
 NARRATED_ATTEMPT = re.compile(r"\b(?:j'?\s?ai|j'?\s?avais|on a|on avait|nous avons|nous avions)\s(?:\w+\s)?"
@@ -361,12 +367,21 @@ def rule_intent(folded: str) -> str | None:
     return None
 
 
+def _refuses_human(folded: str, match: re.Match) -> bool:
+    """Whether a human-request phrase is said not to be wanted ("pas la peine de me passer un conseiller",
+    "je ne veux pas parler à un agent"). Refusing a robot ("pas un robot") stays a request."""
+    if ROBOT.search(match.group()):
+        return False
+    return bool(REFUSED_HUMAN.search(folded[max(0, match.start() - 40):match.end()]))
+
+
 def asks_for_human(folded: str) -> bool:
     """An explicit request for a human, not a question about them ("si j'ai besoin d'un humain, c'est long ?")
     nor the story of a past attempt ("j'ai appelé le 08 pour joindre le service client de ma mutuelle")."""
-    match = HUMAN_REQUEST.search(folded)
-    if match is None:
+    matches = [m for m in HUMAN_REQUEST.finditer(folded) if not _refuses_human(folded, m)]
+    if not matches:
         return False
+    match = matches[0]
     if HUMAN_WANT.search(_HYPOTHETICAL_CLAUSE.sub(" ", folded)):
         return True
     if NARRATED_ATTEMPT.search(folded, 0, match.start()):

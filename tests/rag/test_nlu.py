@@ -570,3 +570,19 @@ def test_what_the_customer_rules_out_is_not_searched() -> None:
     topic = analyze_message("Mes appels coupent, ce n'est pas le réseau car j'ai 4 barres, c'est quoi alors ?").topic
     assert "reseau" not in topic and "appels coupent" in topic
     assert "hors forfait" not in analyze_message("Ma facture a doublé et c'est pas du hors forfait, pourquoi ?").topic
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Inutile de me transférer à un conseiller, dites-moi seulement où trouver mon RIO",
+        "Pas besoin d'un humain, je cherche juste le prix du forfait",
+        "Je ne souhaite pas parler à un agent, je veux juste activer ma eSIM",
+    ],
+)
+def test_refusing_a_human_is_not_a_request(message: str) -> None:
+    assert HUMAN not in analyze_message(message).escalation_reasons
+
+
+def test_refusing_a_robot_still_asks_for_a_human() -> None:
+    assert HUMAN in analyze_message("Passez-moi un conseiller, pas un robot").escalation_reasons
