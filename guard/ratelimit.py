@@ -62,6 +62,27 @@ class Limit:
     message: str = TOO_MANY
 
 
+class PrunedMemoryStorage(MemoryStorage):
+    """``limits``' in-process storage, pruned of expired entries at most once a second by the thread that counts.
+
+    The stock storage starts a new timer thread 10 ms after any hit that finds the previous one finished: under
+    steady traffic that is a thread per hit or two, each walking every key, all competing for the GIL with the
+    requests. Expired entries never count (every check compares timestamps); pruning only frees their memory.
+    """
+
+    PRUNE_EVERY_S = 1.0
+
+    def __init__(self, uri: str | None = None, **options) -> None:
+        super().__init__(uri, **options)
+        self._next_prune = 0.0
+
+    def _MemoryStorage__schedule_expiry(self) -> None:  # replaces the stock timer thread (name-mangled hook)
+        now = time.monotonic()
+        if now >= self._next_prune:
+            self._next_prune = now + self.PRUNE_EVERY_S
+            self._MemoryStorage__expire_events()
+
+
 class RateLimits:
     """Named limits checked with ``hit(name, key)``; built once per process (``Services.limits``).
 
@@ -73,9 +94,9 @@ class RateLimits:
         self.storage_uri = storage_uri
         shared = not storage_uri.startswith("memory://")
         options = {"socket_timeout": 0.5, "socket_connect_timeout": 0.5} if storage_uri.startswith("redis") else {}
-        self._storage = storage_from_string(storage_uri, **options)
+        self._storage = storage_from_string(storage_uri, **options) if shared else PrunedMemoryStorage()
         self._limiter = MovingWindowRateLimiter(self._storage)
-        self._fallback = MovingWindowRateLimiter(MemoryStorage()) if shared else None
+        self._fallback = MovingWindowRateLimiter(PrunedMemoryStorage()) if shared else None
         self._degraded_until = 0.0  # while in the future, the shared store is not tried (monotonic clock)
         self._degraded = False
         specs = {name: spec if isinstance(spec, Limit) else Limit(spec) for name, spec in limits.items()}

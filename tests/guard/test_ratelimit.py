@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from guard.ratelimit import LOCKED_OUT, Limit, RateLimited, RateLimits, minutes_text, wait_text
+from guard.ratelimit import LOCKED_OUT, Limit, PrunedMemoryStorage, RateLimited, RateLimits, minutes_text, wait_text
 
 
 def test_over_the_limit_raises_with_retry_after_and_a_french_message() -> None:
@@ -61,3 +61,20 @@ def test_storage_is_a_uri_from_settings() -> None:
 )  # fmt: skip
 def test_waits_in_french_words(seconds: int, words: str, minutes: str) -> None:
     assert wait_text(seconds) == words and minutes_text(seconds) == minutes
+
+
+def test_in_process_counting_starts_no_thread_per_hit_and_still_prunes_expired_entries() -> None:
+    limits = RateLimits({"ip": Limit("1000/minute")})
+    storage = limits._storage
+    assert isinstance(storage, PrunedMemoryStorage)
+    timer = storage.timer
+    for n in range(300):
+        limits.hit("ip", f"10.0.0.{n % 30}")
+    assert storage.timer is timer  # the stock storage would have started new timer threads
+    assert len(storage.events) == 30
+    for events in storage.events.values():  # every entry expired (as if a minute had passed)
+        for entry in events:
+            entry.expiry = entry.atime = 0.0
+    storage._next_prune = 0.0  # the next hit is due to prune
+    limits.hit("ip", "10.0.0.99")
+    assert sum(len(events) for events in storage.events.values()) == 1  # only the new hit is left
