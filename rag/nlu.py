@@ -223,7 +223,7 @@ OTHER_SERVICE = _re(
     r"\bcdiscount\b", r"\bvinted\b", r"\bleboncoin\b", r"\bpaypal\b",
     # a bank's own services: its advisers, branches, loans, a card's PIN (paying the plan by card stays in scope)
     r"\bconseill\w* (?:bancaire|financier|en patrimoine)\b", r"\bagence (?:bancaire|de (?:ma|la) banque)\b",
-    r"\bpret (?:immobilier|auto|etudiant|personnel|bancaire)\b", r"\bcode (?:pin|secret) de (?:ma|la|votre) carte (?:bancaire|bleue|cb)\b",
+    r"\bpret (?:immobilier|auto|etudiant|personnel|bancaire)\b", r"\b(?:portabilite|mobilite) bancaire\b", r"\bcode (?:pin|secret) de (?:ma|la|votre) carte (?:bancaire|bleue|cb)\b",
 )
 # Words naming this service's own objects: another company named next to them is context, not the subject
 # ("une facture pour la CAF", "mes photos WhatsApp ne partent pas en MMS").
@@ -231,6 +231,10 @@ OWN_OBJECT = _re(r"\bforfait", r"\bfactur", r"\bsim\b", r"\breseau", r"\bsms\b",
                  r"\bapn\b", r"\brio\b", r"\bconso", r"\bligne\b", r"\bfree\b", r"\bgigas?\b", r"\bgo\b", r"\binternet\b",
                  r"\bappels?\b", r"\bportabilite\b", r"\bespace abonne", r"\bwifi\b", r"\bmobile\b", r"\bmon (?:telephone|tel|portable)\b",
                  r"\bprelev", r"\bpaiement", r"\brib\b", r"\biban\b", r"\besim\b", r"\bmessagerie\b", r"\bpuce\b", r"\bnumero\b")
+# The line itself, as opposed to the ways of paying for it that any company shares.
+OWN_LINE = _re(r"\bforfait", r"\bfree\b", r"\bligne\b", r"\be?sim\b", r"\bpuce\b", r"\breseau", r"\b[sm]ms\b", r"\bdata\b",
+               r"\b[45]g\b", r"\bapn\b", r"\brio\b", r"\bgigas?\b", r"\bgo\b", r"\bportabilite\b", r"\bespace abonne",
+               r"\bmessagerie\b", r"\bappels?\b", r"\bmon (?:numero|telephone|tel|portable|mobile)\b", r"\binternet mobile\b")
 # A domain word whose complement names a non-telecom object ("forfait de ski", "facture d'électricité",
 # "rembourser le billet de train"): the sentence is about that object, whatever the domain word.
 _DOMAIN_NOUN = (r"(?:forfaits?|abonn\w*|factur\w*|rembours\w*|lignes?|cartes?|comptes?|offres?|resili\w*|contrats?|recharg\w*|"
@@ -407,6 +411,10 @@ def foreign_subject(folded: str) -> bool:
     if not foreign:
         return False
     rest = OTHER_SERVICE.sub(" ", FOREIGN_OBJECT.sub(" ", OTHER_OWNED_OBJECT.sub(" ", folded)))
+    if OTHER_OWNED_OBJECT.search(folded):
+        # the account or bill is named as the other company's: its payment words are that company's too
+        # ("le moyen de paiement de mon compte Amazon"); only the line itself brings the question back here
+        return not OWN_LINE.search(rest)
     return not OWN_OBJECT.search(rest)
 
 

@@ -560,6 +560,9 @@ def test_a_past_attempt_with_a_present_wish_still_escalates(message: str) -> Non
         ("J'ai besoin d'une facture pour la CAF", False),
         ("Je peux payer ma facture avec PayPal ?", False),
         ("Mon abonnement Netflix apparaît sur ma facture Free ?", False),
+        ("Je veux mettre une nouvelle carte bancaire sur mon compte Uber", True),
+        ("Le prélèvement de mon compte Spotify passe sur ma ligne ?", False),
+        ("Comment se passe une mobilité bancaire vers une autre banque ?", True),
     ],
 )
 def test_an_object_owned_by_another_company_is_that_company_s(message: str, other: bool) -> None:
