@@ -21,7 +21,10 @@ from rag.text import COUNTRIES, analyze, fold
 from settings import RagConfig
 
 FACETS: dict[str, re.Pattern] = {
-    "abroad": re.compile(r"\b(?:etranger|europe|europeens?|dom|roaming|itinerance|hors de france|"
+    # (a phone bought or brought from abroad is used here: "un android acheté à l'étranger")
+    "abroad": re.compile(r"(?<!achete a l')(?<!achetee a l')(?<!achete en )(?<!achetee en )(?<!importe d')(?<!importee d')"
+                         r"(?<!ramene d')(?<!ramenee d')(?<!ramene de l')(?<!venant de l')(?<!provenant de l')"
+                         r"\b(?:etranger|europe|europeens?|dom|roaming|itinerance|hors de france|"
                          + "|".join(COUNTRIES.split()) + r")\b"),
     "forfait_2e": re.compile(r"\bforfaits? (?:a )?(?:2 ?(?:€|e|eur|euros?)(?![a-z0-9])|deux euros)"),
     # 5G the network (not "Forfait Free 5G", the plan's name): "je ne capte pas la 5G" vs "toujours pas de 4G".

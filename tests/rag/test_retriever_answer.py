@@ -337,6 +337,14 @@ def test_what_becomes_of_the_sim_is_a_situation_of_its_own() -> None:
     assert "sim_fate" not in facets_of("je veux garder mon numéro en partant")
 
 
+def test_a_phone_bought_abroad_is_used_here() -> None:
+    from rag.retriever import facets_of
+
+    assert "abroad" not in facets_of("Mon iPhone ramené d'Espagne ne capte pas la 4G")
+    assert "abroad" not in facets_of("smartphone acheté en Allemagne : quels réglages internet ?")
+    assert "abroad" in facets_of("En Allemagne cet été, mon internet marchera ?")
+
+
 def test_a_plan_change_outranks_the_price_entry_its_words_share(engine) -> None:
     """"Passer au 5G" names a plan change: its entry gains four facet bonuses over the price entry."""
     hits = engine.retriever.search("je veux passer au 5G, je fais comment le changement ?").hits
