@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rag.nlu import Analysis, has_subject, strip_noise, topic_text
+from rag.nlu import Analysis, firm_cancellation, has_subject, strip_noise, topic_text
 from rag.text import fold
 
 if TYPE_CHECKING:
@@ -180,7 +180,8 @@ def second_opinion(analysis: Analysis, text: str, prediction: Prediction, config
     - the rules found one and the model is sure it is a plain question: the reasons are dropped and the
       request words are searched too ("pour déposer une réclamation, quel menu ?"), except a request for
       a human, which the rules already tell from a question about humans ("si un jour j'ai besoin d'un
-      humain...") and which an unknown word ("qqn", "causer") must not turn into a question;
+      humain...") and which an unknown word ("qqn", "causer") must not turn into a question, and a
+      cancellation in a firm form ("je veux résilier, c'est effectif quand ?"), a request even in a question;
     - the out-of-scope probability is kept for the scope decision made after retrieval.
     """
     if analysis.small_talk or len(_WORD.findall(fold(text))) < MIN_WORDS:
@@ -188,9 +189,10 @@ def second_opinion(analysis: Analysis, text: str, prediction: Prediction, config
     reasons = list(analysis.escalation_reasons)
     if not reasons and prediction.handoff >= config.intent_handoff:
         reasons = [prediction.handoff_reason()]
-    elif reasons and prediction.probs[QUESTION] >= config.intent_question and HANDOFF_REASONS["human"] not in reasons:
-        reasons = []
     folded = fold(text).replace("’", "'")
+    if reasons and prediction.probs[QUESTION] >= config.intent_question and HANDOFF_REASONS["human"] not in reasons \
+            and not firm_cancellation(folded):
+        reasons = []
     requests = any(r in reasons for r in (HANDOFF_REASONS["human"], HANDOFF_REASONS["complaint"]))
     return dataclasses.replace(
         analysis,

@@ -404,6 +404,13 @@ def asks_to_cancel(folded: str) -> bool:
     return bool(CANCEL_WANT.search(text))
 
 
+def firm_cancellation(folded: str) -> bool:
+    """A cancellation request in one of its firm forms ("je veux résilier, c'est effectif quand ?"): a request
+    whatever the sentence form, which a classifier reading it as a question must not overrule."""
+    text = _HYPOTHETICAL_CLAUSE.sub(" ", _NEGATED_WANT.sub(" ", folded))
+    return asks_to_cancel(folded) and bool(CANCEL_FIRM.search(text))
+
+
 def foreign_subject(folded: str) -> bool:
     """Another company's service, or a domain word about a non-telecom object, with nothing of this
     service's own left once those are set aside ("une facture pour la CAF" stays in scope)."""

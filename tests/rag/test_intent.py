@@ -91,6 +91,16 @@ def test_a_request_for_a_human_the_rules_found_is_not_overruled():
     assert analyze_message(about).escalation_reasons == []  # a question about humans: the rules answer it
 
 
+def test_a_firm_cancellation_request_is_not_overruled_by_a_question_it_also_asks():
+    text = "Je souhaite arrêter mon abonnement, je vais payer combien pour ce mois ?"
+    analysis = analyze_message(text)
+    assert analysis.escalation_reasons == ["demande de résiliation"]
+    assert second_opinion(analysis, text, _prediction(question=0.95), RagConfig()).escalation_reasons == [
+        "demande de résiliation"]
+    polite = "Comment je résilie svp, ça prend combien de temps ?"  # a how-question: the model may overrule it
+    assert second_opinion(analyze_message(polite), polite, _prediction(question=0.95), RagConfig()).escalation_reasons == []
+
+
 def test_the_engine_answers_out_of_scope_when_the_model_is_sure(engine, monkeypatch):
     class Sure:
         def predict(self, text):
