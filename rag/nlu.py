@@ -55,6 +55,9 @@ HUMAN_REQUEST = _re(
     r"\b(?:peu[tx]|pourrai\w*|pouvez|pourriez|doit|devrait)\b[^.?!]{0,10}\b(?:(?:me |m'?\s?)(?:rappeler|appeler|telephoner|contacter|repondre|aider|"
     r"recontacter|ecrire|parler)|reprendre (?:ma|cette|la|notre) (?:conversation|discussion|demande)|prendre le relais|s'?\s?occuper de moi)",
     r"\b(?:traite|gere|pris en charge|examine|regle|vu|suivi)e?s? par (?:un|une|le|la) (?:responsable|conseill\w*|humain|agent|superviseur|manager|personne)\b",
+    # in English, for customers who write it better than French
+    r"\b(?:speak|talk|chat)(?:ing)? (?:to|with) (?:an? |the |your |some )?(?:human|agent|person|someone|somebody|operator|adviser|advisor|representative|real person)\b",
+    r"\b(?:an?|real) (?:human|agent|person)\b[^.?!]{0,15}\bplease\b",
 )
 _LINE_OBJECT = (r"(?:(?:mon|ma|mes|le|la|les|sa|son|cette|ce|votre|vos|l'?\s?)\s?)?"
                 r"(?:forfait|abonnement|ligne|contrat|compte|numero|sim|offre|free(?: mobile)?|(?:vos )?services?)")
@@ -180,7 +183,7 @@ DOMAIN_STRONG = _re(
     r"\binternet\b", r"\bappels?\b", r"\bmon (?:numero|mobile|telephone|portable|tel)\b", r"\b555\b", r"\b3179\b",
     r"\bmon 0[67]\b", r"\bplaindre\b", r"\bsatisfait", r"\bquestions? frequentes\b", r"\bnumeros? (?:speciaux|surtaxes|courts)\b",
     r"\bmon dossier\b", r"\bjoindre (?:free|le service|l'?\s?assistance|le support|un conseiller)", r"\bespace (?:client|perso)",
-    r"\bformulaire de contact\b", r"\bappli(?:cation)? (?:free|mobile)\b", r"\bhors forfait\b", r"\bcsat\b", r"\bbot\b", r"\bchatbot\b", r"\bassistant\b", r"\bprise en charge\b",
+    r"\bformulaire de contact\b", r"\bvous (?:ecrire|contacter|joindre|appeler|telephoner|envoyer un (?:mail|e-?mail|courrier|courriel|message))\b", r"\bappli(?:cation)? (?:free|mobile)\b", r"\bhors forfait\b", r"\bcsat\b", r"\bbot\b", r"\bchatbot\b", r"\bassistant\b", r"\bprise en charge\b",
     r"\bniveaux? d\'?\s?urgence\b", r"\bpriorite (?:haute|basse|moyenne|urgente)\b", r"\bniveaux? de priorite\b", r"\bqualification\b", r"\bdemandes? (?:des |de )?clients?\b", r"\bwifi\b",
     # how the service handles the customer's own request: urgency, priority, treatment
     r"\b(?:ma|mon|mes|votre|vos|une|la|les) (?:demande|requete|dossier|ticket|probleme)s?\b[^.?!]{0,30}\b(?:urgen\w*|priorit\w*|trait\w*|pris\w* en charge|qualifi\w*)",

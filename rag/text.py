@@ -15,7 +15,7 @@ from functools import lru_cache
 import Stemmer
 from bm25s.stopwords import STOPWORDS_FRENCH
 
-ANALYZER_VERSION = "10"  # bump when tokens change: every index is rebuilt
+ANALYZER_VERSION = "11"  # bump when tokens change: every index is rebuilt
 
 _EXTRA_STOPWORDS = {
     "bonjour", "bonsoir", "salut", "merci", "svp", "stp", "plait", "comment", "quoi", "quel",
@@ -87,6 +87,7 @@ _SYNONYMS = {
     "grp_rembours": "rembourser remboursement rembourse remboursee",
     "grp_plainte": "reclamation plainte litige contester contestation",
     "grp_sim": "sim puce esim",
+    "grp_contact": "contacter contact joindre ecrire ecrivez",
     "grp_recharge": "recharge recharges recharger racheter rajouter acheter",
 }
 _SYNONYM_OF = {w: g for g, words in _SYNONYMS.items() for w in words.split()}

@@ -589,3 +589,12 @@ def test_refusing_a_human_is_not_a_request(message: str) -> None:
 
 def test_refusing_a_robot_still_asks_for_a_human() -> None:
     assert HUMAN in analyze_message("Passez-moi un conseiller, pas un robot").escalation_reasons
+
+
+@pytest.mark.parametrize("message", ["Hi, can I talk to a real person? My French is bad.", "an agent please, I don't speak French"])
+def test_a_request_for_a_human_in_english_escalates(message: str) -> None:
+    assert HUMAN in analyze_message(message).escalation_reasons
+
+
+def test_writing_to_the_service_is_about_this_service() -> None:
+    assert analyze_message("Il y a une adresse mail pour vous contacter ?").domain == "strong"

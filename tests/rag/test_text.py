@@ -104,3 +104,7 @@ def test_android_s_access_point_is_the_apn_but_the_hotspot_is_not() -> None:
     assert "apn" in analyze("les paramètres du point d'accès")
     assert "apn" in analyze("Noms des points d'accès")
     assert "apn" not in analyze("activer le point d'accès mobile")
+
+
+def test_ways_of_reaching_the_service_share_a_group_token() -> None:
+    assert "grp_contact" in analyze("comment vous écrire ?") and "grp_contact" in analyze("contacter l'assistance")
