@@ -226,7 +226,11 @@ OTHER_SERVICE = _re(
     r"\bcdiscount\b", r"\bvinted\b", r"\bleboncoin\b", r"\bpaypal\b",
     # a bank's own services: its advisers, branches, loans, a card's PIN (paying the plan by card stays in scope)
     r"\bconseill\w* (?:bancaire|financier|en patrimoine)\b", r"\bagence (?:bancaire|de (?:ma|la) banque)\b",
-    r"\bpret (?:immobilier|auto|etudiant|personnel|bancaire)\b", r"\b(?:portabilite|mobilite) bancaire\b", r"\bcode (?:pin|secret) de (?:ma|la|votre) carte (?:bancaire|bleue|cb)\b",
+    r"\bpret (?:immobilier|auto|etudiant|personnel|bancaire)\b", r"\b(?:portabilite|mobilite) bancaire\b",
+    # other senses of this service's words: the GDPR's data portability, a camera ("APN", appareil photo numérique)
+    r"\bportabilite (?:de mes |des |de ses |de vos )?donnees\b", r"\bgoogle\b(?! (?:pixel|play|fi)\b)",
+    r"\bapn\b(?=[^.?!]{0,40}\b(?:photographie|appareils? photo|canon|nikon|fujifilm|reflex|objectifs?|hybride|(?:la|de la) photo)\b)",
+    r"\b(?:photographie|appareils? photo|canon|nikon|fujifilm|reflex|objectifs?|hybride)\b[^.?!]{0,40}\bapn\b", r"\bcode (?:pin|secret) de (?:ma|la|votre) carte (?:bancaire|bleue|cb)\b",
 )
 # Words naming this service's own objects: another company named next to them is context, not the subject
 # ("une facture pour la CAF", "mes photos WhatsApp ne partent pas en MMS").

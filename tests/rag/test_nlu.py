@@ -598,3 +598,16 @@ def test_a_request_for_a_human_in_english_escalates(message: str) -> None:
 
 def test_writing_to_the_service_is_about_this_service() -> None:
     assert analyze_message("Il y a une adresse mail pour vous contacter ?").domain == "strong"
+
+
+@pytest.mark.parametrize(
+    ("message", "other"),
+    [
+        ("Un APN hybride ou un reflex pour photographier les oiseaux ?", True),
+        ("La portabilité des données prévue par le RGPD, ça marche comment avec Google ?", True),
+        ("Mes photos ne partent pas par MMS, quel APN je mets ?", False),
+        ("Mon Google Pixel n'a plus de 4G depuis la mise à jour", False),
+    ],
+)
+def test_other_senses_of_apn_and_portability_are_out_of_scope(message: str, other: bool) -> None:
+    assert analyze_message(message).other_service is other
