@@ -153,12 +153,12 @@ class Message(Base):
     __table_args__ = (
         CheckConstraint(_in("role", MESSAGE_ROLES), name="role"),
         Index("ix_messages_role_created_at", "role", "created_at"),  # analytics
+        # a turn's window: the latest messages of one conversation, read backwards without a sort
+        Index("ix_messages_conversation_id_created_at_id", "conversation_id", "created_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    conversation_id: Mapped[str] = mapped_column(
-        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
-    )
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
     role: Mapped[str] = mapped_column(String(16))
     content: Mapped[str] = mapped_column(Text)
     # None is SQL NULL (not JSON 'null'), whether or not the row that inserts it names the column.

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from storage import Base, Customer, Database, Message
 from storage.db import MIGRATIONS_DIR
 
-HEAD = "0011"  # latest revision in storage/migrations/versions
+HEAD = "0012"  # latest revision in storage/migrations/versions
 TABLES = {
     "customers",
     "conversations",

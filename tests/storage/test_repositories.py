@@ -201,6 +201,25 @@ def test_recent_messages_come_with_their_conversation_in_one_statement(db: Datab
     assert ConversationRepository(db).get_with_recent("0" * 32, limit=4) == (None, [], None)
 
 
+def test_a_turn_reads_its_window_from_the_index_without_sorting_the_conversation(db: Database) -> None:
+    """(conversation_id, created_at, id) is walked backwards and stops at the limit, however long the conversation."""
+    if not db.is_sqlite:
+        pytest.skip("SQLite's plan: PostgreSQL picks by table statistics")
+    from storage.repositories import _statements
+
+    with db.read() as session:
+        connection = session.connection()
+        compiled = _statements().recent.compile(connection)
+        values = {"conversation_id": "a" * 32, "limit": 50}
+        params = compiled.construct_params(values)
+        args = tuple(params[name] for name in compiled.positiontup)
+        plan = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", args).all()
+    details = [row[-1] for row in plan]
+    assert any("ix_messages_conversation_id_created_at_id" in d for d in details), details
+    # the only sort left is the final one, over the (at most 50) rows of the window
+    assert sum("TEMP B-TREE" in d for d in details) <= 1, details
+
+
 def test_idempotency_records_are_written_in_the_callers_transaction(db: Database, conversation_id: str) -> None:
     from sqlalchemy.exc import IntegrityError
 
