@@ -460,7 +460,9 @@ def analyze_message(text: str, intense_threshold: float = 0.6) -> Analysis:
         small_talk = "greeting"
     elif THANKS.match(folded) and not DOMAIN.search(folded):
         small_talk = "thanks"
-    requests = any(r in reasons for r in ("demande explicite d'un conseiller", "réclamation formelle"))
+    # a refused agent ("pas la peine de me passer un conseiller") is not the subject either
+    requests = any(r in reasons for r in ("demande explicite d'un conseiller", "réclamation formelle")) \
+        or any(_refuses_human(folded, m) for m in HUMAN_REQUEST.finditer(folded))
     topic = topic_text(folded, requests)
     bare_request = "demande explicite d'un conseiller" in reasons and not has_subject(strip_noise(folded))
     extra_topic = None

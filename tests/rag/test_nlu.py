@@ -587,6 +587,11 @@ def test_refusing_a_human_is_not_a_request(message: str) -> None:
     assert HUMAN not in analyze_message(message).escalation_reasons
 
 
+def test_a_refused_agent_is_not_searched() -> None:
+    topic = analyze_message("Pas besoin de parler à un conseiller, je cherche juste les réglages APN").topic
+    assert "conseiller" not in topic and "apn" in topic
+
+
 def test_refusing_a_robot_still_asks_for_a_human() -> None:
     assert HUMAN in analyze_message("Passez-moi un conseiller, pas un robot").escalation_reasons
 
