@@ -230,7 +230,8 @@ OTHER_SERVICE = _re(
     # other senses of this service's words: the GDPR's data portability, a camera ("APN", appareil photo numérique)
     r"\bportabilite (?:de mes |des |de ses |de vos )?donnees\b", r"\bgoogle\b(?! (?:pixel|play|fi)\b)",
     r"\bapn\b(?=[^.?!]{0,40}\b(?:photographie|appareils? photo|canon|nikon|fujifilm|reflex|objectifs?|hybride|(?:la|de la) photo)\b)",
-    r"\b(?:photographie|appareils? photo|canon|nikon|fujifilm|reflex|objectifs?|hybride)\b[^.?!]{0,40}\bapn\b", r"\bcode (?:pin|secret) de (?:ma|la|votre) carte (?:bancaire|bleue|cb)\b",
+    r"\b(?:photographie|appareils? photo|canon|nikon|fujifilm|reflex|objectifs?|hybride)\b[^.?!]{0,40}\bapn\b",
+    r"\bcode (?:pin|secret) de (?:ma|la|votre) carte (?:bancaire|bleue|cb)\b",
 )
 # Words naming this service's own objects: another company named next to them is context, not the subject
 # ("une facture pour la CAF", "mes photos WhatsApp ne partent pas en MMS").
@@ -386,13 +387,24 @@ def _refuses_human(folded: str, match: re.Match) -> bool:
     return bool(REFUSED_HUMAN.search(folded[max(0, match.start() - 40):match.end()]))
 
 
-def asks_for_human(folded: str) -> bool:
-    """An explicit request for a human, not a question about them ("si j'ai besoin d'un humain, c'est long ?")
-    nor the story of a past attempt ("j'ai appelé le 08 pour joindre le service client de ma mutuelle")."""
-    matches = [m for m in HUMAN_REQUEST.finditer(folded) if not _refuses_human(folded, m)]
-    if not matches:
+def human_phrases(folded: str) -> tuple[list[re.Match], bool]:
+    """The human-request phrases of a message that are not refused, and whether one was refused."""
+    wanted, refused = [], False
+    for match in HUMAN_REQUEST.finditer(folded):
+        if _refuses_human(folded, match):
+            refused = True
+        else:
+            wanted.append(match)
+    return wanted, refused
+
+
+def asks_for_human(folded: str, wanted: list[re.Match]) -> bool:
+    """An explicit request for a human (``wanted``: its unrefused phrases, see human_phrases), not a question
+    about them ("si j'ai besoin d'un humain, c'est long ?") nor the story of a past attempt ("j'ai appelé le 08
+    pour joindre le service client de ma mutuelle")."""
+    if not wanted:
         return False
-    match = matches[0]
+    match = wanted[0]
     if HUMAN_WANT.search(_HYPOTHETICAL_CLAUSE.sub(" ", folded)):
         return True
     if NARRATED_ATTEMPT.search(folded, 0, match.start()):
@@ -400,9 +412,14 @@ def asks_for_human(folded: str) -> bool:
     return not HUMAN_HYPOTHESIS.search(folded)
 
 
+def _wished(folded: str) -> str:
+    """The message without what it supposes ("si je résilie, ...") or declines ("je ne veux pas ...")."""
+    return _HYPOTHETICAL_CLAUSE.sub(" ", _NEGATED_WANT.sub(" ", folded))
+
+
 def asks_to_cancel(folded: str) -> bool:
     """A cancellation request (wish or order), not a question about cancelling ("si je résilie, je perds mon numéro ?")."""
-    text = _HYPOTHETICAL_CLAUSE.sub(" ", _NEGATED_WANT.sub(" ", folded))  # "si je résilie, ..." asks about it
+    text = _wished(folded)
     named = CANCEL_TERM.search(text) or (CANCEL_PRONOUN.search(text) and LINE_OBJECT.search(text))
     if not named or CANCEL_HEDGE.search(folded):
         return False
@@ -414,8 +431,7 @@ def asks_to_cancel(folded: str) -> bool:
 def firm_cancellation(folded: str) -> bool:
     """A cancellation request in one of its firm forms ("je veux résilier, c'est effectif quand ?"): a request
     whatever the sentence form, which a classifier reading it as a question must not overrule."""
-    text = _HYPOTHETICAL_CLAUSE.sub(" ", _NEGATED_WANT.sub(" ", folded))
-    return asks_to_cancel(folded) and bool(CANCEL_FIRM.search(text))
+    return asks_to_cancel(folded) and bool(CANCEL_FIRM.search(_wished(folded)))
 
 
 def foreign_subject(folded: str) -> bool:
@@ -424,8 +440,9 @@ def foreign_subject(folded: str) -> bool:
     foreign = OTHER_SERVICE.search(folded) or FOREIGN_OBJECT.search(folded)
     if not foreign:
         return False
-    rest = OTHER_SERVICE.sub(" ", FOREIGN_OBJECT.sub(" ", OTHER_OWNED_OBJECT.sub(" ", folded)))
-    if OTHER_OWNED_OBJECT.search(folded):
+    without_owned = OTHER_OWNED_OBJECT.sub(" ", folded)
+    rest = OTHER_SERVICE.sub(" ", FOREIGN_OBJECT.sub(" ", without_owned))
+    if without_owned != folded:
         # the account or bill is named as the other company's: its payment words are that company's too
         # ("le moyen de paiement de mon compte Amazon"); only the line itself brings the question back here
         return not OWN_LINE.search(rest)
@@ -437,7 +454,8 @@ def analyze_message(text: str, intense_threshold: float = 0.6) -> Analysis:
     folded = fold(text).replace("’", "'")
     sentiment = sentiment_score(text)
     reasons: list[str] = []
-    if asks_for_human(folded):
+    wanted_human, refused_human = human_phrases(folded)
+    if asks_for_human(folded, wanted_human):
         reasons.append("demande explicite d'un conseiller")
     if asks_to_cancel(folded):
         reasons.append("demande de résiliation")
@@ -461,8 +479,7 @@ def analyze_message(text: str, intense_threshold: float = 0.6) -> Analysis:
     elif THANKS.match(folded) and not DOMAIN.search(folded):
         small_talk = "thanks"
     # a refused agent ("pas la peine de me passer un conseiller") is not the subject either
-    requests = any(r in reasons for r in ("demande explicite d'un conseiller", "réclamation formelle")) \
-        or any(_refuses_human(folded, m) for m in HUMAN_REQUEST.finditer(folded))
+    requests = refused_human or any(r in reasons for r in ("demande explicite d'un conseiller", "réclamation formelle"))
     topic = topic_text(folded, requests)
     bare_request = "demande explicite d'un conseiller" in reasons and not has_subject(strip_noise(folded))
     extra_topic = None

@@ -21,10 +21,7 @@ from rag.text import COUNTRIES, analyze, fold
 from settings import RagConfig
 
 FACETS: dict[str, re.Pattern] = {
-    # (a phone bought or brought from abroad is used here: "un android acheté à l'étranger")
-    "abroad": re.compile(r"(?<!achete a l')(?<!achetee a l')(?<!achete en )(?<!achetee en )(?<!importe d')(?<!importee d')"
-                         r"(?<!ramene d')(?<!ramenee d')(?<!ramene de l')(?<!venant de l')(?<!provenant de l')"
-                         r"\b(?:etranger|europe|europeens?|dom|roaming|itinerance|hors de france|"
+    "abroad": re.compile(r"\b(?:etranger|europe|europeens?|dom|roaming|itinerance|hors de france|"
                          + "|".join(COUNTRIES.split()) + r")\b"),
     "forfait_2e": re.compile(r"\bforfaits? (?:a )?(?:2 ?(?:€|e|eur|euros?)(?![a-z0-9])|deux euros)"),
     # 5G the network (not "Forfait Free 5G", the plan's name): "je ne capte pas la 5G" vs "toujours pas de 4G".
@@ -84,9 +81,13 @@ _REQUEST_FACETS = ("plan_change", "partial_month", "after_cancel", "commitment",
 _FACET_WEIGHT = np.array([4.0 if name in _REQUEST_FACETS else 1.0 for name in FACETS], dtype=np.float32)
 
 
+# Where a thing was bought or comes from: a phone "acheté à l'étranger" or "ramené d'Espagne" is used here.
+_ORIGIN = re.compile(r"\b(?:achetee?s?|importee?s?|ramenee?s?|venant|provenant) (?:a l'|en |d'|de l'|du |des )\s?\w+")
+
+
 def facets_of(text: str) -> set[str]:
-    """Facets named in a text (folded inside)."""
-    folded = fold(text).replace("’", "'")
+    """Facets named in a text (folded inside), the places things come from left out."""
+    folded = _ORIGIN.sub(" ", fold(text).replace("’", "'"))
     return {name for name, pattern in FACETS.items() if pattern.search(folded)}
 
 
