@@ -12,7 +12,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 
 import numpy as np
@@ -91,8 +91,15 @@ class Answer:
     draft: str | None = None  # generated text discarded by a fallback (kept for evaluation and logs)
 
     def to_dict(self) -> dict:
-        """JSON-friendly form (the `python -m rag ask --json` contract)."""
-        return asdict(self)
+        """JSON-friendly form (the `python -m rag ask --json` contract): new lists and dicts, nothing shared.
+
+        Built field by field: ``dataclasses.asdict`` deep-copies every string and number (about 50 calls
+        per answer), a tenth of an API message's CPU outside the engine in a profile."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["sources"] = [dict(vars(source)) for source in self.sources]
+        data["escalation_reasons"] = list(self.escalation_reasons)
+        data["links"] = [dict(link) for link in self.links]
+        return data
 
 
 def _links(intent: str, entry_links: list[str], escalate: bool) -> list[dict]:

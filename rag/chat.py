@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from rag.answer import Answer, AnswerEngine
@@ -310,26 +311,35 @@ class ChatService:
     def _write_turn(
         self, session: ChatSession, text: str, rows: list[dict], answer: Answer | None, idempotency: Idempotency | None
     ) -> ChatReply:
-        events: list[str] = []
-        with self.db.write() as tx:
-            stored = append_messages(tx, session.conversation_id, rows)
-            if answer is None:
-                reply = ChatReply(stored[0].id, None, None, notice=AGENT_HANDLES_TEXT)
-            else:
-                reply = ChatReply(stored[0].id, answer, stored[1].id)
-            if answer is not None and answer.needs_escalation:
-                reply.ticket, events = self._escalate(tx, session, answer, text)
-                reply.notice = escalation_notice(reply.ticket)
-                notice = {"role": "system", "content": reply.notice, "meta": {"ticket_id": reply.ticket.id}}
-                reply.notice_message_id = append_messages(tx, session.conversation_id, [notice])[0].id
-            if idempotency is not None:
-                self.idempotency.record(tx, idempotency.scope, idempotency.key, idempotency.request_hash,
-                                        session.conversation_id, idempotency.render(reply))  # fmt: skip
-        if reply.ticket is not None:
-            self.tickets.publish(events, reply.ticket)
-            log.info("conversation %s escalated to ticket %s (%s)", session.conversation_id, reply.ticket.id,
-                     reply.ticket.priority)  # fmt: skip
+        if answer is None or not answer.needs_escalation:  # the common turn: Core statements, no ORM session
+            with self.db.write_connection() as connection:
+                reply = self._append_turn(connection, session, rows, answer)
+                self._record(connection, session, idempotency, reply)
+            return reply
+        with self.db.write() as tx:  # the ticket work needs the ORM
+            connection = tx.connection()
+            reply = self._append_turn(connection, session, rows, answer)
+            reply.ticket, events = self._escalate(tx, session, answer, text)
+            reply.notice = escalation_notice(reply.ticket)
+            notice = {"role": "system", "content": reply.notice, "meta": {"ticket_id": reply.ticket.id}}
+            reply.notice_message_id = append_messages(connection, session.conversation_id, [notice])[0].id
+            self._record(connection, session, idempotency, reply)
+        self.tickets.publish(events, reply.ticket)
+        log.info("conversation %s escalated to ticket %s (%s)", session.conversation_id, reply.ticket.id,
+                 reply.ticket.priority)  # fmt: skip
         return reply
+
+    @staticmethod
+    def _append_turn(connection: Connection, session: ChatSession, rows: list[dict], answer: Answer | None) -> ChatReply:
+        stored = append_messages(connection, session.conversation_id, rows)
+        if answer is None:
+            return ChatReply(stored[0].id, None, None, notice=AGENT_HANDLES_TEXT)
+        return ChatReply(stored[0].id, answer, stored[1].id)
+
+    def _record(self, connection: Connection, session: ChatSession, idempotency: Idempotency | None, reply: ChatReply) -> None:
+        if idempotency is not None:
+            self.idempotency.record(connection, idempotency.scope, idempotency.key, idempotency.request_hash,
+                                    session.conversation_id, idempotency.render(reply))  # fmt: skip
 
     def _offer_accepted(self, conversation, text: str) -> Answer | None:
         """A "oui" to the ticket offered on joining a Mastodon post: an answer that escalates at the post's priority."""

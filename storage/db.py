@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -57,8 +58,11 @@ class Database:
         self._engine: Engine | None = None
         self._sessions: sessionmaker[Session] | None = None
         self._read_sessions: sessionmaker[Session] | None = None
+        self._read_bind: Engine | None = None  # PostgreSQL: the engine in autocommit (reads)
         self._lock = threading.Lock()
         self._writer = threading.RLock()  # SQLite: this process' writers queue here (see write())
+        self._host_writer: _HostWriterLock | None = None  # SQLite file: then the host's processes (see write())
+        self._write_depth = 0  # nested write() calls of the thread holding _writer
 
     def __repr__(self) -> str:
         return f"Database({self.url!r})"
@@ -144,33 +148,85 @@ class Database:
         if self.is_sqlite:
             return self._session_factory()
         if self._read_sessions is None:
-            bind = self.engine.execution_options(isolation_level="AUTOCOMMIT")
-            self._read_sessions = sessionmaker(bind, expire_on_commit=False, autoflush=False)
+            self._read_sessions = sessionmaker(self._autocommit(), expire_on_commit=False, autoflush=False)
         return self._read_sessions
+
+    def _autocommit(self) -> Engine:
+        """PostgreSQL reads' engine: the same pool, in autocommit."""
+        if self._read_bind is None:
+            self._read_bind = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        return self._read_bind
 
     @contextmanager
     def write(self) -> Iterator[Session]:
         """Yield a session in a write transaction: commit on success, roll back on any error."""
-        if not self.is_sqlite:
-            with self._session_factory().begin() as session:
-                yield session
-            return
-        # SQLite has one writer at a time. This process' writers queue on a lock, each woken as soon
-        # as the previous one commits, instead of in SQLite's busy handler, which polls with sleeps
-        # growing to 100 ms and leaves some writers waiting far longer than others. Writers of
-        # other processes still wait through busy_timeout (and so does this one if the lock stays
-        # taken longer than that: it then goes on and lets SQLite decide).
-        queued = self._writer.acquire(timeout=SQLITE_BUSY_TIMEOUT_S)
-        try:
-            with self._session_factory().begin() as session:
+        with self._sqlite_writer(), self._session_factory().begin() as session:
+            if self.is_sqlite:
                 # BEGIN IMMEDIATE: in WAL mode a deferred transaction that has read cannot wait for a
                 # busy writer (SQLite fails at once with "database is locked"); taking the lock first
                 # makes busy_timeout apply. Short sessions keep the cost to brief queueing.
                 session.connection(execution_options={"sqlite_begin": "BEGIN IMMEDIATE"})
-                yield session
+            yield session
+
+    @contextmanager
+    def write_connection(self) -> Iterator[Connection]:
+        """Like ``write`` (same locks, same commit or roll back), a Core connection instead of an ORM session.
+
+        For hot paths that only run Core statements (a chat turn): the session's own bookkeeping
+        (begin, connection lookup, commit, close) cost about as much as the turn's statements.
+        """
+        with self._sqlite_writer(), self.engine.connect() as connection:
+            if self.is_sqlite:
+                connection.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+            with connection.begin():
+                yield connection
+
+    @contextmanager
+    def read_connection(self) -> Iterator[Connection]:
+        """Like ``read``, a Core connection: SQLite in a deferred transaction, PostgreSQL in autocommit."""
+        if self.is_sqlite:
+            with self.engine.connect() as connection, connection.begin():
+                yield connection
+            return
+        with self._autocommit().connect() as connection:
+            yield connection
+
+    @contextmanager
+    def _sqlite_writer(self) -> Iterator[None]:
+        """Queue for SQLite's single writer (nothing to do on PostgreSQL, whose rows lock themselves).
+
+        This process' writers queue on a lock, each woken as soon as the previous one commits,
+        instead of in SQLite's busy handler, which polls with sleeps growing to 100 ms and leaves
+        some writers waiting far longer than others (and the CPU idle). The one in front then queues
+        with the other processes of the host on the same file (API replicas sharing it): a file lock
+        polled every millisecond at most. If either lock stays taken longer than busy_timeout, the
+        writer goes on and lets SQLite decide.
+        """
+        if not self.is_sqlite:
+            yield
+            return
+        queued = self._writer.acquire(timeout=SQLITE_BUSY_TIMEOUT_S)
+        host = None
+        if queued and self._write_depth == 0 and not self.is_memory:
+            host = self._host_writer_lock()
+            host = host if host.acquire(SQLITE_BUSY_TIMEOUT_S) else None
+        self._write_depth += queued
+        try:
+            yield
         finally:
+            self._write_depth -= queued
+            if host is not None:
+                host.release()
             if queued:
                 self._writer.release()
+
+    def _host_writer_lock(self) -> _HostWriterLock:
+        if self._host_writer is None:
+            with self._lock:
+                if self._host_writer is None:
+                    path = Path(self._url.database or "").expanduser()
+                    self._host_writer = _HostWriterLock(path.with_name(path.name + ".write.lock"))
+        return self._host_writer
 
     session = write  # the historical name: every session that may write takes the lock up front
 
@@ -251,6 +307,38 @@ class Database:
             self._engine = None
             self._sessions = None
             self._read_sessions = None
+            self._read_bind = None
+
+
+class _HostWriterLock:
+    """The writers of a SQLite file across this host's processes: an exclusive ``flock`` on a side file.
+
+    Taken by one thread per process at a time (``Database.write`` holds its process lock first). The
+    first try does not wait; after that it polls with sleeps growing from 0.1 to 1 ms (flock has no
+    timeout), far shorter than the 1 to 100 ms of SQLite's busy handler.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+
+    def acquire(self, timeout: float) -> bool:
+        """Take the lock; False if it stayed held for ``timeout`` seconds."""
+        deadline, pause = None, 0.0001
+        while True:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                now = time.monotonic()
+                deadline = deadline or now + timeout
+                if now >= deadline:
+                    return False
+                time.sleep(pause)
+                pause = min(pause * 2, 0.001)
+
+    def release(self) -> None:
+        """Let the next writer of the host in."""
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
 
 
 def _watch_idle(engine: Engine, idle_s: float) -> None:

@@ -13,7 +13,7 @@ import json
 import re
 from typing import Any, NamedTuple
 
-from sqlalchemy import Insert, Select, Text, Update, bindparam, cast, insert, select, true, update
+from sqlalchemy import Connection, Insert, Select, Text, Update, bindparam, cast, insert, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -157,8 +157,7 @@ class ConversationRepository:
         messages). With ``idempotency`` (scope, key) the response already stored under that key is
         read in the same transaction (``replay``), not in one of its own.
         """
-        with self.db.read() as session:
-            connection = session.connection()
+        with self.db.read_connection() as connection:
             rows = connection.execute(_statements().recent, {"conversation_id": conversation_id, "limit": limit}).all()
             replay = None
             if idempotency is not None and rows:
@@ -229,7 +228,7 @@ class MessageRepository:
     ) -> Message:
         """Append a message and touch the conversation's ``updated_at``."""
         with self.db.write() as session:
-            return append_messages(session, conversation_id, [{"role": role, "content": content, "meta": meta}])[0]
+            return append_messages(session.connection(), conversation_id, [{"role": role, "content": content, "meta": meta}])[0]
 
     def list(self, conversation_id: str, limit: int | None = None) -> list[Message]:
         """Return the conversation's messages oldest first; ``limit`` keeps the latest N."""
@@ -325,7 +324,7 @@ def _get_conversation(session: Session, conversation_id: str) -> Conversation:
     return conversation
 
 
-def append_messages(session: Session, conversation_id: str, rows: list[dict[str, Any]]) -> list[Message]:
+def append_messages(connection: Connection, conversation_id: str, rows: list[dict[str, Any]]) -> list[Message]:
     """Add messages (dicts of role, content and optionally meta, created_at) inside the caller's write transaction.
 
     Touches the conversation's ``updated_at``. Two statements whatever the number of messages: one
@@ -336,7 +335,6 @@ def append_messages(session: Session, conversation_id: str, rows: list[dict[str,
         _check_choice("role", row["role"], MESSAGE_ROLES)
     now = utcnow()
     statements = _statements()
-    connection = session.connection()  # Core statements: the ORM's execution layer has nothing to add
     touched = connection.execute(statements.touch, {"conversation_id": conversation_id, "now": now})
     if touched.rowcount == 0:
         raise NotFoundError(f"conversation {conversation_id!r} not found")
@@ -399,18 +397,18 @@ class IdempotencyRepository:
 
     def get(self, scope: str, key: str) -> IdempotencyKey | None:
         """The record of ``key`` in ``scope``, or None."""
-        with self.db.read() as session:
-            return _idempotency_record(session.connection().execute(_statements().idempotency, {"scope": scope, "key": key}))
+        with self.db.read_connection() as connection:
+            return _idempotency_record(connection.execute(_statements().idempotency, {"scope": scope, "key": key}))
 
     @staticmethod
     def record(
-        session: Session, scope: str, key: str, request_hash: str, conversation_id: str, response: dict[str, Any]
+        connection: Connection, scope: str, key: str, request_hash: str, conversation_id: str, response: dict[str, Any]
     ) -> IdempotencyKey:
         """Store a response inside the caller's write transaction (IntegrityError if the key is taken).
 
-        A plain INSERT (no unit of work); the returned record is a copy that is not in the session.
+        A plain INSERT (no unit of work); the returned record is a plain copy.
         """
         values = {"scope": scope, "key": key, "request_hash": request_hash, "conversation_id": conversation_id,
                   "response": response, "created_at": utcnow()}  # fmt: skip
-        session.connection().execute(_statements().add_idempotency, values)
+        connection.execute(_statements().add_idempotency, values)
         return IdempotencyKey(**values)

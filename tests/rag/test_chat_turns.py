@@ -21,9 +21,10 @@ def session(chat_service) -> ChatSession:
 
 
 def _count_sessions(monkeypatch, db) -> dict[str, int]:
+    """Transactions opened, ORM sessions and Core connections alike."""
     counts = {"read": 0, "write": 0}
-    for kind in counts:
-        original = getattr(db, kind)
+    for method, kind in (("read", "read"), ("read_connection", "read"), ("write", "write"), ("write_connection", "write")):
+        original = getattr(db, method)
 
         @contextmanager
         def counted(original=original, kind=kind):
@@ -31,7 +32,7 @@ def _count_sessions(monkeypatch, db) -> dict[str, int]:
             with original() as s:
                 yield s
 
-        monkeypatch.setattr(db, kind, counted)
+        monkeypatch.setattr(db, method, counted)
     return counts
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.exc import OperationalError
 import storage.db
 from settings import ROOT
 from storage import ConversationRepository, Database, Message, MessageRepository
+from storage.repositories import append_messages
 from tests.conftest import EMBEDDING_MODEL, write_mini_kb
 
 HANG_GUARD_S = 600  # only a hang reaches it: a busy machine is slow, never this slow
@@ -131,6 +132,56 @@ def test_concurrent_writers_queue_instead_of_failing(sqlite_db: Database) -> Non
     assert errors == []
     for conversation_id in conversations:
         assert _messages(sqlite_db, conversation_id) == [f"message {i}" for i in range(25)]
+
+
+def test_writers_of_two_processes_queue_on_the_host_file_lock(sqlite_db: Database, monkeypatch) -> None:
+    """Replicas sharing a SQLite file wait for each other on a file lock, not in SQLite's sleeping busy handler."""
+    other = Database(sqlite_db.engine.url)  # its own lock file descriptor, as another process has
+    conversation = ConversationRepository(sqlite_db).create()
+    polling, order = threading.Event(), []
+    real_sleep = time.sleep
+
+    def sleep(seconds: float) -> None:  # the waiting writer polls the file lock: say so, then really sleep
+        polling.set()
+        real_sleep(seconds)
+
+    monkeypatch.setattr(storage.db.time, "sleep", sleep)
+
+    def write() -> None:
+        with sqlite_db.write() as session:
+            order.append("entered")
+            session.connection()  # BEGIN IMMEDIATE right away: the other writer is gone
+
+    try:
+        host = other._host_writer_lock()
+        assert host.acquire(0)  # the other process' writer is in front
+        writer = threading.Thread(target=write)
+        writer.start()
+        assert polling.wait(HANG_GUARD_S)  # this one waits for it
+        order.append("released")
+        host.release()
+        writer.join(HANG_GUARD_S)
+        assert order == ["released", "entered"]
+        with sqlite_db.write_connection() as connection:
+            connection.exec_driver_sql("SELECT 1")
+            assert not other._host_writer_lock().acquire(0)  # held until the write ends
+        assert other._host_writer_lock().acquire(0)
+        other._host_writer_lock().release()
+        MessageRepository(sqlite_db).add(conversation.id, "user", "après")
+        assert _messages(sqlite_db, conversation.id) == ["après"]
+    finally:
+        other.dispose()
+
+
+def test_a_core_write_commits_whole_or_not_at_all(sqlite_db: Database) -> None:
+    conversation = ConversationRepository(sqlite_db).create()
+    with pytest.raises(RuntimeError):
+        with sqlite_db.write_connection() as connection:
+            append_messages(connection, conversation.id, [{"role": "user", "content": "perdu"}])
+            raise RuntimeError("the turn failed")
+    with sqlite_db.write_connection() as connection:
+        append_messages(connection, conversation.id, [{"role": "user", "content": "gardé"}])
+    assert _messages(sqlite_db, conversation.id) == ["gardé"]
 
 
 WRITER = """

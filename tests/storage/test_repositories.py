@@ -168,7 +168,7 @@ def test_a_chat_turn_is_one_update_and_one_insert(db: Database, conversation_id:
     event.listen(db.engine, "before_cursor_execute", spy)
     try:
         with db.write() as session:
-            stored = append_messages(session, conversation_id, rows)
+            stored = append_messages(session.connection(), conversation_id, rows)
     finally:
         event.remove(db.engine, "before_cursor_execute", spy)
     statements = [s for s in statements if s != "BEGIN"]
@@ -232,7 +232,7 @@ def test_idempotency_records_are_written_in_the_callers_transaction(db: Database
     assert first is not None and first.response == {"response": "Voici."} and first.created_at.tzinfo is UTC
     assert repo.get(conversation_id, "key-00002") is None
     with pytest.raises(IntegrityError), db.write() as session:  # the key is taken: the whole turn rolls back
-        append_messages(session, conversation_id, [{"role": "user", "content": "Rejoué"}])
+        append_messages(session.connection(), conversation_id, [{"role": "user", "content": "Rejoué"}])
         repo.record(session, conversation_id, "key-00001", "x" * 64, conversation_id, {"response": "Autre."})
     assert repo.get(conversation_id, "key-00001").request_hash == "h" * 64  # type: ignore[union-attr]
     assert [m.content for m in MessageRepository(db).list(conversation_id)] == []
