@@ -150,6 +150,9 @@ ROBOT = re.compile(r"\b(?:robot|bot|chatbot|machine|programme|ia)\b")
 NARRATED_ATTEMPT = re.compile(r"\b(?:j'?\s?ai|j'?\s?avais|on a|on avait|nous avons|nous avions)\s(?:\w+\s)?"
                               r"(?:appele|essaye|tente|cherche|voulu|telephone|compose|ecrit|passe|reussi|pu)\b"
                               r"(?:[^.?!;]{0,50}\b(?:pour|de|d'|afin de|a))?\s?$")
+# An agent said not to be needed now ("pas besoin maintenant, c'est pour savoir"): what follows is no wish either.
+_NOT_NOW = re.compile(r"\b(?:pas|aucun) (?:besoin|urgent|presse|la peine)\b[^,;:?!.()]*|\b(?:c'?est |juste )?pour (?:savoir|info|me renseigner)\b"
+                      r"|\bpar curiosite\b")
 _HYPOTHETICAL_CLAUSE = re.compile(r"\b(?:si|quand|lorsqu'?\s?|une fois qu'?\s?|au cas ou|dans le cas ou|le jour ou)\b[^,;:?!.]*")
 HUMAN_WANT = _re(r"\bje (?:veux|voudrais|souhaite|demande a|exige)\b", r"\bj'?\s?aimerais\b", r"\bpass(?:er|ez)(?:-| )?moi\b",
                  r"\bmett(?:re|ez)(?:-| )?moi\b", r"\bsvp\b", r"\bstp\b", r"\bs'?il vous plait\b", r"\bmaintenant\b",
@@ -329,13 +332,21 @@ _NOISE = [INSULTS, NEGATIVE_WORDS,
               r"\b(?:c'?est|ce n'?\s?est|ca n'?\s?est|ce n'?\s?etait|c'?etait) (?:pas|plus) (?:un |une |le |la |l'?\s?|du |des |de |d'?\s?)\w+")]
 
 
+# What is left of a request for an agent that asks how long the agent takes ("c'est long avant qu'on me réponde ?").
+_AGENT_DELAY = re.compile(r"\b(?:combien de temps|(?:quel |le )?delai|c'?est long|temps d'?\s?attente|"
+                          r"(?:me|nous) (?:repond\w*|rappel\w*|recontact\w*))\b")
+
+
 def strip_noise(folded: str, requests: bool = True) -> str:
     """The message without insults, repeated-attempt phrasing and (when `requests`) the requests for a
     human or complaint wording. Questions *about* humans or complaints keep those words."""
     topic = folded
     for pattern in ([HUMAN_REQUEST, COMPLAINT] if requests else []) + _NOISE:
         topic = pattern.sub(" ", topic)
-    return re.sub(r"\s+", " ", topic).strip(" ,.;:!?-")
+    topic = re.sub(r"\s+", " ", topic).strip(" ,.;:!?-")
+    if requests and _AGENT_DELAY.search(topic) and HUMAN_REQUEST.search(folded):
+        topic = f"conseiller {topic}"  # "… un humain. c'est long avant qu'on me réponde ?": the delay is the agent's
+    return topic
 
 
 def has_subject(text: str) -> bool:
@@ -405,7 +416,7 @@ def asks_for_human(folded: str, wanted: list[re.Match]) -> bool:
     if not wanted:
         return False
     match = wanted[0]
-    if HUMAN_WANT.search(_HYPOTHETICAL_CLAUSE.sub(" ", folded)):
+    if HUMAN_WANT.search(_HYPOTHETICAL_CLAUSE.sub(" ", _NOT_NOW.sub(" ", folded))):
         return True
     if NARRATED_ATTEMPT.search(folded, 0, match.start()):
         return False

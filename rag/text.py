@@ -15,7 +15,7 @@ from functools import lru_cache
 import Stemmer
 from bm25s.stopwords import STOPWORDS_FRENCH
 
-ANALYZER_VERSION = "11"  # bump when tokens change: every index is rebuilt
+ANALYZER_VERSION = "12"  # bump when tokens change: every index is rebuilt
 
 _EXTRA_STOPWORDS = {
     "bonjour", "bonsoir", "salut", "merci", "svp", "stp", "plait", "comment", "quoi", "quel",
@@ -33,7 +33,7 @@ _PHRASES = [
     (r"\bchgts?\b", "changement"),
     (r"\blespace\b", "l'espace"),
     (r"\bcartes? bancaires?\b", "cb"),
-    (r"\bmoyens? de (?:paiement|payement)\b", "moyenpaiement"),
+    (r"\b(?:moyens?|modes?) de (?:paiement|payement|reglement)\b", "moyenpaiement"),
     (r"\bespace abonnes?\b", "espaceabonne"),
     (r"\bcarte sim\b", "sim"),
     (r"\bmode avion\b", "modeavion"),

@@ -592,6 +592,25 @@ def test_a_refused_agent_is_not_searched() -> None:
     assert "conseiller" not in topic and "apn" in topic
 
 
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Si un jour j'ai besoin d'un conseiller, il répond en combien de temps ? (pas besoin maintenant, c'est pour savoir)",
+        "Un humain vous répond en combien de temps ? C'est juste pour savoir, pas urgent",
+    ],
+)
+def test_asking_about_agents_without_needing_one_now_is_not_a_request(message: str) -> None:
+    assert HUMAN not in analyze_message(message).escalation_reasons
+
+
+def test_a_request_for_an_agent_that_asks_the_delay_searches_the_agents_delay() -> None:
+    analysis = analyze_message("je veux parler à un humain. c'est long avant qu'on me réponde ?")
+    assert HUMAN in analysis.escalation_reasons
+    assert analysis.topic.startswith("conseiller") and "long" in analysis.topic
+    # without a delay question the request still leaves the topic
+    assert "conseiller" not in analyze_message("Je veux parler à un conseiller pour mon forfait 5G").topic
+
+
 def test_refusing_a_robot_still_asks_for_a_human() -> None:
     assert HUMAN in analyze_message("Passez-moi un conseiller, pas un robot").escalation_reasons
 

@@ -49,6 +49,7 @@ def test_payment_synonyms_share_a_group_token() -> None:
     card = analyze("changer ma carte bancaire")
     assert "grp_paiement" in rib and "grp_paiement" in card
     assert "cb" in card  # the phrase became a single token
+    assert analyze("mon mode de règlement") == analyze("mon moyen de paiement")  # the formal wording is the same thing
 
 
 def test_phrases_become_single_tokens() -> None:
