@@ -261,9 +261,10 @@ class RagConfig(BaseModel):
         "(by default min_confidence: a part is answered when it would be answered on its own).",
     )
     compose_whole_margin: float = Field(
-        0.03, ge=0, le=0.2,
+        0.01, ge=0, le=0.2,
         description="A part of a two-part question keeps the entry the whole message found when that entry scores "
-        "within this margin of the part's own best hit.",
+        "within this margin of the part's own best hit (0.03 → 0.01 in round 11: 3 fewer misses over the 21 "
+        "evaluation sets, none more; 0.0 gives the same).",
     )
     answer_mode: Literal["extractive", "generative", "hybrid"] = Field(
         "extractive",

@@ -219,6 +219,13 @@ def test_a_part_keeps_the_entry_the_whole_message_found_when_it_is_nearly_as_goo
     assert engine._part_top(whole, whole).entry.id == "res-002"
 
 
+def test_a_cancellation_request_with_a_rio_question_gets_the_rio_entry(engine) -> None:
+    """The whole message's entry ("résilier avant une portabilité") no longer takes over a part that names the RIO."""
+    answer = engine.answer("Je veux résilier mon forfait, et au fait comment je récupère mon RIO pour conserver mon numéro ?")
+    assert answer.needs_escalation
+    assert [s.id for s in answer.sources if s.used] == ["res-001", "res-007"]
+
+
 def test_billing_dispute_gives_the_contestation_procedure_and_the_matching_entry(engine) -> None:
     answer = engine.answer("Remboursez-moi, vous m'avez facturé des frais de résiliation alors qu'il n'y en a pas")
     used = [s.id for s in answer.sources if s.used]
