@@ -234,7 +234,7 @@ def _measure(args: argparse.Namespace, replicas: int, customers: int, duration: 
         database_url = args.database_url or f"sqlite:///{Path(tmp) / 'load.db'}"
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
         # The engine's one-core rate, measured while nothing else runs: before the servers start and again after
-        # they stop, so a drift of the machine's speed during the run (this VM's varies by ±15 %) cancels out.
+        # they stop, so a drift of the machine's speed during the run (this VM's moved by up to 25 % within a minute) cancels out.
         engine = _engine_rate_child(env, args.messages) if args.messages else None
         load_before = os.getloadavg()
         servers, urls = [], []

@@ -340,11 +340,11 @@ _AGENT_DELAY = re.compile(r"\b(?:combien de temps|(?:quel |le )?delai|c'?est lon
 def strip_noise(folded: str, requests: bool = True) -> str:
     """The message without insults, repeated-attempt phrasing and (when `requests`) the requests for a
     human or complaint wording. Questions *about* humans or complaints keep those words."""
-    topic = folded
-    for pattern in ([HUMAN_REQUEST, COMPLAINT] if requests else []) + _NOISE:
+    topic, human = HUMAN_REQUEST.subn(" ", folded) if requests else (folded, 0)
+    for pattern in ([COMPLAINT] if requests else []) + _NOISE:
         topic = pattern.sub(" ", topic)
     topic = re.sub(r"\s+", " ", topic).strip(" ,.;:!?-")
-    if requests and _AGENT_DELAY.search(topic) and HUMAN_REQUEST.search(folded):
+    if human and _AGENT_DELAY.search(topic):
         topic = f"conseiller {topic}"  # "… un humain. c'est long avant qu'on me réponde ?": the delay is the agent's
     return topic
 

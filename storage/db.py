@@ -61,7 +61,7 @@ class Database:
         self._read_bind: Engine | None = None  # PostgreSQL: the engine in autocommit (reads)
         self._lock = threading.Lock()
         self._writer = threading.RLock()  # SQLite: this process' writers queue here (see write())
-        self._host_writer: _HostWriterLock | None = None  # SQLite file: then the host's processes (see write())
+        self._host_writer: _HostWriterLock | None = None  # SQLite file: then the host's processes (see _sqlite_writer)
         self._write_depth = 0  # nested write() calls of the thread holding _writer
 
     def __repr__(self) -> str:
@@ -210,11 +210,11 @@ class Database:
         if queued and self._write_depth == 0 and not self.is_memory:
             host = self._host_writer_lock()
             host = host if host.acquire(SQLITE_BUSY_TIMEOUT_S) else None
-        self._write_depth += queued
+        self._write_depth += 1 if queued else 0
         try:
             yield
         finally:
-            self._write_depth -= queued
+            self._write_depth -= 1 if queued else 0
             if host is not None:
                 host.release()
             if queued:
@@ -313,7 +313,7 @@ class Database:
 class _HostWriterLock:
     """The writers of a SQLite file across this host's processes: an exclusive ``flock`` on a side file.
 
-    Taken by one thread per process at a time (``Database.write`` holds its process lock first). The
+    Taken by one thread per process at a time (``Database._sqlite_writer`` holds its process lock first). The
     first try does not wait; after that it polls with sleeps growing from 0.1 to 1 ms (flock has no
     timeout), far shorter than the 1 to 100 ms of SQLite's busy handler.
     """
