@@ -205,6 +205,12 @@ class OnnxEncoder(Encoder):
             return np.zeros((0, self.dimension), dtype=np.float32)
         if len(texts) == 1:
             return self._run(texts)
+        if self.precision == "int8":
+            # The int8 model quantizes its activations with one scale per run: a text batched with others
+            # (and their padding) got another vector than alone (cosine 0.984 for a short question), so the
+            # index depended on which texts shared a batch and an edited entry moved its neighbours. One
+            # text per run gives every text the vector a query of the same words gets.
+            batch_size = 1
         # Longest first, as sentence-transformers, so each batch pads little; batches run in parallel
         # on the single-thread session (onnxruntime releases the GIL).
         order = np.argsort([-len(t) for t in texts], kind="stable")

@@ -53,6 +53,11 @@ class BuildReport:
         return {**self.__dict__, "path": str(self.path)}
 
 
+# Bump when the way texts become vectors changes: every index and cached vector is then rebuilt.
+# "2": the int8 model encodes one text per run (batches gave a text a vector that depended on its neighbours).
+ENCODING_VERSION = "2"
+
+
 def vector_precision(config: RagConfig) -> str:
     """Weights the vectors come from: the ONNX model's precision, float32 on torch (part of every fingerprint)."""
     return config.embed_precision if config.embed_backend == "onnx" else "float32"
@@ -68,7 +73,7 @@ def fingerprint(config: RagConfig, entries: list[Entry] | None = None,
     same fingerprint whether it comes from the files or from the database (rag/kb.py).
     """
     h = hashlib.sha256()
-    settings = [ANALYZER_VERSION, config.embedding_model, adapter_digest(config.embedding_adapter), config.vector_store,
+    settings = [ANALYZER_VERSION, ENCODING_VERSION, config.embedding_model, adapter_digest(config.embedding_adapter), config.vector_store,
                 config.chunk_size, config.chunk_overlap, vector_precision(config)]  # fmt: skip
     h.update(json.dumps(settings).encode())
     for entry in load_kb(config.kb_dir) if entries is None else entries:
@@ -104,7 +109,8 @@ def _example_vectors(examples: list[tuple[str, str]], embedder: Embedder, config
     """Vectors of the labelled scope examples, cached beside the exported model: they change with the
     examples or the model, not with the KB, so every rebuild of every index reuses them."""
     h = hashlib.sha256(
-        json.dumps([config.embedding_model, adapter_digest(config.embedding_adapter), vector_precision(config)]).encode()
+        json.dumps([ENCODING_VERSION, config.embedding_model, adapter_digest(config.embedding_adapter),
+                    vector_precision(config)]).encode()
     )
     for text, _ in examples:
         h.update(f"{text}\n".encode())

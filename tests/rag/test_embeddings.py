@@ -147,6 +147,18 @@ def test_query_vectors_are_cached_read_only_and_bounded(embedder):
     assert len(small._cache) == 0
 
 
+def test_int8_vectors_do_not_depend_on_the_texts_encoded_with_them(embedder):
+    """The int8 model quantizes activations per run: a text must get one vector alone or among others
+    (padding and neighbours used to move a short question to cosine 0.984 of its own vector)."""
+    assert embedder.encoder.precision == "int8"
+    texts = ["Comment payer ma facture ?", "Je n'ai plus de réseau depuis ce matin, j'ai redémarré deux fois",
+             "rio", "Quel est le prix du Forfait Free 5G pour un abonné Freebox ?"]  # fmt: skip
+    together = embedder.encode(texts)
+    for text, vector in zip(texts, together, strict=True):
+        assert np.array_equal(vector, embedder.encoder.encode([text], 16)[0])
+    assert np.array_equal(together[1], embedder.encode(texts[1:3])[0])
+
+
 def test_backend_setting_selects_the_encoder():
     with pytest.raises(ValueError, match="unknown embedding backend"):
         Embedder(EMBEDDING_MODEL, backend="tensorflow")

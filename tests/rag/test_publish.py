@@ -13,16 +13,16 @@ from rag.publish import Publisher
 from settings import RagConfig
 from tests.conftest import EMBEDDING_MODEL, EVAL_DIR, SHIPPED_KB
 
-# b12-079: the shipped KB answers it from the hand-over entry (ass-007), not from ass-009, which states the
-# service's targets (70 % of requests resolved automatically).
-WRONG_ID, FIX_ENTRY = "b12-079", "ass-009"
-WRONG_QUESTION = "Quelle part des demandes vous visez à régler sans intervention humaine ?"
+# b18-016: the shipped KB answers it from the 5G plan's price (fac-003), not from res-004, which says that
+# no plan has a commitment.
+WRONG_ID, FIX_ENTRY = "b18-016", "res-004"
+WRONG_QUESTION = "Suis-je lié pour 12 ou 24 mois si je prends le forfait 5G ?"
 
 
 @pytest.fixture
 def publisher(db, tmp_path: Path, embedder) -> Publisher:
     """A KB seeded from the shipped files, gated on three questions of the evaluation set."""
-    items = {json.loads(line)["id"]: line for name in ("chat_eval.jsonl", "chat_blind12.jsonl")
+    items = {json.loads(line)["id"]: line for name in ("chat_eval.jsonl", "chat_blind18.jsonl")
              for line in (EVAL_DIR / name).read_text().splitlines()}
     eval_set = tmp_path / "eval.jsonl"
     eval_set.write_text("\n".join(items[i] for i in ("ev-001", "ev-002", WRONG_ID)) + "\n", encoding="utf-8")
