@@ -73,8 +73,8 @@ def fingerprint(config: RagConfig, entries: list[Entry] | None = None,
     same fingerprint whether it comes from the files or from the database (rag/kb.py).
     """
     h = hashlib.sha256()
-    settings = [ANALYZER_VERSION, ENCODING_VERSION, config.embedding_model, adapter_digest(config.embedding_adapter), config.vector_store,
-                config.chunk_size, config.chunk_overlap, vector_precision(config)]  # fmt: skip
+    settings = [ANALYZER_VERSION, ENCODING_VERSION, config.embedding_model, adapter_digest(config.embedding_adapter),
+                config.vector_store, config.chunk_size, config.chunk_overlap, vector_precision(config)]  # fmt: skip
     h.update(json.dumps(settings).encode())
     for entry in load_kb(config.kb_dir) if entries is None else entries:
         h.update(json.dumps(entry.to_dict(), ensure_ascii=False, sort_keys=True).encode())
