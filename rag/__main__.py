@@ -1,7 +1,7 @@
 """Command line for the knowledge base.
 
     python -m rag ingest [--rebuild]
-    python -m rag ask "Comment télécharger ma facture ?" [--json]
+    python -m rag ask "Comment télécharger ma facture ?" [--json]   # warns when the index is older than the KB
     python -m rag ask --batch questions.jsonl      # one JSON answer per input line
     python -m rag ask "Comment payer ma facture ?" --json --mode hybrid --timeout 2
     python -m rag kb import [--from datasets/raw]   # replace the KB in the database (DATABASE_URL) and publish it
@@ -34,6 +34,7 @@ def make_parser() -> argparse.ArgumentParser:
     ask.add_argument("--json", action="store_true", help="print the full answer as JSON")
     ask.add_argument("--batch", type=Path, help='JSONL file of {"question": ...} lines')
     ask.add_argument("--index-dir", type=Path, help="index folder (default: settings)")
+    ask.add_argument("--kb-dir", type=Path, help="knowledge-base folder the index should match (default: settings)")
     ask.add_argument("--mode", choices=("extractive", "generative", "hybrid"), help="answer mode (default: settings)")
     ask.add_argument("--timeout", type=float, help="hybrid mode: seconds the model has to start answering")
     kb = sub.add_parser("kb", help="the knowledge base kept in the database (DATABASE_URL)")
@@ -102,6 +103,28 @@ def _config(args):
     return config
 
 
+def _stale_index(config) -> str | None:
+    """A warning when the index was built from another KB than the folder's (edited files, new analyzer or model).
+
+    `ask` answers from the index as it is and never rebuilds it: the app may have built it from the KB
+    published in its database, which a rebuild from the files would replace."""
+    from rag.index import current_build, fingerprint
+    from rag.sources import SourceError
+
+    active = current_build(config.index_dir)
+    if active is None:  # no index yet: the first answer builds it from the folder
+        return None
+    try:
+        built = json.loads((active / "manifest.json").read_text(encoding="utf-8")).get("fingerprint")
+        wanted = fingerprint(config)
+    except (OSError, ValueError, SourceError):
+        return None
+    if built == wanted:
+        return None
+    return (f"warning: the index in {config.index_dir} was not built from the knowledge base in {config.kb_dir} as it "
+            f"is now (files edited, or a new analyzer or model); run `python -m rag ingest` to rebuild it")
+
+
 def _answer_record(question: str, answer) -> dict:
     data = answer.to_dict()
     data["answer"] = data.pop("text")
@@ -136,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     if bool(args.question) == bool(args.batch):
         print("error: give either a question or --batch FILE", file=sys.stderr)
         return 2
+    if (warning := _stale_index(config)) is not None:
+        print(warning, file=sys.stderr)
     engine = AnswerEngine(config)
     if config.answer_mode != "extractive" and not engine.llm.wait():  # loading is not part of an answer's time
         print(f"warning: generative model unavailable ({engine.llm.error}); answering extractively", file=sys.stderr)

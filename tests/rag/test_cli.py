@@ -36,6 +36,22 @@ def test_ingest_builds_then_is_up_to_date(mini_kb: Path, tmp_path: Path) -> None
     assert (index_dir / "CURRENT").exists()
 
 
+def test_ask_warns_when_the_index_was_built_from_another_kb(mini_kb: Path, tmp_path: Path) -> None:
+    index_dir = tmp_path / "index"
+    assert run_rag("ingest", "--kb-dir", mini_kb, "--index-dir", index_dir).returncode == 0
+    ask = ("ask", "Où trouver ma facture ?", "--kb-dir", mini_kb, "--index-dir", index_dir)
+    fresh = run_rag(*ask)
+    assert fresh.returncode == 0 and "warning" not in fresh.stderr and "Mes factures" in fresh.stdout
+    faq = mini_kb / "faq" / "mini.json"
+    faq.write_text(faq.read_text(encoding="utf-8").replace("menu Mes factures", "rubrique Factures"), encoding="utf-8")
+    stale = run_rag(*ask)  # answered from the index as it is (the app may own it), with a warning
+    assert stale.returncode == 0 and "Mes factures" in stale.stdout
+    assert "was not built from the knowledge base" in stale.stderr and "python -m rag ingest" in stale.stderr
+    assert run_rag("ingest", "--kb-dir", mini_kb, "--index-dir", index_dir).returncode == 0
+    rebuilt = run_rag(*ask)
+    assert "warning" not in rebuilt.stderr and "rubrique Factures" in rebuilt.stdout
+
+
 def test_ingest_reports_a_broken_kb_file(mini_kb: Path, tmp_path: Path) -> None:
     (mini_kb / "bad.json").write_text("{", encoding="utf-8")
     result = run_rag("ingest", "--kb-dir", mini_kb, "--index-dir", tmp_path / "index")
