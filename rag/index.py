@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.embeddings import Embedder
+from rag.embeddings import ENCODING_VERSION, Embedder
 from rag.intent import OUT_OF_SCOPE, labelled_messages
 from rag.onnx_export import adapter_digest
 from rag.sources import Entry, load_kb, split_text
@@ -51,11 +51,6 @@ class BuildReport:
     def to_dict(self) -> dict:
         """JSON-friendly form."""
         return {**self.__dict__, "path": str(self.path)}
-
-
-# Bump when the way texts become vectors changes: every index and cached vector is then rebuilt.
-# "2": the int8 model encodes one text per run (batches gave a text a vector that depended on its neighbours).
-ENCODING_VERSION = "2"
 
 
 def vector_precision(config: RagConfig) -> str:
