@@ -190,15 +190,11 @@ class ChatService:
         The stored customer is never rewritten by a form: the name and e-mail typed this time stay
         on the conversation, where agents see them (and a phone used with another name is flagged).
         """
-        customer = self.customers.get_or_create(contact.full_name, contact.phone, contact.email)
-        conversation = self.conversations.create(
-            customer_id=customer.id,
-            channel=channel,
-            context=context,
-            contact=(contact.full_name, contact.phone, contact.email),
+        customer_id, conversation_id = self.conversations.open_for_contact(
+            (contact.full_name, contact.phone, contact.email), channel=channel, context=context
         )
-        log.info("conversation %s started (channel=%s)", conversation.id, channel)
-        return ChatSession(customer.id, conversation.id)
+        log.info("conversation %s started (channel=%s)", conversation_id, channel)
+        return ChatSession(customer_id, conversation_id)
 
     def join(self, contact: Contact, conversation_id: str) -> ChatSession:
         """Attach a contact form to a conversation opened without a customer (a Mastodon post's) and its ticket."""

@@ -11,11 +11,14 @@ from __future__ import annotations
 import functools
 import json
 import re
+from datetime import datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Insert, Select, Text, Update, bindparam, cast, insert, select, true, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Executable
 
 from storage.db import Database
 from storage.models import (
@@ -28,6 +31,7 @@ from storage.models import (
     Feedback,
     IdempotencyKey,
     Message,
+    new_conversation_id,
     utcnow,
 )
 
@@ -70,6 +74,16 @@ def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
         raise ValueError(f"invalid {name} {value!r}, expected one of {allowed}")
 
 
+def _customer_name(full_name: str, phone: str) -> str:
+    """The name a new customer is stored with; refuses a phone not in E.164 or an empty name."""
+    if not E164_RE.match(phone):
+        raise ValueError("phone must be normalised to E.164 (e.g. +33612345678)")
+    full_name = full_name.strip()
+    if not full_name:
+        raise ValueError("full_name is empty")
+    return full_name
+
+
 class CustomerRepository:
     """Customers from the contact form, deduplicated by E.164 phone number."""
 
@@ -82,11 +96,7 @@ class CustomerRepository:
         An existing customer is returned unchanged: anyone can type any phone number in the contact
         form, so a form never rewrites a stored identity (the conversation keeps what it was given).
         """
-        if not E164_RE.match(phone):
-            raise ValueError("phone must be normalised to E.164 (e.g. +33612345678)")
-        full_name = full_name.strip()
-        if not full_name:
-            raise ValueError("full_name is empty")
+        full_name = _customer_name(full_name, phone)
         for attempt in range(2):
             try:
                 with self.db.session() as session:
@@ -142,6 +152,36 @@ class ConversationRepository:
             session.flush()
             return conversation
 
+    def open_for_contact(
+        self, contact: tuple[str, str, str | None], channel: str = "web", context: dict[str, Any] | None = None
+    ) -> tuple[int, str]:
+        """Find (or create) the customer of this (name, E.164 phone, e-mail) and open a conversation for them.
+
+        What ``CustomerRepository.get_or_create`` then ``create`` do, in one write transaction of Core
+        statements: a conversation opened from the chat tab or the API costs one commit, not two ORM
+        sessions. An existing customer is not rewritten. Returns (customer id, conversation id).
+        """
+        _check_choice("channel", channel, CHANNELS)
+        name, phone, email = contact
+        full_name, statements = _customer_name(name, phone), _statements()
+        for attempt in range(2):
+            try:
+                with self.db.write_connection() as connection:
+                    now = utcnow()
+                    found = _run(connection, statements.customer_by_phone, {"phone": phone})
+                    customer_id = found[0][0] if found else _run(connection, statements.add_customer, {
+                        "full_name": full_name, "phone": phone, "email": email, "created_at": now})[0][0]  # fmt: skip
+                    conversation_id = new_conversation_id()
+                    _run(connection, statements.add_conversation, {
+                        "id": conversation_id, "customer_id": customer_id, "channel": channel, "status": "bot",
+                        "context": context, "contact_name": name, "contact_phone": phone, "contact_email": email,
+                        "created_at": now, "updated_at": now})  # fmt: skip
+                return customer_id, conversation_id
+            except IntegrityError:
+                if attempt:  # a concurrent insert of the same phone won twice in a row: give up loudly
+                    raise
+        raise AssertionError("unreachable")
+
     def get(self, conversation_id: str) -> Conversation | None:
         """Return a conversation by id, or None."""
         with self.db.read() as session:
@@ -157,12 +197,13 @@ class ConversationRepository:
         messages). With ``idempotency`` (scope, key) the response already stored under that key is
         read in the same transaction (``replay``), not in one of its own.
         """
+        statements = _statements()
         with self.db.read_connection() as connection:
-            rows = connection.execute(_statements().recent, {"conversation_id": conversation_id, "limit": limit}).all()
+            rows = _run(connection, statements.recent, {"conversation_id": conversation_id, "limit": limit})
             replay = None
             if idempotency is not None and rows:
                 scope, key = idempotency
-                replay = _idempotency_record(connection.execute(_statements().idempotency, {"scope": scope, "key": key}))
+                replay = _idempotency_record(_run(connection, statements.idempotency, {"scope": scope, "key": key}))
         if not rows:
             return TurnRead(None, [])
         conversation_id, customer_id, status, context = rows[0][:4]
@@ -228,7 +269,8 @@ class MessageRepository:
     ) -> Message:
         """Append a message and touch the conversation's ``updated_at``."""
         with self.db.write() as session:
-            return append_messages(session.connection(), conversation_id, [{"role": role, "content": content, "meta": meta}])[0]
+            stored = append_messages(session.connection(), conversation_id, [{"role": role, "content": content, "meta": meta}])
+        return Message(**stored[0]._asdict())
 
     def list(self, conversation_id: str, limit: int | None = None) -> list[Message]:
         """Return the conversation's messages oldest first; ``limit`` keeps the latest N."""
@@ -324,24 +366,38 @@ def _get_conversation(session: Session, conversation_id: str) -> Conversation:
     return conversation
 
 
-def append_messages(connection: Connection, conversation_id: str, rows: list[dict[str, Any]]) -> list[Message]:
+class StoredMessage(NamedTuple):
+    """A message just written by ``append_messages``: its values and id (a plain row, not an ORM instance)."""
+
+    id: int
+    conversation_id: str
+    role: str
+    content: str
+    meta: dict[str, Any] | None
+    created_at: datetime
+
+
+def append_messages(connection: Connection, conversation_id: str, rows: list[dict[str, Any]]) -> list[StoredMessage]:
     """Add messages (dicts of role, content and optionally meta, created_at) inside the caller's write transaction.
 
-    Touches the conversation's ``updated_at``. Two statements whatever the number of messages: one
-    UPDATE (no SELECT first: it also tells whether the conversation exists) and one INSERT returning
-    the ids. The returned messages are plain copies (not in the session) with their ids.
+    Touches the conversation's ``updated_at`` with one UPDATE (no SELECT first: it also tells whether
+    the conversation exists), then inserts the messages returning their ids in order: on PostgreSQL
+    in one INSERT (one round trip), on SQLite row by row (in process, each insert as cheap as one
+    round trip's bookkeeping).
     """
     for row in rows:
         _check_choice("role", row["role"], MESSAGE_ROLES)
     now = utcnow()
     statements = _statements()
-    touched = connection.execute(statements.touch, {"conversation_id": conversation_id, "now": now})
-    if touched.rowcount == 0:
+    if _run(connection, statements.touch, {"conversation_id": conversation_id, "now": now}) == 0:
         raise NotFoundError(f"conversation {conversation_id!r} not found")
     values = [{"conversation_id": conversation_id, "role": row["role"], "content": row["content"],
                "meta": row.get("meta"), "created_at": row.get("created_at") or now} for row in rows]  # fmt: skip
-    ids = connection.execute(statements.add_messages, values).scalars().all()
-    return [Message(id=message_id, **value) for message_id, value in zip(ids, values, strict=True)]
+    if connection.dialect.name == "sqlite":
+        ids = [_run(connection, statements.add_message, value)[0][0] for value in values]
+    else:
+        ids = connection.execute(statements.add_messages, values).scalars().all()
+    return [StoredMessage(message_id, **value) for message_id, value in zip(ids, values, strict=True)]
 
 
 class _Statements:
@@ -372,15 +428,93 @@ class _Statements:
             .values(updated_at=bindparam("now"))
         )  # fmt: skip
         self.add_messages: Insert = insert(messages).returning(messages.c.id, sort_by_parameter_order=True)
+        self.add_message: Insert = _insert_values(messages, "conversation_id", "role", "content", "meta", "created_at")
+        self.add_message = self.add_message.returning(messages.c.id)
+        customers = Customer.__table__
+        self.customer_by_phone: Select = select(customers.c.id).where(customers.c.phone == bindparam("phone"))
+        self.add_customer: Insert = _insert_values(customers, "full_name", "phone", "email", "created_at")
+        self.add_customer = self.add_customer.returning(customers.c.id)
+        self.add_conversation: Insert = _insert_values(
+            conversations, "id", "customer_id", "channel", "status", "context", "contact_name", "contact_phone",
+            "contact_email", "created_at", "updated_at",
+        )  # fmt: skip
         keys = IdempotencyKey.__table__
         self.idempotency: Select = select(keys).where(keys.c.scope == bindparam("scope"), keys.c.key == bindparam("key"))
-        self.add_idempotency: Insert = insert(keys)
+        self.add_idempotency: Insert = _insert_values(keys, "scope", "key", "request_hash", "conversation_id", "response",
+                                                      "created_at")  # fmt: skip
 
 
-def _idempotency_record(result) -> IdempotencyKey | None:
+def _insert_values(table, *columns: str) -> Insert:
+    """An INSERT of exactly these columns, each bound by its name with the column's type."""
+    return insert(table).values({name: bindparam(name, type_=table.c[name].type) for name in columns})
+
+
+def _run(connection: Connection, statement: Executable, values: dict[str, Any]) -> list[tuple] | int:
+    """Run one of the chat turn's statements: its rows (a SELECT or RETURNING) or else its row count.
+
+    On PostgreSQL through SQLAlchemy as any statement. On SQLite, whose statements run in process,
+    SQLAlchemy's work around each execution (execution context, compiled-cache lookup, events, result
+    set-up) cost about twice the statement itself, and a chat turn runs four or five of them: there
+    the SQL that SQLAlchemy compiled once goes to the connection's DBAPI cursor, with the same
+    parameters (see ``_SqliteStatement``).
+    """
+    if connection.dialect.name != "sqlite":
+        result = connection.execute(statement, values)
+        return [tuple(row) for row in result] if result.returns_rows else result.rowcount
+    return _sqlite_statement(statement, connection.dialect).run(connection, values)
+
+
+class _SqliteStatement:
+    """A Core statement compiled once for SQLite and run on the DBAPI cursor of a SQLAlchemy connection.
+
+    The SQL is SQLAlchemy's; every parameter goes through its type's own bind processor (JSON, dates,
+    JSON paths) and every selected column through its result processor, as SQLAlchemy would do them.
+    A DBAPI error comes back as SQLAlchemy's (``IntegrityError`` for a taken key). The connection's
+    transaction (and its locks) stays SQLAlchemy's.
+    """
+
+    def __init__(self, statement: Executable, dialect: Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        self._compiled, self._dialect, self.sql = compiled, dialect, compiled.string
+        self._order = compiled.positiontup or ()
+        self._binds = [(name, processor) for bind, name in compiled.bind_names.items()
+                       if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None]  # fmt: skip
+        columns = statement.selected_columns if isinstance(statement, Select) else []
+        self._results = [column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns]
+        if not any(self._results):
+            self._results = []
+
+    def run(self, connection: Connection, values: dict[str, Any]) -> list[tuple] | int:
+        params = self._compiled.construct_params(values)
+        for name, processor in self._binds:
+            params[name] = processor(params[name])
+        args = tuple(params[name] for name in self._order)
+        cursor = connection.connection.cursor()
+        try:
+            cursor.execute(self.sql, args)
+            if cursor.description is None:
+                return cursor.rowcount
+            rows = cursor.fetchall()
+        except self._dialect.loaded_dbapi.Error as exc:
+            raise DBAPIError.instance(self.sql, args, exc, self._dialect.loaded_dbapi.Error) from exc
+        finally:
+            cursor.close()
+        if self._results:
+            rows = [tuple(v if p is None else p(v) for p, v in zip(self._results, row, strict=True)) for row in rows]
+        return rows
+
+
+@functools.lru_cache(maxsize=64)
+def _sqlite_statement(statement: Executable, dialect: Dialect) -> _SqliteStatement:
+    return _SqliteStatement(statement, dialect)
+
+
+def _idempotency_record(rows: list[tuple]) -> IdempotencyKey | None:
     """The record read by ``_Statements.idempotency``, as a copy outside any session (or None)."""
-    row = result.one_or_none()
-    return None if row is None else IdempotencyKey(**row._mapping)
+    if not rows:
+        return None
+    columns = _statements().idempotency.selected_columns
+    return IdempotencyKey(**{column.name: value for column, value in zip(columns, rows[0], strict=True)})
 
 
 @functools.cache
@@ -398,17 +532,16 @@ class IdempotencyRepository:
     def get(self, scope: str, key: str) -> IdempotencyKey | None:
         """The record of ``key`` in ``scope``, or None."""
         with self.db.read_connection() as connection:
-            return _idempotency_record(connection.execute(_statements().idempotency, {"scope": scope, "key": key}))
+            return _idempotency_record(_run(connection, _statements().idempotency, {"scope": scope, "key": key}))
 
     @staticmethod
     def record(
         connection: Connection, scope: str, key: str, request_hash: str, conversation_id: str, response: dict[str, Any]
-    ) -> IdempotencyKey:
+    ) -> None:
         """Store a response inside the caller's write transaction (IntegrityError if the key is taken).
 
-        A plain INSERT (no unit of work); the returned record is a plain copy.
+        A plain INSERT (no unit of work).
         """
         values = {"scope": scope, "key": key, "request_hash": request_hash, "conversation_id": conversation_id,
                   "response": response, "created_at": utcnow()}  # fmt: skip
-        connection.execute(_statements().add_idempotency, values)
-        return IdempotencyKey(**values)
+        _run(connection, _statements().add_idempotency, values)

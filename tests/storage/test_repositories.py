@@ -165,12 +165,21 @@ def test_a_chat_turn_is_one_update_and_one_insert(db: Database, conversation_id:
 
     rows = [{"role": "user", "content": "Ma facture ?"}, {"role": "assistant", "content": "Voici.", "meta": {"a": 1}},
             {"role": "system", "content": "Ticket.", "meta": None}]  # fmt: skip
-    event.listen(db.engine, "before_cursor_execute", spy)
-    try:
-        with db.write() as session:
-            stored = append_messages(session.connection(), conversation_id, rows)
-    finally:
-        event.remove(db.engine, "before_cursor_execute", spy)
+    with db.write() as session:
+        connection = session.connection()
+        # SQLite's turn statements go to the DBAPI cursor (see storage.repositories._run): traced by sqlite3 itself.
+        raw = connection.connection.driver_connection if db.is_sqlite else None
+        if raw is not None:
+            raw.set_trace_callback(lambda sql: spy(None, None, sql))
+        else:
+            event.listen(db.engine, "before_cursor_execute", spy)
+        try:
+            stored = append_messages(connection, conversation_id, rows)
+        finally:
+            if raw is not None:
+                raw.set_trace_callback(None)
+            else:
+                event.remove(db.engine, "before_cursor_execute", spy)
     statements = [s for s in statements if s != "BEGIN"]
     # PostgreSQL: one round trip for every message. SQLite (in process, no round trip) inserts row by row
     # when the ids must come back in order.
@@ -227,13 +236,13 @@ def test_idempotency_records_are_written_in_the_callers_transaction(db: Database
 
     repo = IdempotencyRepository(db)
     with db.write() as session:
-        repo.record(session, conversation_id, "key-00001", "h" * 64, conversation_id, {"response": "Voici."})
+        repo.record(session.connection(), conversation_id, "key-00001", "h" * 64, conversation_id, {"response": "Voici."})
     first = repo.get(conversation_id, "key-00001")
     assert first is not None and first.response == {"response": "Voici."} and first.created_at.tzinfo is UTC
     assert repo.get(conversation_id, "key-00002") is None
     with pytest.raises(IntegrityError), db.write() as session:  # the key is taken: the whole turn rolls back
         append_messages(session.connection(), conversation_id, [{"role": "user", "content": "Rejoué"}])
-        repo.record(session, conversation_id, "key-00001", "x" * 64, conversation_id, {"response": "Autre."})
+        repo.record(session.connection(), conversation_id, "key-00001", "x" * 64, conversation_id, {"response": "Autre."})
     assert repo.get(conversation_id, "key-00001").request_hash == "h" * 64  # type: ignore[union-attr]
     assert [m.content for m in MessageRepository(db).list(conversation_id)] == []
     turn = ConversationRepository(db).get_with_recent(conversation_id, limit=5, idempotency=(conversation_id, "key-00001"))
