@@ -16,7 +16,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import InvalidatePoolError
+from sqlalchemy.exc import DBAPIError, InvalidatePoolError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
@@ -125,10 +125,17 @@ class Database:
             finally:
                 cursor.close()
 
+        dbapi_error = engine.dialect.loaded_dbapi.Error
+
         @event.listens_for(engine, "begin")
         def _on_begin(connection: Any) -> None:
-            # Sessions take the write lock up front (see ``session``); plain connections stay deferred.
-            connection.exec_driver_sql(connection.get_execution_options().get("sqlite_begin", "BEGIN"))
+            # Sessions take the write lock up front (see ``session``); plain connections stay deferred. Sent on
+            # the DBAPI connection (no execution context, every transaction has one); its error as SQLAlchemy's.
+            statement = connection.get_execution_options().get("sqlite_begin", "BEGIN")
+            try:
+                connection.connection.driver_connection.execute(statement)
+            except dbapi_error as exc:
+                raise DBAPIError.instance(statement, (), exc, dbapi_error) from exc
 
         return engine
 
@@ -183,9 +190,14 @@ class Database:
 
     @contextmanager
     def read_connection(self) -> Iterator[Connection]:
-        """Like ``read``, a Core connection: SQLite in a deferred transaction, PostgreSQL in autocommit."""
+        """Like ``read``, a Core connection whose statements each read their own snapshot (nothing to commit).
+
+        PostgreSQL in autocommit. SQLite in a deferred transaction that SQLAlchemy begins at its
+        first Core statement and rolls back when the connection goes back to the pool; statements run
+        on the DBAPI cursor (``storage.repositories._run``) run in SQLite's autocommit, no BEGIN or COMMIT.
+        """
         if self.is_sqlite:
-            with self.engine.connect() as connection, connection.begin():
+            with self.engine.connect() as connection:
                 yield connection
             return
         with self._autocommit().connect() as connection:
