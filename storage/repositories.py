@@ -2,8 +2,8 @@
 
 Every method opens its own session and returns ORM instances that stay usable after it closes
 (sessions do not expire on commit); nothing is lazy-loaded afterwards. The chat turn's read
-(``get_with_recent``) returns plain rows instead: it runs on every message, and reads the
-call's idempotency record in the same transaction.
+(``get_with_recent``) and writes (``append_messages``, ``open_for_contact``) use plain rows and
+Core statements instead: they run on every message (on SQLite straight on the DBAPI cursor, see ``_run``).
 """
 
 from __future__ import annotations
@@ -190,12 +190,12 @@ class ConversationRepository:
     def get_with_recent(self, conversation_id: str, limit: int, idempotency: tuple[str, str] | None = None) -> TurnRead:
         """The conversation and its latest ``limit`` messages (oldest first), read by one statement.
 
-        One read transaction per chat turn: the conversation row outer-joined to its latest messages,
+        One read per chat turn: the conversation row outer-joined to its latest messages,
         as plain rows of the columns a turn uses. The database extracts each answer's top entry from
         its ``meta`` and sorts the rows; the conversation's context comes as text, decoded once.
         Neither the ORM nor the JSON decoder handles the whole window (about 3 → 1 ms a turn at 50
         messages). With ``idempotency`` (scope, key) the response already stored under that key is
-        read in the same transaction (``replay``), not in one of its own.
+        read on the same connection (``replay``), not on one of its own.
         """
         statements = _statements()
         with self.db.read_connection() as connection:
