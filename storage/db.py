@@ -93,7 +93,8 @@ class Database:
 
     def _create_engine(self) -> Engine:
         """Build the engine with the pool and per-connection settings the backend needs."""
-        kwargs: dict[str, Any] = {"echo": self._echo}
+        # A failed statement's error names it, not its values (phones, names, messages): errors reach logs.
+        kwargs: dict[str, Any] = {"echo": self._echo, "hide_parameters": True}
         if not self.is_sqlite:
             kwargs.update(self._engine_kwargs)
             engine = create_engine(self._url, **kwargs)
@@ -135,7 +136,7 @@ class Database:
             try:
                 connection.connection.driver_connection.execute(statement)
             except dbapi_error as exc:
-                raise DBAPIError.instance(statement, (), exc, dbapi_error) from exc
+                raise DBAPIError.instance(statement, (), exc, dbapi_error, hide_parameters=True) from exc
 
         return engine
 

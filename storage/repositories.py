@@ -496,7 +496,7 @@ class _SqliteStatement:
                 return cursor.rowcount
             rows = cursor.fetchall()
         except self._dialect.loaded_dbapi.Error as exc:
-            raise DBAPIError.instance(self.sql, args, exc, self._dialect.loaded_dbapi.Error) from exc
+            raise DBAPIError.instance(self.sql, args, exc, self._dialect.loaded_dbapi.Error, hide_parameters=True) from exc
         finally:
             cursor.close()
         if self._results:

@@ -240,9 +240,10 @@ def test_idempotency_records_are_written_in_the_callers_transaction(db: Database
     first = repo.get(conversation_id, "key-00001")
     assert first is not None and first.response == {"response": "Voici."} and first.created_at.tzinfo is UTC
     assert repo.get(conversation_id, "key-00002") is None
-    with pytest.raises(IntegrityError), db.write() as session:  # the key is taken: the whole turn rolls back
+    with pytest.raises(IntegrityError) as taken, db.write() as session:  # the key is taken: the whole turn rolls back
         append_messages(session.connection(), conversation_id, [{"role": "user", "content": "Rejoué"}])
         repo.record(session.connection(), conversation_id, "key-00001", "x" * 64, conversation_id, {"response": "Autre."})
+    assert "Autre." not in str(taken.value) and "x" * 64 not in str(taken.value)  # errors reach logs: no values
     assert repo.get(conversation_id, "key-00001").request_hash == "h" * 64  # type: ignore[union-attr]
     assert [m.content for m in MessageRepository(db).list(conversation_id)] == []
     turn = ConversationRepository(db).get_with_recent(conversation_id, limit=5, idempotency=(conversation_id, "key-00001"))
