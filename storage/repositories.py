@@ -452,31 +452,27 @@ def _insert_values(table, *columns: str) -> Insert:
 def _run(connection: Connection, statement: Executable, values: dict[str, Any]) -> list[tuple] | int:
     """Run one of the chat turn's statements: its rows (a SELECT or RETURNING) or else its row count.
 
-    On PostgreSQL through SQLAlchemy as any statement. On SQLite, whose statements run in process,
     SQLAlchemy's work around each execution (execution context, compiled-cache lookup, events, result
-    set-up) cost about twice the statement itself, and a chat turn runs four or five of them: there
-    the SQL that SQLAlchemy compiled once goes to the connection's DBAPI cursor, with the same
-    parameters (see ``_SqliteStatement``).
+    set-up) cost about twice a SQLite statement, which runs in process, and half of a turn's CPU on
+    PostgreSQL; a chat turn runs four or five statements. The SQL that SQLAlchemy compiled once goes
+    to the connection's DBAPI cursor instead, with the same parameters (see ``_DbapiStatement``).
     """
-    if connection.dialect.name != "sqlite":
-        result = connection.execute(statement, values)
-        return [tuple(row) for row in result] if result.returns_rows else result.rowcount
-    return _sqlite_statement(statement, connection.dialect).run(connection, values)
+    return _dbapi_statement(statement, connection.dialect).run(connection, values)
 
 
-class _SqliteStatement:
-    """A Core statement compiled once for SQLite and run on the DBAPI cursor of a SQLAlchemy connection.
+class _DbapiStatement:
+    """A Core statement compiled once for a dialect and run on the DBAPI cursor of a SQLAlchemy connection.
 
-    The SQL is SQLAlchemy's; every parameter goes through its type's own bind processor (JSON, dates,
-    JSON paths) and every selected column through its result processor, as SQLAlchemy would do them.
-    A DBAPI error comes back as SQLAlchemy's (``IntegrityError`` for a taken key). The connection's
-    transaction (and its locks) stays SQLAlchemy's.
+    The SQL is SQLAlchemy's (bind casts included); every parameter goes through its type's own bind
+    processor (JSON, dates, JSON paths) and every selected column through its result processor, as
+    SQLAlchemy would do them. A DBAPI error comes back as SQLAlchemy's (``IntegrityError`` for a taken
+    key). The connection's transaction (and its locks) stays SQLAlchemy's.
     """
 
     def __init__(self, statement: Executable, dialect: Dialect) -> None:
         compiled = statement.compile(dialect=dialect)
         self._compiled, self._dialect, self.sql = compiled, dialect, compiled.string
-        self._order = compiled.positiontup or ()
+        self._order = compiled.positiontup if compiled.positional else None  # None: parameters by name
         self._binds = [(name, processor) for bind, name in compiled.bind_names.items()
                        if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None]  # fmt: skip
         columns = statement.selected_columns if isinstance(statement, Select) else []
@@ -488,7 +484,7 @@ class _SqliteStatement:
         params = self._compiled.construct_params(values)
         for name, processor in self._binds:
             params[name] = processor(params[name])
-        args = tuple(params[name] for name in self._order)
+        args = params if self._order is None else tuple(params[name] for name in self._order)
         cursor = connection.connection.cursor()
         try:
             cursor.execute(self.sql, args)
@@ -505,8 +501,8 @@ class _SqliteStatement:
 
 
 @functools.lru_cache(maxsize=64)
-def _sqlite_statement(statement: Executable, dialect: Dialect) -> _SqliteStatement:
-    return _SqliteStatement(statement, dialect)
+def _dbapi_statement(statement: Executable, dialect: Dialect) -> _DbapiStatement:
+    return _DbapiStatement(statement, dialect)
 
 
 def _idempotency_record(rows: list[tuple]) -> IdempotencyKey | None:

@@ -154,7 +154,7 @@ def test_message_validation(db: Database, conversation_id: str) -> None:
     assert repo.get(12345) is None
 
 
-def test_a_chat_turn_is_one_update_and_one_insert(db: Database, conversation_id: str) -> None:
+def test_a_chat_turn_is_one_update_and_one_insert(db: Database, conversation_id: str, monkeypatch) -> None:
     """append_messages on PostgreSQL: whatever the number of messages, one UPDATE and one INSERT."""
     from sqlalchemy import event
 
@@ -165,21 +165,22 @@ def test_a_chat_turn_is_one_update_and_one_insert(db: Database, conversation_id:
 
     rows = [{"role": "user", "content": "Ma facture ?"}, {"role": "assistant", "content": "Voici.", "meta": {"a": 1}},
             {"role": "system", "content": "Ticket.", "meta": None}]  # fmt: skip
-    with db.write() as session:
-        connection = session.connection()
-        # SQLite's turn statements go to the DBAPI cursor (see storage.repositories._run): traced by sqlite3 itself.
-        raw = connection.connection.driver_connection if db.is_sqlite else None
-        if raw is not None:
-            raw.set_trace_callback(lambda sql: spy(None, None, sql))
-        else:
-            event.listen(db.engine, "before_cursor_execute", spy)
-        try:
-            stored = append_messages(connection, conversation_id, rows)
-        finally:
-            if raw is not None:
-                raw.set_trace_callback(None)
-            else:
-                event.remove(db.engine, "before_cursor_execute", spy)
+    from storage import repositories
+
+    # The turn's statements go to the DBAPI cursor (storage.repositories._run), the others through SQLAlchemy.
+    run = repositories._DbapiStatement.run
+
+    def spied_run(self, connection, values):
+        spy(None, None, self.sql)
+        return run(self, connection, values)
+
+    monkeypatch.setattr(repositories._DbapiStatement, "run", spied_run)
+    event.listen(db.engine, "before_cursor_execute", spy)
+    try:
+        with db.write() as session:
+            stored = append_messages(session.connection(), conversation_id, rows)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", spy)
     statements = [s for s in statements if s != "BEGIN"]
     # PostgreSQL: one round trip for every message. SQLite (in process, no round trip) inserts row by row
     # when the ids must come back in order.
