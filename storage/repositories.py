@@ -3,7 +3,7 @@
 Every method opens its own session and returns ORM instances that stay usable after it closes
 (sessions do not expire on commit); nothing is lazy-loaded afterwards. The chat turn's read
 (``get_with_recent``) and writes (``append_messages``, ``open_for_contact``) use plain rows and
-Core statements instead: they run on every message (on SQLite straight on the DBAPI cursor, see ``_run``).
+Core statements instead: they run on every message (straight on the DBAPI cursor, see ``_run``).
 """
 
 from __future__ import annotations
