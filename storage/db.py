@@ -16,7 +16,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DBAPIError, InvalidatePoolError
+from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
@@ -126,17 +126,10 @@ class Database:
             finally:
                 cursor.close()
 
-        dbapi_error = engine.dialect.loaded_dbapi.Error
-
         @event.listens_for(engine, "begin")
         def _on_begin(connection: Any) -> None:
-            # Sessions take the write lock up front (see ``session``); plain connections stay deferred. Sent on
-            # the DBAPI connection (no execution context, every transaction has one); its error as SQLAlchemy's.
-            statement = connection.get_execution_options().get("sqlite_begin", "BEGIN")
-            try:
-                connection.connection.driver_connection.execute(statement)
-            except dbapi_error as exc:
-                raise DBAPIError.instance(statement, (), exc, dbapi_error, hide_parameters=True) from exc
+            # Sessions take the write lock up front (see ``session``); plain connections stay deferred.
+            connection.exec_driver_sql(connection.get_execution_options().get("sqlite_begin", "BEGIN"))
 
         return engine
 

@@ -428,12 +428,14 @@ class _Statements:
             .values(updated_at=bindparam("now"))
         )  # fmt: skip
         self.add_messages: Insert = insert(messages).returning(messages.c.id, sort_by_parameter_order=True)
-        self.add_message: Insert = _insert_values(messages, "conversation_id", "role", "content", "meta", "created_at")
-        self.add_message = self.add_message.returning(messages.c.id)
+        self.add_message: Insert = _insert_values(
+            messages, "conversation_id", "role", "content", "meta", "created_at"
+        ).returning(messages.c.id)
         customers = Customer.__table__
         self.customer_by_phone: Select = select(customers.c.id).where(customers.c.phone == bindparam("phone"))
-        self.add_customer: Insert = _insert_values(customers, "full_name", "phone", "email", "created_at")
-        self.add_customer = self.add_customer.returning(customers.c.id)
+        self.add_customer: Insert = _insert_values(
+            customers, "full_name", "phone", "email", "created_at"
+        ).returning(customers.c.id)
         self.add_conversation: Insert = _insert_values(
             conversations, "id", "customer_id", "channel", "status", "context", "contact_name", "contact_phone",
             "contact_email", "created_at", "updated_at",
