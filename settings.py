@@ -210,6 +210,12 @@ class RagConfig(BaseModel):
         description="Labelled messages (`*.jsonl`, the classifier's data) embedded with the index: a message much "
         "closer to an out-of-scope example than to any in-scope one or KB passage is out of scope; empty: not used.",
     )
+    answered_questions: Path | None = Field(
+        ROOT / "datasets" / "answered" / "questions.jsonl",
+        description="Customer questions labelled with the KB entry whose answer has their facts (`python -m "
+        "training.answered`), embedded with the index as further phrasings of that entry (dense side only; "
+        "questions of entries the KB no longer has are skipped); empty: not used.",
+    )
     out_of_scope_example_margin: float = Field(
         0.1, ge=0, le=2,
         description="Cosine by which the nearest out-of-scope example must beat every in-scope one and the KB to decide alone.",

@@ -3,8 +3,9 @@
 A build is written into `builds/<fingerprint>-<time>-<id>/` under a temporary name, renamed into place, then
 the `CURRENT` pointer is swapped atomically with `os.replace`: readers never see a half-written
 index and a crash mid-build leaves the previous index in service. The fingerprint covers the
-KB files, the analyzer, the embedding settings and the labelled scope examples (their vectors are kept
-in `scope.npz` for the out-of-scope decision), so re-ingesting unchanged input is a no-op.
+KB files, the analyzer, the embedding settings, the labelled scope examples (their vectors are kept
+in `scope.npz` for the out-of-scope decision) and the answered customer questions (extra phrasings of
+their entries), so re-ingesting unchanged input is a no-op.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,13 +60,14 @@ def vector_precision(config: RagConfig) -> str:
 
 
 def fingerprint(config: RagConfig, entries: list[Entry] | None = None,
-                examples: list[tuple[str, str]] | None = None) -> str:
-    """Hash of everything that changes the index: the KB's entries, analyzer and embedding settings and
-    the labelled scope examples.
+                examples: list[tuple[str, str]] | None = None,
+                answered: list[tuple[str, str | None]] | None = None) -> str:
+    """Hash of everything that changes the index: the KB's entries, analyzer and embedding settings, the
+    labelled scope examples and the answered questions.
 
-    It hashes the loaded entries (read from `config.kb_dir` unless given) and examples (read from
-    `config.scope_examples` unless given), so the same KB gives the
-    same fingerprint whether it comes from the files or from the database (rag/kb.py).
+    It hashes the loaded entries (read from `config.kb_dir` unless given), examples (read from
+    `config.scope_examples` unless given) and answered questions (`config.answered_questions`), so the
+    same KB gives the same fingerprint whether it comes from the files or from the database (rag/kb.py).
     """
     h = hashlib.sha256()
     settings = [ANALYZER_VERSION, ENCODING_VERSION, config.embedding_model, adapter_digest(config.embedding_adapter),
@@ -75,6 +77,8 @@ def fingerprint(config: RagConfig, entries: list[Entry] | None = None,
         h.update(json.dumps(entry.to_dict(), ensure_ascii=False, sort_keys=True).encode())
     for text, label in scope_examples(config) if examples is None else examples:
         h.update(f"{label}\t{text}\n".encode())
+    for question, entry_id in answered_questions(config) if answered is None else answered:
+        h.update(f"answered\t{entry_id or OUT_OF_SCOPE}\t{question}\n".encode())
     return h.hexdigest()[:16]
 
 
@@ -84,14 +88,41 @@ def scope_examples(config: RagConfig) -> list[tuple[str, str]]:
     return labelled_messages(folder) if folder is not None and Path(folder).is_dir() else []
 
 
-def make_views(entries: list[Entry], config: RagConfig) -> list[dict]:
-    """Texts that get a vector: each phrasing of a question, and the answer in overlapping chunks."""
+def answered_questions(config: RagConfig) -> list[tuple[str, str | None]]:
+    """(question, entry id) pairs of `config.answered_questions` in file order, the entry None for a question
+    known to be out of scope ([] when no file is configured)."""
+    path = config.answered_questions
+    if path is None or not Path(path).is_file():
+        return []
+    pairs: list[tuple[str, str | None]] = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        question, entry_id = str(row.get("question", "")).strip(), str(row.get("entry") or "").strip()
+        if not question or bool(entry_id) == (row.get("out_of_scope") is True):
+            raise ValueError(f"{Path(path).name}:{number}: a non-empty question with either an entry id or "
+                             '"out_of_scope": true is required')
+        pairs.append((question, entry_id or None))
+    return pairs
+
+
+def make_views(entries: list[Entry], config: RagConfig, answered: Sequence[tuple[str, str | None]] = ()) -> list[dict]:
+    """Texts that get a vector: each phrasing of a question, and the answer in overlapping chunks, then the
+    answered customer questions ("c") of the entries still in the KB that do not repeat one of its phrasings."""
     views = []
     for idx, entry in enumerate(entries):
         for question in entry.questions:
             views.append({"entry": idx, "kind": "q", "text": question})
         for chunk in split_text(entry.answer, config.chunk_size, config.chunk_overlap):
             views.append({"entry": idx, "kind": "a", "text": f"{entry.title}. {chunk}"})
+    position = {entry.id: idx for idx, entry in enumerate(entries)}
+    own = {(v["entry"], v["text"].casefold()) for v in views if v["kind"] == "q"}
+    for question, entry_id in answered:
+        idx = position.get(entry_id)
+        if idx is not None and (idx, question.casefold()) not in own:
+            own.add((idx, question.casefold()))
+            views.append({"entry": idx, "kind": "c", "text": question})
     return views
 
 
@@ -100,23 +131,24 @@ def lexical_document(entry: Entry) -> list[str]:
     return analyze(" ".join([entry.title, *entry.questions, *entry.tags, entry.answer]))
 
 
-def _example_vectors(examples: list[tuple[str, str]], embedder: Embedder, config: RagConfig) -> np.ndarray:
-    """Vectors of the labelled scope examples, cached beside the exported model: they change with the
-    examples or the model, not with the KB, so every rebuild of every index reuses them."""
+def _cached_vectors(texts: list[str], embedder: Embedder, config: RagConfig, name: str) -> np.ndarray:
+    """Vectors of texts that change with their own file or the model, not with the KB (the labelled scope
+    examples, the answered questions), cached beside the exported model so every rebuild of every index
+    reuses them."""
     h = hashlib.sha256(
         json.dumps([ENCODING_VERSION, config.embedding_model, adapter_digest(config.embedding_adapter),
                     vector_precision(config)]).encode()
     )
-    for text, _ in examples:
+    for text in texts:
         h.update(f"{text}\n".encode())
-    path = Path(embedder.models_dir) / f"scope-examples-{h.hexdigest()[:16]}.npy"
+    path = Path(embedder.models_dir) / f"{name}-{h.hexdigest()[:16]}.npy"
     try:
         vectors = np.load(path)
-        if vectors.shape[0] == len(examples):
+        if vectors.shape[0] == len(texts):
             return vectors
     except (OSError, ValueError):
         pass
-    vectors = embedder.encode([text for text, _ in examples]).astype(np.float32)
+    vectors = embedder.encode(texts).astype(np.float32)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.npy")
@@ -152,7 +184,8 @@ def build_index(
     report(0.0, "Lecture de la base de connaissances")
     entries = load_kb(config.kb_dir) if entries is None else entries
     examples = scope_examples(config)
-    key = fingerprint(config, entries, examples)
+    answered = answered_questions(config)
+    key = fingerprint(config, entries, examples, answered)
     index_dir = config.index_dir
     active = current_build(index_dir)
     if not rebuild and active is not None:
@@ -165,13 +198,19 @@ def build_index(
 
     if not entries:
         raise ValueError(f"No knowledge-base entry found under {config.kb_dir}")
-    views = make_views(entries, config)
+    views = make_views(entries, config, answered)
+    # Customers' questions known to be out of scope join the labelled examples' off-topic side.
+    examples = examples + [(question, OUT_OF_SCOPE) for question, entry_id in answered if entry_id is None]
     embedder = embedder or Embedder.from_config(config)
-    report(0.1, f"Encodage de {len(views)} passages")
-    vectors = embedder.encode([v["text"] for v in views], show_progress=show_progress)
+    kb_views = [v["text"] for v in views if v["kind"] != "c"]
+    report(0.1, f"Encodage de {len(kb_views)} passages")
+    vectors = embedder.encode(kb_views, show_progress=show_progress)
+    if customer := [v["text"] for v in views if v["kind"] == "c"]:  # after the KB's views (make_views' order)
+        report(0.6, f"Encodage de {len(customer)} questions de clients déjà résolues")
+        vectors = np.concatenate([vectors, _cached_vectors(customer, embedder, config, "answered-questions")])
     if examples:
         report(0.7, f"Encodage de {len(examples)} messages étiquetés (hors sujet / dans le sujet)")
-        example_vectors = _example_vectors(examples, embedder, config)
+        example_vectors = _cached_vectors([text for text, _ in examples], embedder, config, "scope-examples")
         off_topic = np.array([label == OUT_OF_SCOPE for _, label in examples])
     report(0.8, "Écriture de l'index")
 

@@ -202,3 +202,26 @@ def test_scope_examples_are_kept_with_the_build_and_embedded_once(mini_config: R
     assert KnowledgeIndex.load(build_index(mini_config.model_copy(update={"scope_examples": None,
                                                                          "index_dir": tmp_path / "plain"}),
                                            embedder).path.parent.parent).scope_vectors is None
+
+
+def test_answered_questions_become_phrasings_of_their_entries(mini_config: RagConfig, embedder, tmp_path: Path) -> None:
+    answered = tmp_path / "answered.jsonl"
+    rows = [{"question": "ma douloureuse du mois elle est passée où", "entry": "m-1"},
+            {"question": "Facture PDF", "entry": "m-1"},  # one of m-1's own phrasings: not repeated
+            {"question": "le réseau a disparu", "entry": "gone-7"}]  # an entry the KB no longer has
+    answered.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    config = mini_config.model_copy(update={"answered_questions": answered})
+    assert fingerprint(config) != fingerprint(mini_config.model_copy(update={"answered_questions": None}))
+
+    build_index(config, embedder)
+    index = KnowledgeIndex.load(config.index_dir)
+    customer = [(index.entries[v["entry"]].id, v["text"]) for v in index.views if v["kind"] == "c"]
+    assert customer == [("m-1", "ma douloureuse du mois elle est passée où")]
+    assert index.store.size == len(index.views)
+    # Its vector sits at its view's place: the customer's own words find their entry at cosine 1.
+    hit = HybridRetriever(index, embedder, config).search("ma douloureuse du mois elle est passée où").top
+    assert hit.entry.id == "m-1" and hit.dense == pytest.approx(1.0, abs=1e-3)
+
+    answered.write_text(json.dumps({"question": "", "entry": "m-1"}) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"answered\.jsonl:1"):
+        build_index(config, embedder)
