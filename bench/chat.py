@@ -35,7 +35,8 @@ DEFAULT_SETS = ("chat_eval.jsonl", "chat_holdout.jsonl", "chat_blind.jsonl", "ch
                 "chat_blind7.jsonl", "chat_blind8.jsonl", "chat_blind9.jsonl", "chat_blind10.jsonl",
                 "chat_blind11.jsonl", "chat_blind12.jsonl", "chat_blind13.jsonl", "chat_blind14.jsonl",
                 "chat_blind15.jsonl", "chat_blind16.jsonl", "chat_blind17.jsonl",
-                "chat_blind18.jsonl", "chat_blind19.jsonl", "chat_blind20.jsonl", "chat_blind21.jsonl")  # fmt: skip
+                "chat_blind18.jsonl", "chat_blind19.jsonl", "chat_blind20.jsonl", "chat_blind21.jsonl",
+                "chat_blind22.jsonl")  # fmt: skip
 # The per-set figures printed first (issue 17): all-correct, facts, escalation, scope, false promises, latency.
 FIGURES = {
     "all_correct": "accuracy",

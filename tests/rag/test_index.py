@@ -183,8 +183,8 @@ def test_scope_examples_are_kept_with_the_build_and_embedded_once(mini_config: R
     rows = [("Quelle est la recette de la pâte à crêpes ?", "oos"), ("Comment réserver un train pour Lyon ?", "oos"),
             ("Comment télécharger ma facture ?", "question"), ("je veux un conseiller", "human")]
     (examples / "messages.jsonl").write_text("".join(json.dumps({"text": t, "label": label}) + "\n" for t, label in rows))
-    config = mini_config.model_copy(update={"scope_examples": examples})
-    assert fingerprint(config) != fingerprint(mini_config.model_copy(update={"scope_examples": None}))
+    config = mini_config.model_copy(update={"scope_examples": examples, "answered_questions": None})
+    assert fingerprint(config) != fingerprint(config.model_copy(update={"scope_examples": None}))
 
     encoded: list[int] = []
     encode = embedder.encode
@@ -208,12 +208,15 @@ def test_answered_questions_become_phrasings_of_their_entries(mini_config: RagCo
     answered = tmp_path / "answered.jsonl"
     rows = [{"question": "ma douloureuse du mois elle est passée où", "entry": "m-1"},
             {"question": "Facture PDF", "entry": "m-1"},  # one of m-1's own phrasings: not repeated
-            {"question": "le réseau a disparu", "entry": "gone-7"}]  # an entry the KB no longer has
+            {"question": "le réseau a disparu", "entry": "gone-7"},  # an entry the KB no longer has
+            {"question": "Une bonne recette de crêpes ?", "out_of_scope": True}]
     answered.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
-    config = mini_config.model_copy(update={"answered_questions": answered})
-    assert fingerprint(config) != fingerprint(mini_config.model_copy(update={"answered_questions": None}))
+    config = mini_config.model_copy(update={"answered_questions": answered, "scope_examples": None})
+    assert fingerprint(config) != fingerprint(config.model_copy(update={"answered_questions": None}))
 
-    build_index(config, embedder)
+    report = build_index(config, embedder)
+    with np.load(report.path / "scope.npz") as scope:  # the out-of-scope question joins the off-topic side
+        assert scope["out_of_scope"].shape == (1, embedder.dimension) and scope["in_scope"].shape[0] == 0
     index = KnowledgeIndex.load(config.index_dir)
     customer = [(index.entries[v["entry"]].id, v["text"]) for v in index.views if v["kind"] == "c"]
     assert customer == [("m-1", "ma douloureuse du mois elle est passée où")]
