@@ -485,7 +485,8 @@ class AnswerEngine:
         refund). The
         classifier (rag.intent) decides when it is sure, or fairly sure with nothing grounded found
         ("mon réseau LinkedIn", "le mode sombre d'Excel") unless the question names one of the KB's rare
-        technical terms. So does the nearest labelled message
+        technical terms or its nearest labelled message (an answered customer question, a KB passage) is in
+        scope by the same clear margin. So does the nearest labelled message
         (`scope_examples`) when it is off topic by a clear margin, or by more than a near tie with the classifier
         leaning the same way, unless the question names one of the KB's identifiers (MNC, MMSC: a rare term
         like "sim" also has everyday senses, "sim racing"). Otherwise a word only this service uses
@@ -507,14 +508,17 @@ class AnswerEngine:
                     and p is not None and p >= config.intent_out_of_scope_ungrounded)  # fmt: skip
         terms = _question_terms(question)
         own_term = not terms.isdisjoint(self._rare_terms())  # "MCC", "APN": this service's words
-        if p is not None:  # the classifier's view, even with domain words
+        margin = retrieval.scope_margin
+        # The classifier's view, even with domain words, unless the nearest labelled message or KB passage is in
+        # scope by a clear margin (a long story about moving house whose question is the network).
+        if p is not None and (margin is None or -margin < config.out_of_scope_example_margin):
             top = retrieval.top.score if retrieval.top else 0.0
             if p >= config.intent_out_of_scope or (
                 p >= config.intent_out_of_scope_ungrounded and top < config.min_confidence and not own_term
             ):
                 return True
         identifier = not terms.isdisjoint(self._identifiers())  # "MCC", "MMSC", never "sim"
-        if (margin := retrieval.scope_margin) is not None and not identifier and (
+        if margin is not None and not identifier and (
             margin >= config.out_of_scope_example_margin
             or (margin >= config.out_of_scope_example_tie and p is not None and p >= config.out_of_scope_example_agreement)
         ):

@@ -458,6 +458,27 @@ def test_classifier_and_nearest_example_agreeing_on_in_scope_outweigh_a_low_scop
     assert engine._out_of_scope(sure, tie, question)
 
 
+def test_a_sure_classifier_does_not_overrule_a_nearest_message_clearly_in_scope(engine) -> None:
+    """Long stories about one's life read as off topic to the classifier (p 0.98 for a family moving to the
+    countryside whose phone lost the network): when the nearest labelled message or KB passage is in scope by
+    `out_of_scope_example_margin` or more, the classifier alone does not send the question out of scope."""
+    from dataclasses import replace
+
+    from rag.nlu import analyze_message
+    from rag.retriever import Retrieval
+
+    question = ("On vient d'emménager à la campagne, les enfants adorent le jardin, mais dans la maison mon "
+                "portable ne capte plus rien alors qu'en ville tout marchait. Une idée ?")
+    analysis = replace(analyze_message(question), out_of_scope_probability=0.98)
+    retrieval = engine.retriever.search(question)
+    margin = engine.config.out_of_scope_example_margin
+    near = Retrieval(retrieval.hits, retrieval.tokens, retrieval.known_ratio, retrieval.raw_known_ratio, scope_margin=-margin)
+    far = Retrieval(retrieval.hits, retrieval.tokens, retrieval.known_ratio, retrieval.raw_known_ratio,
+                    scope_margin=-margin + 0.01)  # fmt: skip
+    assert not engine._out_of_scope(analysis, near, question)
+    assert engine._out_of_scope(analysis, far, question)
+
+
 def test_a_word_the_kb_also_writes_in_lower_case_does_not_shield_a_question_from_its_nearest_example(engine) -> None:
     """"sim" is rare in the KB's answers but an everyday word too ("sim racing"): only identifiers such as MMSC
     or MNC keep a question off the nearest-example rule, so a gaming question goes out of scope and a SIM
