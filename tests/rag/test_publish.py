@@ -13,16 +13,16 @@ from rag.publish import Publisher
 from settings import RagConfig
 from tests.conftest import EMBEDDING_MODEL, EVAL_DIR, SHIPPED_KB
 
-# b18-016: the shipped KB answers it from the 5G plan's price (fac-003), not from res-004, which says that
-# no plan has a commitment.
-WRONG_ID, FIX_ENTRY = "b18-016", "res-004"
-WRONG_QUESTION = "Suis-je lié pour 12 ou 24 mois si je prends le forfait 5G ?"
+# b5-057: the shipped KB answers this SMS-style comparison from an entry about one plan, not from gen-004, which
+# compares both.
+WRONG_SET, WRONG_ID, FIX_ENTRY = "chat_blind5.jsonl", "b5-057", "gen-004"
+WRONG_QUESTION = "c koi la diff entre le forfait a 2 euros et le 5g ?? jhesite"
 
 
 @pytest.fixture
 def publisher(db, tmp_path: Path, embedder) -> Publisher:
     """A KB seeded from the shipped files, gated on three questions of the evaluation set."""
-    items = {json.loads(line)["id"]: line for name in ("chat_eval.jsonl", "chat_blind18.jsonl")
+    items = {json.loads(line)["id"]: line for name in ("chat_eval.jsonl", WRONG_SET)
              for line in (EVAL_DIR / name).read_text().splitlines()}
     eval_set = tmp_path / "eval.jsonl"
     eval_set.write_text("\n".join(items[i] for i in ("ev-001", "ev-002", WRONG_ID)) + "\n", encoding="utf-8")
