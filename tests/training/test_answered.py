@@ -1,4 +1,4 @@
-"""`python -m training.answered`: which questions become phrasings of which entry."""
+"""`python -m training.answered`: which questions become phrasings of which entry, or out-of-scope examples."""
 
 from __future__ import annotations
 
@@ -30,11 +30,12 @@ def test_only_questions_an_entry_answers_are_labelled(tmp_path: Path, monkeypatc
     out = tmp_path / "answered.jsonl"
     assert main(["--sets", str(_write(tmp_path / "chat_dev.jsonl", items)), "--out", str(out)]) == 0
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
-    assert [(r["question"], r["entry"]) for r in rows] == [(items[0]["question"], "m-1"), (items[1]["question"], "m-2")]
-    assert json.loads(capsys.readouterr().out)["sets"]["chat_dev.jsonl"] == {"questions": 6, "labelled": 2}
+    assert [(r["question"], r.get("entry"), r.get("out_of_scope")) for r in rows] == [
+        (items[0]["question"], "m-1", None), (items[1]["question"], "m-2", None), (items[3]["question"], None, True)]
+    assert json.loads(capsys.readouterr().out)["sets"]["chat_dev.jsonl"] == {"questions": 6, "labelled": 3}
     assert not (tmp_path / "served-index").exists()  # answered from an index of its own, never the served one
 
     # The held-out set measures generalisation: it is refused, and the file written before is kept.
     assert main(["--sets", str(_write(tmp_path / "chat_holdout.jsonl", items)), "--out", str(out)]) == 2
     assert "never used" in capsys.readouterr().err
-    assert len(out.read_text(encoding="utf-8").splitlines()) == 2
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 3
