@@ -207,7 +207,10 @@ def build_index(
     vectors = embedder.encode(kb_views, show_progress=show_progress)
     if customer := [v["text"] for v in views if v["kind"] == "c"]:  # after the KB's views (make_views' order)
         report(0.6, f"Encodage de {len(customer)} questions de clients déjà résolues")
-        vectors = np.concatenate([vectors, _cached_vectors(customer, embedder, config, "answered-questions")])
+        # The whole file's vectors are cached, whichever entries the KB still has: a publish re-encodes none.
+        known = list(dict.fromkeys(question for question, entry_id in answered if entry_id is not None))
+        table = dict(zip(known, _cached_vectors(known, embedder, config, "answered-questions"), strict=True))
+        vectors = np.concatenate([vectors, np.stack([table[text] for text in customer])])
     if examples:
         report(0.7, f"Encodage de {len(examples)} messages étiquetés (hors sujet / dans le sujet)")
         example_vectors = _cached_vectors([text for text, _ in examples], embedder, config, "scope-examples")

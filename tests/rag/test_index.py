@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -204,10 +205,13 @@ def test_scope_examples_are_kept_with_the_build_and_embedded_once(mini_config: R
                                            embedder).path.parent.parent).scope_vectors is None
 
 
-def test_answered_questions_become_phrasings_of_their_entries(mini_config: RagConfig, embedder, tmp_path: Path) -> None:
+def test_answered_questions_become_phrasings_of_their_entries(mini_config: RagConfig, embedder, tmp_path: Path,
+                                                              monkeypatch) -> None:
     answered = tmp_path / "answered.jsonl"
-    rows = [{"question": "ma douloureuse du mois elle est passée où", "entry": "m-1"},
+    own = f"ma douloureuse du mois elle est passée où, ref {uuid.uuid4().hex[:8]}"  # never cached by an earlier run
+    rows = [{"question": own, "entry": "m-1"},
             {"question": "Facture PDF", "entry": "m-1"},  # one of m-1's own phrasings: not repeated
+            {"question": "plus une seule barre sur mon portable", "entry": "m-2"},
             {"question": "le réseau a disparu", "entry": "gone-7"},  # an entry the KB no longer has
             {"question": "Une bonne recette de crêpes ?", "out_of_scope": True}]
     answered.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
@@ -219,11 +223,23 @@ def test_answered_questions_become_phrasings_of_their_entries(mini_config: RagCo
         assert scope["out_of_scope"].shape == (1, embedder.dimension) and scope["in_scope"].shape[0] == 0
     index = KnowledgeIndex.load(config.index_dir)
     customer = [(index.entries[v["entry"]].id, v["text"]) for v in index.views if v["kind"] == "c"]
-    assert customer == [("m-1", "ma douloureuse du mois elle est passée où")]
+    assert customer == [("m-1", own), ("m-2", "plus une seule barre sur mon portable")]
     assert index.store.size == len(index.views)
     # Its vector sits at its view's place: the customer's own words find their entry at cosine 1.
-    hit = HybridRetriever(index, embedder, config).search("ma douloureuse du mois elle est passée où").top
+    hit = HybridRetriever(index, embedder, config).search(own).top
     assert hit.entry.id == "m-1" and hit.dense == pytest.approx(1.0, abs=1e-3)
+
+    # Their vectors are cached for the whole file: a KB that lost m-2 (a publish) re-encodes none of them.
+    encoded: list[str] = []
+    encode = embedder.encode
+    monkeypatch.setattr(embedder, "encode", lambda texts, **kw: encoded.extend(texts) or encode(texts, **kw))
+    faq = mini_config.kb_dir / "faq" / "mini.json"
+    faq.write_text(json.dumps([e for e in json.loads(faq.read_text(encoding="utf-8")) if e["id"] != "m-2"]), encoding="utf-8")
+    build_index(config, embedder)
+    assert encoded and own not in encoded
+    index = KnowledgeIndex.load(config.index_dir)
+    assert [(index.entries[v["entry"]].id, v["text"]) for v in index.views if v["kind"] == "c"] == [("m-1", own)]
+    monkeypatch.undo()
 
     answered.write_text(json.dumps({"question": "", "entry": "m-1"}) + "\n", encoding="utf-8")
     with pytest.raises(ValueError, match=r"answered\.jsonl:1"):
