@@ -43,8 +43,9 @@ class AnsweredConfig:
     depth: int = 3  # retrieval hits looked at when the engine's own entry lacks the facts
 
 
-def label(engine, item: dict, depth: int) -> str | None:
-    """The id of the entry whose answer holds the item's expected facts, or None (see the module doc)."""
+def label(engine, entries: dict, item: dict, depth: int) -> str | None:
+    """The id of the entry (of `entries`, the index's by id) whose answer holds the item's expected facts, or
+    None (see the module doc)."""
     from rag.evaluation import facts_found
 
     facts = item.get("expected_facts") or []
@@ -53,7 +54,6 @@ def label(engine, item: dict, depth: int) -> str | None:
     answer = engine.answer(item["question"])
     if sum(s.used for s in answer.sources) > 1:
         return None
-    entries = {e.id: e for e in engine.retriever.index.entries}
     top = entries.get(answer.top_entry or "")
     if top is not None and facts_found(top.answer, facts):
         return top.id
@@ -83,6 +83,7 @@ def _label_sets(engine, config: AnsweredConfig) -> tuple[list[dict], dict]:
     from rag.evaluation import load_eval_set
 
     rows, counts, seen = [], {}, set()
+    entries = {e.id: e for e in engine.retriever.index.entries}
     for path in config.sets:
         items = load_eval_set(path)
         kept = 0
@@ -92,7 +93,7 @@ def _label_sets(engine, config: AnsweredConfig) -> tuple[list[dict], dict]:
                 continue
             if item.get("out_of_scope"):
                 rows.append({"question": question, "out_of_scope": True, "set": path.name})
-            elif (entry_id := label(engine, item, config.depth)) is not None:
+            elif (entry_id := label(engine, entries, item, config.depth)) is not None:
                 rows.append({"question": question, "entry": entry_id, "set": path.name})
             else:
                 continue
@@ -100,16 +101,6 @@ def _label_sets(engine, config: AnsweredConfig) -> tuple[list[dict], dict]:
             kept += 1
         counts[path.name] = {"questions": len(items), "labelled": kept}
     return rows, counts
-
-
-def write(rows: list[dict], out: Path) -> Path:
-    """Write the JSONL file (atomic rename)."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
-    tmp.replace(out)
-    return out
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -135,8 +126,11 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"python -m training.answered: {exc}", file=sys.stderr)
         return 2
-    path = write(rows, config.out)
-    print(json.dumps({"out": str(path), "labelled": len(rows), "sets": counts}, ensure_ascii=False, indent=2))
+    from training.data import write_jsonl
+
+    config.out.parent.mkdir(parents=True, exist_ok=True)
+    write_jsonl(config.out, rows)
+    print(json.dumps({"out": str(config.out), "labelled": len(rows), "sets": counts}, ensure_ascii=False, indent=2))
     return 0
 
 
