@@ -64,7 +64,7 @@ def main() -> None:
         # log_config=None: uvicorn's records go to the root handler above (redacted, same format).
         uvicorn.run(server, **server_options(settings), log_config=None)
     finally:
-        services.stop_background()
+        services.close()
 
 
 if __name__ == "__main__":

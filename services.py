@@ -89,6 +89,11 @@ class Services:
         """Stop them (the monitor's lease is released, so another replica takes over at once)."""
         self.cluster.stop()
 
+    def close(self) -> None:
+        """At shutdown: stop the background work and the answer worker processes."""
+        self.stop_background()
+        self.engine.close()
+
     def prepare(self, migrate: bool = True) -> None:
         """Apply migrations (unless already done), then load (or build) the index and the embedding model."""
         if migrate:
@@ -97,7 +102,9 @@ class Services:
         try:
             if self.kb is not None:
                 self.kb.sync_index(self.engine.embedder)  # seed the KB tables on first start, index the published KB
-            self.engine.warm_up()
+            settings = self.settings
+            if not self.engine.start_processes(settings.log_level, settings.log_format):  # answers use every core
+                self.engine.warm_up()  # else this process answers: load its index and model now
             log.info("Knowledge base ready in %.1f s", time.perf_counter() - started)
         except Exception as exc:  # surfaced in the UI status, the app keeps serving its pages
             log.exception("Knowledge base failed to load")

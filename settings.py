@@ -8,6 +8,7 @@ place. Environment variables use the `MOBILIA_` prefix (nested with `__`, e.g.
 from __future__ import annotations
 
 import ipaddress
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -167,6 +168,12 @@ class RagConfig(BaseModel):
     answer_concurrency: int = Field(
         0, ge=0, description="Extractive answers computed at once, the others wait in arrival order (0: two per core)."
     )
+    answer_processes: int = Field(
+        -1, ge=-1, le=16,
+        description="Worker processes computing the extractive answers of the app and the API, so that serving uses "
+        "every core (one process runs Python on one core at a time): -1 one per core when there are two or more "
+        "(at most 4), 0 none (answers in the serving process). The workers share the model's memory (fork).",
+    )
     embed_cache_size: int = Field(1024, ge=0, description="Query vectors kept in the LRU cache (0 disables it).")
     embed_threads: int = Field(
         0, ge=0, description="onnxruntime threads for a query embedded while no other runs (0: every core, at most 4); "
@@ -295,6 +302,13 @@ class RagConfig(BaseModel):
         if v >= size:
             raise ValueError("chunk_overlap must be smaller than chunk_size")
         return v
+
+    def worker_processes(self) -> int:
+        """Answer worker processes to start: ``answer_processes``, or -1 resolved for this machine's cores."""
+        if self.answer_processes >= 0:
+            return self.answer_processes
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return min(cores, 4) if cores >= 2 else 0
 
 
 class Settings(BaseSettings):

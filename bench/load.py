@@ -61,6 +61,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--engine-rate", type=float, default=0, help=argparse.SUPPRESS)  # child: seconds to measure
     parser.add_argument("--replicas", type=int, nargs="+", default=[1], help="API processes, e.g. `1 2` (max 8)")
     parser.add_argument("--redis-url", help="Redis shared by the replicas (MOBILIA_REDIS_URL; default: none)")
+    parser.add_argument("--answer-processes", type=int, default=None,
+                        help="answer worker processes per replica (MOBILIA_RAG__ANSWER_PROCESSES; default: the settings', "
+                        "-1 one per core; 0: answers in the API process)")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     return parser
@@ -84,18 +87,20 @@ def serve(args: argparse.Namespace) -> None:
         host=HOST,
         port=args.port,
         secret_key=secrets.token_urlsafe(32),
-        rag={"answer_mode": "extractive"},
+        rag={"answer_mode": "extractive",
+             **({"answer_processes": args.answer_processes} if args.answer_processes is not None else {})},
         # Every simulated customer comes from loopback: per-client limits are lifted, the per-conversation one stays.
         api={"rate_limit_ip": "1000000/minute", "rate_limit_conversations_client": "1000000/hour",
              "rate_limit_conversation": args.conversation_limit},
     )
     services = build_services(settings)
-    services.db.migrate()
-    services.engine.warm_up()
-    services.ready.set()
-    uvicorn.run(
-        create_api(services), host=HOST, port=args.port, log_level="warning", backlog=2048, timeout_keep_alive=120
-    )
+    services.prepare()  # as app.py: migrations, the KB index, the answer worker processes
+    try:
+        uvicorn.run(
+            create_api(services), host=HOST, port=args.port, log_level="warning", backlog=2048, timeout_keep_alive=120
+        )
+    finally:
+        services.close()
 
 
 def message_text(run: str, customer: int, n: int) -> str:
@@ -244,6 +249,7 @@ def _measure(args: argparse.Namespace, replicas: int, customers: int, duration: 
                 log_path = Path(tmp) / f"server-{n}.log"
                 command = [sys.executable, "-m", "bench.load", "--serve", "--port", str(port), "--database-url",
                            database_url, "--conversation-limit", args.conversation_limit,
+                           *(["--answer-processes", str(args.answer_processes)] if args.answer_processes is not None else []),
                            *(["--redis-url", args.redis_url] if args.redis_url else [])]  # fmt: skip
                 with log_path.open("wb") as log_file:
                     servers.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=log_file,
@@ -348,7 +354,7 @@ def _engine_rate_child(env: dict, messages: int, seconds: float = 6.0) -> tuple[
 
 
 def _cpu_seconds(processes: list) -> float:
-    """User + system CPU seconds used so far by the given child processes (0 without psutil)."""
+    """User + system CPU seconds used so far by the given child processes and theirs (0 without psutil)."""
     try:
         import psutil
     except ImportError:
@@ -356,10 +362,16 @@ def _cpu_seconds(processes: list) -> float:
     total = 0.0
     for process in processes:
         try:
-            times = psutil.Process(process.pid).cpu_times()
+            parent = psutil.Process(process.pid)
+            family = [parent, *parent.children(recursive=True)]  # the answer worker processes too
         except psutil.Error:
             continue
-        total += times.user + times.system
+        for member in family:
+            try:
+                times = member.cpu_times()
+            except psutil.Error:
+                continue
+            total += times.user + times.system
     return total
 
 

@@ -206,6 +206,7 @@ class AnswerEngine:
         # Extractive answers are CPU work: more at once than a few per core only time-slices them (and
         # contends for the GIL), and a FIFO keeps the tail of a burst close to its middle.
         self._turns = FairSlots(config.answer_concurrency or 2 * (os.cpu_count() or 1))
+        self.pool = None  # rag.pool.AnswerPool once start_processes() started worker processes
         self.intent_model = shipped_model(config.intent_model) if config.intent_model else None
         if config.intent_model and self.intent_model is None:
             log.warning("Message classifier %s missing or outdated (python -m training.intent): rules only", config.intent_model)
@@ -227,8 +228,34 @@ class AnswerEngine:
         return self._retriever
 
     def warm_up(self) -> None:
-        """Load index and model and run one query so the first customer does not wait."""
+        """Load index and model and run one query so the first customer does not wait (in the workers, if any)."""
+        if self.pool is not None and self.pool.alive:
+            self.pool.warm_up()
+            return
         self.retriever.search("facture")
+
+    def start_processes(self, log_level: str = "WARNING", log_format: str = "text") -> int:
+        """Answer extractively in ``config.answer_processes`` worker processes (rag/pool.py); how many started.
+
+        The index must be on disk (the workers load it). This process then loads its own index and model
+        only if something here needs them (a worker failing, a generative answer, the KB tools)."""
+        count = self.config.worker_processes()
+        if count == 0 or self.pool is not None:
+            return self.pool.alive if self.pool is not None else 0
+        from rag.pool import AnswerPool
+
+        pool = AnswerPool(self.config, count, log_level=log_level, log_format=log_format)
+        if pool.start():
+            self.pool = pool
+        else:
+            pool.close()
+        return pool.alive
+
+    def close(self) -> None:
+        """Stop the worker processes, if any."""
+        pool, self.pool = self.pool, None
+        if pool is not None:
+            pool.close()
 
     def use_model(self, answer_mode: str, llm_config) -> None:
         """Answer in `answer_mode` with a backend built from `llm_config` (loaded in the background).
@@ -244,9 +271,11 @@ class AnswerEngine:
             self.llm.start()
 
     def reload(self) -> None:
-        """Drop the loaded index so the next question uses a fresh build."""
+        """Drop the loaded index so the next question uses a fresh build (here and in the workers)."""
         with self._lock:
             self._retriever = None
+        if self.pool is not None:
+            self.pool.reload()
 
     def answer(
         self,
@@ -281,9 +310,14 @@ class AnswerEngine:
         is generated, and any failure falls back to the extractive text with the reason recorded.
         """
         start = time.perf_counter()
+        mode = mode or self.answer_mode
+        if mode == "extractive" and self.pool is not None:  # another process answers: this one's GIL stays free
+            answer = self.pool.answer(question, previous_top_entries, previous_question)
+            if answer is not None:
+                yield answer
+                return
         with self._turns:  # CPU-bound: a few at a time, first come first served
             answer, entries, empathy = self._extractive(question, previous_top_entries, previous_question)
-        mode = mode or self.answer_mode
         if mode == "extractive" or not entries:
             yield answer  # rules (small talk, out of scope, low confidence) answered already
             return

@@ -1,43 +1,62 @@
-"""FairSlots: waiters get a slot in arrival order, never more at once than slots."""
+"""FairSlots / FairQueue: waiters get a slot (an item) in arrival order, never more at once than there are."""
 
 from __future__ import annotations
 
 import threading
 import time
 
-from rag.fair import FairSlots
+from rag.fair import FairQueue, FairSlots
+
+GUARD_S = 60  # only stops a hang
+
+
+def _wait_until(condition, thread: threading.Thread | None = None) -> None:
+    deadline = time.monotonic() + GUARD_S
+    while not condition():
+        assert (thread is None or thread.is_alive()) and time.monotonic() < deadline
+        time.sleep(0.001)
 
 
 def test_waiters_are_served_in_arrival_order_and_never_beyond_the_slots():
     slots = FairSlots(2)
     order, inside, peak = [], [0], [0]
     lock = threading.Lock()
-    release = threading.Event()
-    queued = threading.Semaphore(0)
+    releases = [threading.Event() for _ in range(8)]
 
     def work(i: int) -> None:
-        queued.release()
         with slots:
             with lock:
                 order.append(i)
                 inside[0] += 1
                 peak[0] = max(peak[0], inside[0])
-            release.wait(timeout=60)
+            releases[i].wait(timeout=GUARD_S)
             with lock:
                 inside[0] -= 1
 
     threads = []
-    for i in range(8):  # started one after the other: each is queued before the next starts
+    for i in range(8):  # started one after the other: each is queued (or inside) before the next starts
         thread = threading.Thread(target=work, args=(i,))
         thread.start()
-        assert queued.acquire(timeout=60)
         threads.append(thread)
-        if i >= 2:  # wait until it is really queued (the guard only stops a hang)
-            deadline = time.monotonic() + 60
-            while len(slots._waiting) < i - 1:
-                assert thread.is_alive() and time.monotonic() < deadline
-                time.sleep(0.001)
-    release.set()
+        _wait_until(lambda i=i: len(order) == i + 1 if i < 2 else len(slots._waiting) == i - 1, thread)
+    for i in range(6):  # each slot freed goes to the longest waiter, and only to it
+        releases[i].set()
+        _wait_until(lambda i=i: len(order) == i + 3)
+    for event in releases:
+        event.set()
     for thread in threads:
-        thread.join(timeout=60)
+        thread.join(timeout=GUARD_S)
     assert order == list(range(8)) and peak[0] == 2
+
+
+def test_a_waiter_that_times_out_leaves_its_turn_to_the_next():
+    queue: FairQueue[str] = FairQueue(["worker"])
+    assert queue.get() == "worker"
+    assert queue.get(timeout=0.01) is None  # nothing came: it gave up and left the line
+    got = []
+    waiter = threading.Thread(target=lambda: got.append(queue.get(timeout=GUARD_S)))
+    waiter.start()
+    _wait_until(lambda: len(queue._waiting) == 1, waiter)
+    queue.put("worker")
+    waiter.join(timeout=GUARD_S)
+    assert got == ["worker"] and not queue._waiting and not queue._free
