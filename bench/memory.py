@@ -5,7 +5,9 @@
 Starts the app on a free loopback port over a temp SQLite database (per-client limits lifted: every
 simulated customer comes from 127.0.0.1), measures its CPU use while idle with no client (`--idle`
 seconds, after the warm-up), runs `bench.load`'s customers against its API, samples its RSS, then
-measures idle CPU again once they are gone. Prints one JSON object with the load average.
+measures idle CPU again once they are gone. Prints one JSON object with the load average. The
+figures of the serving process come with those of all its processes (the answer workers): RSS
+counts the pages they share once per process, PSS splits them, USS counts what each holds alone.
 Targets (issue 14): peak RSS < 600 MB after 200 customers for 60 s; idle CPU < 1 % of a core.
 """
 
@@ -64,13 +66,43 @@ def _wait_ready(base: str, proc: subprocess.Popen, timeout: float = 300.0) -> No
     raise SystemExit(f"app not ready within {timeout} s")
 
 
+def family(process) -> list:
+    """The process and its descendants (the answer worker processes, multiprocessing's resource tracker)."""
+    return [process, *process.children(recursive=True)]
+
+
+def _cpu(processes) -> float:
+    total = 0.0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+        except Exception:  # psutil.Error: it exited meanwhile
+            continue
+        total += times.user + times.system
+    return total
+
+
 def idle_cpu_percent(process, seconds: float) -> float:
-    """CPU used by the process (all threads) over `seconds`, in % of one core."""
-    before = process.cpu_times()
+    """CPU used by the process and its descendants (all threads) over `seconds`, in % of one core."""
+    processes = family(process)
+    before = _cpu(processes)
     time.sleep(seconds)
-    after = process.cpu_times()
-    used = (after.user - before.user) + (after.system - before.system)
-    return round(100 * used / seconds, 2)
+    return round(100 * (_cpu(processes) - before) / seconds, 2)
+
+
+def family_memory(process) -> dict:
+    """Resident memory of the process and its descendants: RSS, PSS (shared pages split among the processes
+    that map them: the workers forked from one engine share most of theirs) and USS (pages of one process only)."""
+    out = {"processes": 0, "rss_mb": 0.0, "pss_mb": 0.0, "uss_mb": 0.0}
+    for member in family(process):
+        try:
+            info = member.memory_full_info()
+        except Exception:  # psutil.Error
+            continue
+        out["processes"] += 1
+        for key in ("rss", "pss", "uss"):
+            out[f"{key}_mb"] += getattr(info, key, 0) / 2**20
+    return {k: round(v, 1) if isinstance(v, float) else v for k, v in out.items()}
 
 
 def peak_rss_mb(pid: int) -> float | None:
@@ -117,13 +149,17 @@ def main(argv: list[str] | None = None) -> int:
             app = psutil.Process(proc.pid)
             time.sleep(5)  # let the warm-up thread finish its first query
             rss_ready = round(app.memory_info().rss / 2**20, 1)
+            all_ready = family_memory(app)
             idle_fresh = idle_cpu_percent(app, args.idle)
             samples: list[float] = []
+            pss_samples: list[float] = []
             stop = threading.Event()
 
             def sample() -> None:
                 while not stop.wait(0.5):
                     samples.append(app.memory_info().rss / 2**20)
+                    if len(samples) % 4 == 0:  # every 2 s: reading every mapping costs some CPU
+                        pss_samples.append(family_memory(app)["pss_mb"])
 
             sampler = threading.Thread(target=sample, daemon=True)
             sampler.start()
@@ -136,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
             idle_after = idle_cpu_percent(app, args.idle)
             peak = peak_rss_mb(proc.pid)
             rss_end = round(app.memory_info().rss / 2**20, 1)
+            all_end = family_memory(app)
+            worker_peaks = [peak_rss_mb(child.pid) for child in app.children(recursive=True)]
         finally:
             proc.terminate()
             try:
@@ -160,6 +198,11 @@ def main(argv: list[str] | None = None) -> int:
         },
         "peak_rss_mb": peak if peak is not None else round(max(samples, default=0.0), 1),
         "rss_after_load_mb": rss_end,
+        # With answer worker processes (RagConfig.answer_processes) the app is several processes.
+        "all_processes_ready": all_ready,
+        "all_processes_after_load": all_end,
+        "all_processes_peak_pss_mb": round(max(pss_samples, default=all_end["pss_mb"]), 1),
+        "child_peak_rss_mb": worker_peaks,
         "idle_cpu_percent_after_load": idle_after,
         "load_average": {"before": [round(x, 2) for x in load_before], "after": [round(x, 2) for x in os.getloadavg()]},
         "cpus": os.cpu_count(),
