@@ -269,6 +269,9 @@ class AnswerEngine:
         self.answer_mode = answer_mode
         if answer_mode != "extractive" and (self.config.llm.preload or self.llm is not old):
             self.llm.start()
+        if answer_mode != "extractive" and self.pool is not None and self._retriever is None:
+            # Generated answers are grounded here, not in the workers: load this process' index beside the model.
+            threading.Thread(target=lambda: self.retriever, name="index-load", daemon=True).start()
 
     def reload(self) -> None:
         """Drop the loaded index so the next question uses a fresh build (here and in the workers)."""

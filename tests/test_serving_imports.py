@@ -1,4 +1,4 @@
-"""The serving process (app, API, UI, answer engine warmed up) never imports the training or torch stacks.
+"""The serving process (app, API, UI, answer workers started) never imports the training or torch stacks.
 
 Those modules take 15-25 s to import on 2 cores and hundreds of MB: training and evaluation load
 them in their own subprocesses, the embeddings run on onnxruntime.
@@ -23,7 +23,7 @@ from services import build_services
 from api import create_api
 from ui import build_app
 
-settings = get_settings(database_url=sys.argv[1], secret_key="s" * 40, rag={"index_dir": sys.argv[2]})
+settings = get_settings(database_url=sys.argv[1], secret_key="s" * 40, rag={"index_dir": sys.argv[2], "answer_processes": 2})
 services = build_services(settings)
 services.prepare()
 assert services.startup_error is None, services.startup_error
@@ -32,7 +32,10 @@ assert answer.sources, answer
 app = build_app(services)
 create_api(services)
 heavy = json.loads(sys.argv[3])
-print(json.dumps({"loaded": sorted(m for m in heavy if m in sys.modules), "backend": services.engine.embedder.backend}))
+workers = services.engine.pool.alive  # the answers above came from the worker processes
+services.close()
+print(json.dumps({"loaded": sorted(m for m in heavy if m in sys.modules), "backend": services.engine.embedder.backend,
+                  "workers": workers}))
 """
 
 
@@ -56,4 +59,4 @@ def test_serving_modules_leave_the_training_stack_unimported(shipped_config, emb
     )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result == {"loaded": [], "backend": "onnx"}
+    assert result == {"loaded": [], "backend": "onnx", "workers": 2}

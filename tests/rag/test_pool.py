@@ -1,0 +1,112 @@
+"""Answer worker processes (rag/pool.py): same answers as the serving process, replaced when they die,
+told about a new index, stopped with the engine. Real processes; every wait is on an event, with a
+generous bound that only stops a hang."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import psutil
+import pytest
+
+from rag.answer import AnswerEngine
+from rag.index import build_index
+from settings import ROOT
+from tests.conftest import write_mini_kb
+
+GUARD_S = 300
+
+
+def _wait_until(condition, what: str) -> None:
+    deadline = time.monotonic() + GUARD_S
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def _comparable(answer) -> dict:
+    data = answer.to_dict()
+    data.pop("latency_ms")
+    return data
+
+
+def _questions(limit_per_set: int = 25) -> list[tuple[str, str | None]]:
+    """Questions of evaluation sets; every other one as a follow-up of the question before it."""
+    out = []
+    for name in ("chat_holdout.jsonl", "chat_eval.jsonl", "chat_blind22.jsonl"):
+        lines = (ROOT / "datasets" / "eval" / name).read_text(encoding="utf-8").splitlines()[:limit_per_set]
+        questions = [json.loads(line)["question"] for line in lines]
+        out += [(q, questions[i - 1] if i % 2 else None) for i, q in enumerate(questions)]
+    return out
+
+
+@pytest.fixture
+def pooled(shipped_config):
+    engine = AnswerEngine(shipped_config.model_copy(update={"answer_processes": 2}))
+    assert engine.start_processes() == 2
+    yield engine
+    engine.close()
+
+
+def test_workers_give_the_answers_the_serving_process_gives(pooled, engine):
+    workers = {w.pid for w in pooled.pool._workers}
+    assert len(workers) == 2 and os.getpid() not in workers
+    for question, previous in _questions():
+        here = engine.answer(question, previous_question=previous)
+        there = pooled.answer(question, previous_question=previous)
+        assert _comparable(there) == _comparable(here), question
+    assert pooled._retriever is None  # the serving process never loaded its own index for them
+
+
+def test_a_worker_that_dies_is_replaced_and_no_question_is_lost(pooled, engine):
+    victim = next(iter(pooled.pool._workers)).pid
+    os.kill(victim, signal.SIGKILL)
+    question = "Comment payer ma facture ?"
+    for _ in range(4):  # both slots of both workers: one of them meets the dead worker
+        assert _comparable(pooled.answer(question)) == _comparable(engine.answer(question))
+    _wait_until(lambda: pooled.pool.alive == 2 and victim not in {w.pid for w in pooled.pool._workers},
+                "the dead worker was not replaced")  # fmt: skip
+    assert _comparable(pooled.answer(question)) == _comparable(engine.answer(question))
+
+
+def test_a_new_index_reaches_every_worker(tmp_path, embedder):
+    from settings import RagConfig
+    from tests.conftest import EMBEDDING_MODEL
+
+    kb = write_mini_kb(tmp_path / "kb")
+    config = RagConfig(kb_dir=kb, index_dir=tmp_path / "index", embedding_model=EMBEDDING_MODEL, answer_processes=2)
+    build_index(config, embedder)
+    engine = AnswerEngine(config)
+    try:
+        assert engine.start_processes() == 2
+        before = {engine.answer("Où trouver ma facture ?").top_entry for _ in range(4)}
+        assert before == {"m-1"}
+        faq = kb / "faq" / "mini.json"
+        entries = [e for e in json.loads(faq.read_text(encoding="utf-8")) if e["id"] != "m-1"]
+        faq.write_text(json.dumps(entries, ensure_ascii=False), encoding="utf-8")
+        build_index(config, embedder)
+        engine.reload()
+        engine.warm_up()
+        after = {engine.answer("Où trouver ma facture ?").top_entry for _ in range(4)}  # each slot of each worker
+        assert "m-1" not in after
+    finally:
+        engine.close()
+
+
+def test_closing_the_engine_stops_its_workers(shipped_config):
+    engine = AnswerEngine(shipped_config.model_copy(update={"answer_processes": 2}))
+    assert engine.start_processes() == 2
+    pids = [w.pid for w in engine.pool._workers]
+    engine.close()
+    _wait_until(lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+                                for p in pids), "the workers outlived the engine")  # fmt: skip
+    assert engine.answer("Comment payer ma facture ?").sources  # answered here now
+
+
+def test_no_workers_configured_means_answers_in_process(shipped_config):
+    engine = AnswerEngine(shipped_config.model_copy(update={"answer_processes": 0}))
+    assert engine.start_processes() == 0 and engine.pool is None
+    assert shipped_config.model_copy(update={"answer_processes": 3}).worker_processes() == 3
