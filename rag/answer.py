@@ -234,6 +234,14 @@ class AnswerEngine:
             return
         self.retriever.search("facture")
 
+    def index_build(self) -> str | None:
+        """Name of the index build the answers come from (the workers', if any), None before it is loaded."""
+        if self.pool is not None and self.pool.alive:
+            return self.pool.index_build
+        retriever = self._retriever
+        index = getattr(retriever, "index", None)
+        return index.path.name if index is not None and hasattr(index, "path") else None
+
     def start_processes(self, log_level: str = "WARNING", log_format: str = "text") -> int:
         """Answer extractively in ``config.answer_processes`` worker processes (rag/pool.py); how many started.
 

@@ -71,6 +71,7 @@ class AnswerPool:
         self._generation = 0
         self._closed = False
         self._children: list[multiprocessing.process.BaseProcess] = []
+        self.index_build: str | None = None  # the index build the workers said they serve (start, warm-up)
 
     @property
     def alive(self) -> int:
@@ -115,7 +116,7 @@ class AnswerPool:
         unique = list(dict.fromkeys(taken))
         for worker in unique:
             try:
-                self._call(worker, "warm", ())  # gives one slot back
+                self.index_build = self._call(worker, "warm", ())  # gives one slot back
             except WorkerFailed as exc:
                 log.warning("answer worker %s failed to warm up (%s)", worker.pid, exc)
         for worker in [w for i, w in enumerate(taken) if w in taken[:i]]:  # the other slots of each
@@ -213,6 +214,7 @@ class AnswerPool:
                 raise WorkerFailed(f"exited with code {child.exitcode}") from None
             if status != "ready":
                 raise WorkerFailed(pid)
+            pid, self.index_build = pid
             worker = _Worker(ours, pid)
             with self._lock:
                 if self._closed:
@@ -255,7 +257,7 @@ def serve_workers(config: Any, conns: list[Connection], logging_options: tuple[s
 
 
 def _answer_loop(engine, conn: Connection) -> None:
-    conn.send(("ready", os.getpid()))
+    conn.send(("ready", (os.getpid(), engine.index_build())))
     generation = 0
     while True:
         try:
@@ -272,7 +274,7 @@ def _handle(engine, op: str, wanted: int, args: tuple, generation: int) -> tuple
             engine.reload()
         if op == "warm":
             engine.warm_up()
-            return "ok", None
+            return "ok", engine.index_build()
         if op == "answer":
             return "ok", engine.answer(*args, mode="extractive")
         return "error", f"unknown request {op!r}"

@@ -64,9 +64,9 @@ def ops_router(ctx) -> APIRouter:
         if chat_models is not None:
             current = chat_models.applied  # what THIS replica serves (the database may be a few seconds ahead)
             details["promoted"] = {k: current.get(k) for k in ("label", "origin", "promoted_at")} if current else None
-        retriever = getattr(services.engine, "_retriever", None)
-        index = getattr(retriever, "index", None)
-        details["index_build"] = index.path.name if index is not None and hasattr(index, "path") else None
+        engine = services.engine
+        details["index_build"] = engine.index_build() if hasattr(engine, "index_build") else None
+        details["answer_workers"] = engine.pool.alive if getattr(engine, "pool", None) is not None else 0
         cluster = getattr(services, "cluster", None)
         if cluster is not None:
             details["cluster"] = cluster.describe()

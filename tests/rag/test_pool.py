@@ -59,6 +59,7 @@ def test_workers_give_the_answers_the_serving_process_gives(pooled, engine):
         there = pooled.answer(question, previous_question=previous)
         assert _comparable(there) == _comparable(here), question
     assert pooled._retriever is None  # the serving process never loaded its own index for them
+    assert pooled.index_build() == engine.index_build() is not None  # what /api/v1/model-status reports
 
 
 def test_a_worker_that_dies_is_replaced_and_no_question_is_lost(pooled, engine):
@@ -84,6 +85,7 @@ def test_a_new_index_reaches_every_worker(tmp_path, embedder):
         assert engine.start_processes() == 2
         before = {engine.answer("Où trouver ma facture ?").top_entry for _ in range(4)}
         assert before == {"m-1"}
+        first_build = engine.index_build()
         faq = kb / "faq" / "mini.json"
         entries = [e for e in json.loads(faq.read_text(encoding="utf-8")) if e["id"] != "m-1"]
         faq.write_text(json.dumps(entries, ensure_ascii=False), encoding="utf-8")
@@ -92,6 +94,7 @@ def test_a_new_index_reaches_every_worker(tmp_path, embedder):
         engine.warm_up()
         after = {engine.answer("Où trouver ma facture ?").top_entry for _ in range(4)}  # each slot of each worker
         assert "m-1" not in after
+        assert engine.index_build() not in (None, first_build)
     finally:
         engine.close()
 
