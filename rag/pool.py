@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 START_TIMEOUT_S = 300.0  # the first worker may have to load the model from a cold disk on a busy machine
 
 
-PIPELINE = 2  # requests sent to a worker before its previous answer is back: it never waits for the next
+PIPELINE = 3  # requests sent to a worker before its previous answer is back: it never waits for the next
 
 
 @dataclass(eq=False)
