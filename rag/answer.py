@@ -435,8 +435,10 @@ class AnswerEngine:
                          else retriever.search(p, prefer=prefer, context=topic,
                                                vector=_blend(whole, retriever.embedder.encode_query(p)))
                          for p, b in zip(parts, best, strict=True)]
-        if previous_question and is_follow_up(question):
-            # The new message counts twice so it steers; the previous one supplies the subject.
+        if previous_question and is_follow_up(question) and not self._clearly_off_topic(retrieval, question):
+            # The new message counts twice so it steers; the previous one supplies the subject. A short message
+            # whose nearest labelled message is off topic by a clear margin ("recette des crêpes" after an
+            # eSIM question) changed the subject: it is judged alone, not merged with the previous question.
             combined = retriever.search(f"{topic} {topic} {previous_question}", prefer=prefer)
             standalone = {h.entry.id for h in retriever.search(topic, k=10).hits}
             if combined.top and combined.top.entry.id in standalone:
@@ -563,9 +565,9 @@ class AnswerEngine:
             ):
                 return True
         identifier = not terms.isdisjoint(self._identifiers())  # "MCC", "MMSC", never "sim"
-        if margin is not None and not identifier and (
-            margin >= config.out_of_scope_example_margin
-            or (margin >= config.out_of_scope_example_tie and p is not None and p >= config.out_of_scope_example_agreement)
+        if self._clearly_off_topic(retrieval, question) or (
+            margin is not None and not identifier and margin >= config.out_of_scope_example_tie
+            and p is not None and p >= config.out_of_scope_example_agreement
         ):
             return True  # its nearest labelled neighbour is off topic ("mon passeport", "ma carte Vitale")
         if analysis.domain == "strong" or names_domain(retrieval.tokens):
@@ -575,6 +577,13 @@ class AnswerEngine:
         score = (retrieval.top.score if retrieval.top else 0.0) + config.out_of_scope_known_weight * retrieval.raw_known_ratio
         threshold = config.out_of_scope_weak_confidence if analysis.domain == "weak" else config.out_of_scope_confidence
         return score < threshold
+
+    def _clearly_off_topic(self, retrieval: Retrieval, question: str) -> bool:
+        """Whether the message's nearest labelled message is off topic by a clear margin and it names none of
+        the KB's identifiers (MNC, MMSC: a rare term like "sim" also has everyday senses, "sim racing")."""
+        margin = retrieval.scope_margin
+        return (margin is not None and margin >= self.config.out_of_scope_example_margin
+                and _question_terms(question).isdisjoint(self._identifiers()))
 
     @staticmethod
     def _finish(answer: Answer, start: float) -> Answer:

@@ -116,6 +116,35 @@ def test_repeated_failure_escalates(engine) -> None:
     assert not other.needs_escalation  # only once before: not yet a repeat
 
 
+@pytest.mark.parametrize(
+    ("previous", "message", "expected"),
+    [
+        ("Combien coûte le forfait 2€ ?", "et en 5G ?", "for-011"),
+        ("Comment obtenir mon code RIO ?", "et par SMS ?", "res-007"),
+        ("Comment payer ma facture ?", "par carte ?", "fac-004"),
+        ("Quel est le débit en 4G ?", "en zone rurale ?", "tec-002"),  # out of scope on its own
+    ],
+)
+def test_an_elliptical_follow_up_keeps_the_previous_subject(engine, previous: str, message: str, expected: str) -> None:
+    answer = engine.answer(message, previous_question=previous)
+    assert answer.top_entry == expected
+    assert not answer.out_of_scope
+
+
+@pytest.mark.parametrize(
+    ("previous", "message"),
+    [
+        ("Comment activer ma eSIM sur iPhone ?", "recette des crêpes"),
+        ("Comment configurer les MMS ?", "et la recette du gâteau ?"),
+        ("Comment résilier mon forfait ?", "capitale de l'Australie"),
+    ],
+)
+def test_a_short_message_off_topic_is_not_answered_from_the_previous_subject(engine, previous: str, message: str) -> None:
+    answer = engine.answer(message, previous_question=previous)
+    assert answer.out_of_scope
+    assert answer.text == OUT_OF_SCOPE_TEXT and not answer.sources
+
+
 @pytest.mark.parametrize("message", ["bonjour", "Bonjour !", "Salut"])
 def test_greeting_is_small_talk(engine, message: str) -> None:
     answer = engine.answer(message)
