@@ -121,7 +121,7 @@ def test_repeated_failure_escalates(engine) -> None:
     [
         ("Combien coûte le forfait 2€ ?", "et en 5G ?", "for-011"),
         ("Comment obtenir mon code RIO ?", "et par SMS ?", "res-007"),
-        ("Comment payer ma facture ?", "par carte ?", "fac-004"),
+        ("Comment payer ma facture ?", "par carte ?", "fac-012"),
         ("Quel est le débit en 4G ?", "en zone rurale ?", "tec-002"),  # out of scope on its own
     ],
 )
