@@ -256,12 +256,13 @@ def _measure(args: argparse.Namespace, replicas: int, customers: int, duration: 
                                                     stderr=subprocess.STDOUT))  # fmt: skip
                 urls.append(f"http://{HOST}:{port}")
                 _wait_ready(urls[-1], servers[-1], log_path)  # one at a time: the first migrates
-            cpu_before, client_before = _cpu_seconds(servers), time.process_time()
+            (cpu_before, api_before), client_before = _cpu_seconds(servers), time.process_time()
             t0 = time.monotonic()
             think = args.think_time if args.think_time is not None else (0.0 if args.messages else 0.5)
             stats = asyncio.run(_load(urls, customers, duration, think, run, args.messages))
             wall = time.monotonic() - t0
-            server_cpu = _cpu_seconds(servers) - cpu_before
+            cpu_after, api_after = _cpu_seconds(servers)
+            server_cpu, api_cpu = cpu_after - cpu_before, api_after - api_before
             client_cpu = time.process_time() - client_before  # the load generator shares the machine
         finally:
             for server in servers:
@@ -296,6 +297,8 @@ def _measure(args: argparse.Namespace, replicas: int, customers: int, duration: 
             "served_vs_engine_1core": round(len(stats["accepted"]) / wall / engine[0], 2)} if engine else {}),
         # CPU the server processes used per accepted message, HTTP and database included (whatever else runs).
         "server_cpu_ms_per_message": round(1000 * server_cpu / max(1, len(stats["accepted"])), 2),
+        # ... of which the API processes themselves (the rest: their answer worker processes).
+        "api_process_cpu_ms_per_message": round(1000 * api_cpu / max(1, len(stats["accepted"])), 2),
         "client_cpu_ms_per_message": round(1000 * client_cpu / max(1, len(stats["accepted"])), 2),
         "latency_ms": {
             "p50": _percentile(stats["latency"], 0.50),
@@ -357,13 +360,14 @@ def _engine_rate_child(env: dict, messages: int, seconds: float = 6.0) -> tuple[
     return tuple(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def _cpu_seconds(processes: list) -> float:
-    """User + system CPU seconds used so far by the given child processes and theirs (0 without psutil)."""
+def _cpu_seconds(processes: list) -> tuple[float, float]:
+    """User + system CPU seconds used so far by the given child processes and theirs, and by the given ones
+    alone ((0, 0) without psutil)."""
     try:
         import psutil
     except ImportError:
-        return 0.0
-    total = 0.0
+        return 0.0, 0.0
+    total = own = 0.0
     for process in processes:
         try:
             parent = psutil.Process(process.pid)
@@ -376,7 +380,9 @@ def _cpu_seconds(processes: list) -> float:
             except psutil.Error:
                 continue
             total += times.user + times.system
-    return total
+            if member is parent:
+                own += times.user + times.system
+    return total, own
 
 
 def _wait_ready(base_url: str, server: subprocess.Popen, log_path: Path, timeout: float = 180.0) -> None:
