@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from settings import Settings
 
@@ -128,6 +129,17 @@ class Services:
         return thread
 
 
+def database_options(settings: Settings) -> dict[str, Any]:
+    """Engine options of the app's database: a server's connection pool as large as the threads that use it at once.
+
+    SQLAlchemy's default (5, and up to 10 more opened and closed on demand) made a PostgreSQL connection,
+    with its authentication and a new server process, for about one message in thirty under load.
+    """
+    if settings.database_url.startswith("sqlite"):
+        return {}
+    return {"pool_size": settings.database_pool_size or settings.api.worker_threads + 4}
+
+
 def build_services(settings: Settings) -> Services:
     """Create the services; cheap (models and index load later, in prepare())."""
     from cluster import build_cluster
@@ -146,7 +158,7 @@ def build_services(settings: Settings) -> Services:
     from training.eval_runner import EvaluationRunner
     from training.runner import TrainingRunner
 
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, **database_options(settings))
     engine = AnswerEngine(settings.rag)
     tickets = TicketService(db)
     chat = ChatService(db, engine, tickets, max_chars=settings.rag.max_message_chars)

@@ -323,6 +323,13 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("DATABASE_URL", "MOBILIA_DATABASE_URL"),
         description="SQLAlchemy URL; SQLite file by default, PostgreSQL by URL.",
     )
+    database_pool_size: int = Field(
+        0,
+        ge=0,
+        le=200,
+        description="Connections a replica keeps open to a database server (PostgreSQL). 0: the API's worker threads "
+        "plus 4 for the background threads, so that no request opens (and authenticates) a connection of its own.",
+    )
     redis_url: SecretStr | None = Field(
         None,
         description="Redis shared by several replicas (redis://[:password@]host:port/db; env MOBILIA_REDIS_URL, "

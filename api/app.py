@@ -184,8 +184,9 @@ def create_api(services: Any, *, secret_key: str | None = None) -> FastAPI:
         """A ticket change was committed with its webhooks (outbox): send them now, not at the next poll."""
         context.webhooks.wake()
 
-    # Ticket changes from the API and the Gradio console alike write their webhooks in their own transaction.
-    services.tickets.outbox = context.webhooks.write_ticket
+    # Ticket changes from the API and the Gradio console alike write their webhooks in their own transaction
+    # (no hook when no webhook is configured: a chat turn's repeated escalation then needs no ORM session).
+    services.tickets.outbox = context.webhooks.write_ticket if context.webhooks.enabled else None
     context.webhooks.start()  # deliveries left by an earlier run (or another replica) go out too
     services.tickets.subscribe(publish)
 

@@ -257,11 +257,13 @@ def _measure(args: argparse.Namespace, replicas: int, customers: int, duration: 
                 urls.append(f"http://{HOST}:{port}")
                 _wait_ready(urls[-1], servers[-1], log_path)  # one at a time: the first migrates
             (cpu_before, api_before), client_before = _cpu_seconds(servers), time.process_time()
+            machine_before = _machine_cpu()
             t0 = time.monotonic()
             think = args.think_time if args.think_time is not None else (0.0 if args.messages else 0.5)
             stats = asyncio.run(_load(urls, customers, duration, think, run, args.messages))
             wall = time.monotonic() - t0
             cpu_after, api_after = _cpu_seconds(servers)
+            machine_busy, machine_total, machine_steal = (a - b for a, b in zip(_machine_cpu(), machine_before))
             server_cpu, api_cpu = cpu_after - cpu_before, api_after - api_before
             client_cpu = time.process_time() - client_before  # the load generator shares the machine
         finally:
@@ -300,6 +302,10 @@ def _measure(args: argparse.Namespace, replicas: int, customers: int, duration: 
         # ... of which the API processes themselves (the rest: their answer worker processes).
         "api_process_cpu_ms_per_message": round(1000 * api_cpu / max(1, len(stats["accepted"])), 2),
         "client_cpu_ms_per_message": round(1000 * client_cpu / max(1, len(stats["accepted"])), 2),
+        # The whole machine's during the load: every process (a local PostgreSQL's too), and how busy its CPUs were.
+        "machine_cpu_ms_per_message": round(1000 * machine_busy / max(1, len(stats["accepted"])), 2),
+        "machine_cpu_busy_pct": round(100 * machine_busy / machine_total, 1) if machine_total else None,
+        "machine_cpu_steal_pct": round(100 * machine_steal / machine_total, 1) if machine_total else None,
         "latency_ms": {
             "p50": _percentile(stats["latency"], 0.50),
             "p95": _percentile(stats["latency"], 0.95),
@@ -383,6 +389,19 @@ def _cpu_seconds(processes: list) -> tuple[float, float]:
             if member is parent:
                 own += times.user + times.system
     return total, own
+
+
+def _machine_cpu() -> tuple[float, float, float]:
+    """The whole machine's CPU seconds so far, summed over its CPUs: busy, in all, and stolen by the
+    hypervisor (a VM's CPU given to other guests) ((0, 0, 0) without psutil)."""
+    try:
+        import psutil
+    except ImportError:
+        return 0.0, 0.0, 0.0
+    times = psutil.cpu_times()
+    busy = times.user + times.nice + times.system + getattr(times, "irq", 0.0) + getattr(times, "softirq", 0.0)
+    steal = getattr(times, "steal", 0.0)
+    return busy, busy + times.idle + getattr(times, "iowait", 0.0) + steal, steal
 
 
 def _wait_ready(base_url: str, server: subprocess.Popen, log_path: Path, timeout: float = 180.0) -> None:

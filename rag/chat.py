@@ -29,7 +29,7 @@ from storage import (
     MessageRepository,
 )
 from storage.models import Message, Ticket, utcnow
-from storage.repositories import RecentMessage, append_messages
+from storage.repositories import RecentMessage, append_turn
 from tickets import PRIORITY_LABELS, SLA_HOURS, Priority, TicketService
 from tickets.domain import strip_control_chars
 
@@ -136,7 +136,9 @@ class SendGuard:
 
 @dataclass(frozen=True)
 class Idempotency:
-    """An API call's ``Idempotency-Key``: `render(reply)` is stored with the turn, in its transaction."""
+    """An API call's ``Idempotency-Key``: `render(reply)` is stored with the turn, in its transaction.
+
+    It is called before the turn's messages are stored, so the response it renders cannot name their ids."""
 
     scope: str
     key: str
@@ -307,35 +309,39 @@ class ChatService:
     def _write_turn(
         self, session: ChatSession, text: str, rows: list[dict], answer: Answer | None, idempotency: Idempotency | None
     ) -> ChatReply:
-        if answer is None or not answer.needs_escalation:  # the common turn: Core statements, no ORM session
-            with self.db.write_connection() as connection:
-                reply = self._append_turn(connection, session, rows, answer)
-                self._record(connection, session, idempotency, reply)
-            return reply
-        with self.db.write() as tx:  # the ticket work needs the ORM
-            connection = tx.connection()
-            reply = self._append_turn(connection, session, rows, answer)
-            reply.ticket, events = self._escalate(tx, session, answer, text)
-            reply.notice = escalation_notice(reply.ticket)
-            notice = {"role": "system", "content": reply.notice, "meta": {"ticket_id": reply.ticket.id}}
-            reply.notice_message_id = append_messages(connection, session.conversation_id, [notice])[0].id
-            self._record(connection, session, idempotency, reply)
-        self.tickets.publish(events, reply.ticket)
-        log.info("conversation %s escalated to ticket %s (%s)", session.conversation_id, reply.ticket.id,
-                 reply.ticket.priority)  # fmt: skip
+        """Store the turn at once: a write transaction when the answer escalates (the ticket first, its
+        notice names it), else a single statement (``append_turn``; one round trip on PostgreSQL)."""
+        if answer is None or not answer.needs_escalation:
+            with self.db.write_statement() as connection:
+                return self._append_turn(connection, session, rows, answer, idempotency)
+        with self.db.write_connection() as connection:
+            ticket, events = self._escalate(connection, session, answer, text)
+            reply = self._append_turn(connection, session, rows, answer, idempotency, ticket)
+        self.tickets.publish(events, ticket)
+        log.info("conversation %s escalated to ticket %s (%s)", session.conversation_id, ticket.id, ticket.priority)
         return reply
 
     @staticmethod
-    def _append_turn(connection: Connection, session: ChatSession, rows: list[dict], answer: Answer | None) -> ChatReply:
-        stored = append_messages(connection, session.conversation_id, rows)
-        if answer is None:
-            return ChatReply(stored[0].id, None, None, notice=AGENT_HANDLES_TEXT)
-        return ChatReply(stored[0].id, answer, stored[1].id)
+    def _append_turn(connection: Connection, session: ChatSession, rows: list[dict], answer: Answer | None,
+                     idempotency: Idempotency | None, ticket: Ticket | None = None) -> ChatReply:  # fmt: skip
+        """The turn's messages (and an escalation's notice) with the idempotency record.
 
-    def _record(self, connection: Connection, session: ChatSession, idempotency: Idempotency | None, reply: ChatReply) -> None:
+        The response kept for a retry is rendered before the messages are stored: it names no message id."""
+        reply = ChatReply(0, answer, None, notice=None if answer is not None else AGENT_HANDLES_TEXT)
+        if ticket is not None:
+            reply.ticket, reply.notice = ticket, escalation_notice(ticket)
+            rows = [*rows, {"role": "system", "content": reply.notice, "meta": {"ticket_id": ticket.id}}]
+        record = None
         if idempotency is not None:
-            self.idempotency.record(connection, idempotency.scope, idempotency.key, idempotency.request_hash,
-                                    session.conversation_id, idempotency.render(reply))  # fmt: skip
+            record = {"scope": idempotency.scope, "key": idempotency.key, "request_hash": idempotency.request_hash,
+                      "response": idempotency.render(reply)}  # fmt: skip
+        stored = append_turn(connection, session.conversation_id, rows, record)
+        reply.user_message_id = stored[0].id
+        if answer is not None:
+            reply.assistant_message_id = stored[1].id
+        if ticket is not None:
+            reply.notice_message_id = stored[2].id
+        return reply
 
     def _offer_accepted(self, conversation, text: str) -> Answer | None:
         """A "oui" to the ticket offered on joining a Mastodon post: an answer that escalates at the post's priority."""
@@ -345,13 +351,13 @@ class ChatService:
         return Answer(text=OFFER_ACCEPTED_TEXT, intent="réclamation", confidence=1.0, needs_escalation=True,
                       escalation_reasons=["suivi demandé après une publication Mastodon"], priority=priority)  # fmt: skip
 
-    def _escalate(self, tx, session: ChatSession, answer: Answer, text: str) -> tuple[Ticket, list[str]]:
+    def _escalate(self, connection: Connection, session: ChatSession, answer: Answer, text: str) -> tuple[Ticket, list[str]]:
         """Open (or reuse) the conversation's ticket inside the turn's transaction."""
         reasons = ", ".join(answer.escalation_reasons)
         excerpt = text if len(text) <= 300 else text[:297] + "…"
         summary = f"{reasons} — intention : {answer.intent}. Dernier message : « {excerpt} »"
         return self.tickets.escalate_within(
-            tx,
+            connection,
             conversation_id=session.conversation_id,
             customer_id=session.customer_id,
             category=answer.intent if answer.intent in TICKET_CATEGORIES else _TICKET_CATEGORY_OF.get(answer.intent, "général"),

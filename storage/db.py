@@ -183,6 +183,20 @@ class Database:
                 yield connection
 
     @contextmanager
+    def write_statement(self) -> Iterator[Connection]:
+        """A connection for a write that is a single statement (``storage.repositories.append_turn``).
+
+        PostgreSQL runs it in autocommit: a statement is atomic by itself, and the BEGIN and COMMIT
+        round trips are saved. SQLite, where that write is several statements, gets ``write_connection``.
+        """
+        if self.is_sqlite:
+            with self.write_connection() as connection:
+                yield connection
+            return
+        with self._autocommit().connect() as connection:
+            yield connection
+
+    @contextmanager
     def read_connection(self) -> Iterator[Connection]:
         """Like ``read``, a Core connection whose statements each read their own snapshot (nothing to commit).
 

@@ -14,7 +14,22 @@ import re
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Insert, Select, Text, Update, bindparam, cast, insert, select, true, update
+from sqlalchemy import (
+    Connection,
+    Insert,
+    Select,
+    Text,
+    TextClause,
+    Update,
+    and_,
+    bindparam,
+    cast,
+    insert,
+    select,
+    text,
+    true,
+    update,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
@@ -31,6 +46,7 @@ from storage.models import (
     Feedback,
     IdempotencyKey,
     Message,
+    Ticket,
     new_conversation_id,
     utcnow,
 )
@@ -194,21 +210,25 @@ class ConversationRepository:
         as plain rows of the columns a turn uses. The database extracts each answer's top entry from
         its ``meta`` and sorts the rows; the conversation's context comes as text, decoded once.
         Neither the ORM nor the JSON decoder handles the whole window (about 3 → 1 ms a turn at 50
-        messages). With ``idempotency`` (scope, key) the response already stored under that key is
-        read on the same connection (``replay``), not on one of its own.
+        messages). With ``idempotency`` (scope, key) the same statement tells whether that key is taken;
+        only then (a retry) is the response stored under it read, on the same connection (``replay``).
         """
         statements = _statements()
+        values = {"conversation_id": conversation_id, "limit": limit}
+        replay = None
         with self.db.read_connection() as connection:
-            rows = _run(connection, statements.recent, {"conversation_id": conversation_id, "limit": limit})
-            replay = None
-            if idempotency is not None and rows:
+            if idempotency is None:
+                rows = _run(connection, statements.recent, values)
+            else:  # the same statement also says whether the key is taken (its record's id on every row)
                 scope, key = idempotency
-                replay = _idempotency_record(_run(connection, statements.idempotency, {"scope": scope, "key": key}))
+                rows = _run(connection, statements.recent_and_key, {**values, "scope": scope, "key": key})
+                if rows and rows[0][7] is not None:  # a retry: its stored response, read on the same connection
+                    replay = _idempotency_record(_run(connection, statements.idempotency, {"scope": scope, "key": key}))
         if not rows:
             return TurnRead(None, [])
         conversation_id, customer_id, status, context = rows[0][:4]
         head = ConversationHead(conversation_id, customer_id, status, json.loads(context) if context else None)
-        return TurnRead(head, [RecentMessage(*row[4:]) for row in rows if row[4] is not None], replay)  # None: outer join
+        return TurnRead(head, [RecentMessage(*row[4:7]) for row in rows if row[4] is not None], replay)  # None: outer join
 
     def delete_if_empty(self, conversation_id: str) -> bool:
         """Delete a conversation that has no message yet (an opening whose first message failed)."""
@@ -400,6 +420,85 @@ def append_messages(connection: Connection, conversation_id: str, rows: list[dic
     return [StoredMessage(message_id, **value) for message_id, value in zip(ids, values, strict=True)]
 
 
+def lock_live_ticket(connection: Connection, conversation_id: str) -> Ticket | None:
+    """The conversation's ticket that is not CLOSED, locked until the caller's write transaction ends.
+
+    ``FOR UPDATE`` on PostgreSQL (SQLite's write transaction already keeps other writers out). The
+    ticket comes back as a copy outside any session, with its columns only (its history is not read).
+    """
+    rows = _run(connection, _statements().live_ticket, {"conversation_id": conversation_id})
+    if not rows:
+        return None
+    columns = _statements().live_ticket.selected_columns
+    return Ticket(**{column.name: value for column, value in zip(columns, rows[0], strict=True)})
+
+
+def mark_escalated(connection: Connection, conversation_id: str) -> None:
+    """The conversation goes to ``escalated`` inside the caller's write transaction, unless an agent has it
+    (or it already is): one UPDATE, nothing loaded."""
+    _run(connection, _statements().mark_escalated, {"conversation_id": conversation_id, "now": utcnow()})
+
+
+def append_turn(
+    connection: Connection, conversation_id: str, rows: list[dict[str, Any]], record: dict[str, Any] | None = None
+) -> list[StoredMessage]:
+    """A chat turn's messages and, with ``record`` (scope, key, request_hash, response), its idempotency record.
+
+    On PostgreSQL one statement does it all: data-modifying CTEs touch the conversation, insert the
+    messages and the record. A statement is atomic on its own, so the caller can run it in autocommit
+    (``Database.write_statement``): one round trip where BEGIN, UPDATE, INSERT, INSERT and COMMIT took
+    five. Elsewhere ``append_messages`` and the record's INSERT run in the caller's write transaction.
+    A missing conversation raises NotFoundError, a taken key IntegrityError; either way nothing is stored.
+    """
+    for row in rows:
+        _check_choice("role", row["role"], MESSAGE_ROLES)
+    if connection.dialect.name != "postgresql":
+        stored = append_messages(connection, conversation_id, rows)
+        if record is not None:
+            IdempotencyRepository.record(connection, conversation_id=conversation_id, **record)
+        return stored
+    now = utcnow()
+    values = [{"conversation_id": conversation_id, "role": row["role"], "content": row["content"],
+               "meta": row.get("meta"), "created_at": row.get("created_at") or now} for row in rows]  # fmt: skip
+    params: dict[str, Any] = {"conversation_id": conversation_id, "now": now, **(record or {})}
+    for i, value in enumerate(values):
+        params.update({f"{name}_{i}": value[name] for name in ("role", "content", "meta", "created_at")})
+    ids = [row[0] for row in _run(connection, _turn_statement(len(values), record is not None), params)]
+    if not ids:
+        raise NotFoundError(f"conversation {conversation_id!r} not found")
+    return [StoredMessage(message_id, **value) for message_id, value in zip(ids, values, strict=True)]
+
+
+@functools.lru_cache(maxsize=8)
+def _turn_statement(count: int, with_record: bool) -> TextClause:
+    """PostgreSQL's one statement of ``append_turn`` for ``count`` messages, with or without the record.
+
+    The messages are inserted in the order of their rows (``ORDER BY position``), so their ids, taken from
+    the table's sequence in that order, come back sorted as the rows are (what SQLAlchemy's own multi-row
+    INSERT on PostgreSQL relies on). No conversation, nothing touched: no row is inserted and none returned.
+    """
+    messages, keys = Message.__table__, IdempotencyKey.__table__
+    rows = ", ".join(f"(:role_{i}, :content_{i}, :meta_{i}, :created_at_{i}, {i})" for i in range(count))
+    sql = (
+        "WITH touched AS (UPDATE conversations SET updated_at = :now WHERE id = :conversation_id RETURNING id), "
+        "added AS (INSERT INTO messages (conversation_id, role, content, meta, created_at) "
+        "SELECT touched.id, v.role, v.content, v.meta, v.created_at "
+        f"FROM touched, (VALUES {rows}) AS v (role, content, meta, created_at, position) "
+        "ORDER BY v.position RETURNING id)"
+    )
+    binds = [bindparam("conversation_id", type_=messages.c.conversation_id.type),
+             bindparam("now", type_=messages.c.created_at.type)]  # fmt: skip
+    for i in range(count):
+        binds += [bindparam(f"{name}_{i}", type_=messages.c[name].type) for name in ("role", "content", "meta", "created_at")]
+    if with_record:
+        sql += (
+            ", kept AS (INSERT INTO idempotency_keys (scope, key, request_hash, conversation_id, response, created_at) "
+            "SELECT :scope, :key, :request_hash, touched.id, :response, :now FROM touched)"
+        )
+        binds += [bindparam(name, type_=keys.c[name].type) for name in ("scope", "key", "request_hash", "response")]
+    return text(sql + " SELECT id FROM added ORDER BY id").bindparams(*binds)
+
+
 class _Statements:
     """The statements of every chat turn, built once with bound parameters.
 
@@ -416,13 +515,16 @@ class _Statements:
             .limit(bindparam("limit"))
             .subquery()
         )  # fmt: skip
-        self.recent: Select = (
-            select(conversations.c.id, conversations.c.customer_id, conversations.c.status,
-                   cast(conversations.c.context, Text), recent.c.role, recent.c.content, recent.c.top_entry)
-            .outerjoin(recent, true())
-            .where(conversations.c.id == bindparam("conversation_id"))
-            .order_by(recent.c.created_at, recent.c.id)
-        )  # fmt: skip
+        columns = (conversations.c.id, conversations.c.customer_id, conversations.c.status,
+                   cast(conversations.c.context, Text), recent.c.role, recent.c.content, recent.c.top_entry)  # fmt: skip
+        window = conversations.outerjoin(recent, true())
+        this_one = conversations.c.id == bindparam("conversation_id")
+        oldest_first = (recent.c.created_at, recent.c.id)
+        self.recent: Select = select(*columns).select_from(window).where(this_one).order_by(*oldest_first)
+        keys = IdempotencyKey.__table__
+        taken = window.outerjoin(keys, and_(keys.c.scope == bindparam("scope"), keys.c.key == bindparam("key")))
+        # ... and on every row the id of the record stored under an Idempotency-Key, if the key is taken.
+        self.recent_and_key: Select = select(*columns, keys.c.id).select_from(taken).where(this_one).order_by(*oldest_first)
         self.touch: Update = (
             update(conversations).where(conversations.c.id == bindparam("conversation_id"))
             .values(updated_at=bindparam("now"))
@@ -440,7 +542,18 @@ class _Statements:
             conversations, "id", "customer_id", "channel", "status", "context", "contact_name", "contact_phone",
             "contact_email", "created_at", "updated_at",
         )  # fmt: skip
-        keys = IdempotencyKey.__table__
+        tickets = Ticket.__table__
+        self.live_ticket: Select = (
+            select(tickets)  # at most one: a unique index on conversation_id where status != 'CLOSED'
+            .where(tickets.c.conversation_id == bindparam("conversation_id"), tickets.c.status != "CLOSED")
+            .with_for_update()
+        )  # fmt: skip
+        self.mark_escalated: Update = (
+            update(conversations)
+            .where(conversations.c.id == bindparam("conversation_id"),
+                   and_(conversations.c.status != "agent", conversations.c.status != "escalated"))
+            .values(status="escalated", updated_at=bindparam("now"))
+        )  # fmt: skip
         self.idempotency: Select = select(keys).where(keys.c.scope == bindparam("scope"), keys.c.key == bindparam("key"))
         self.add_idempotency: Insert = _insert_values(keys, "scope", "key", "request_hash", "conversation_id", "response",
                                                       "created_at")  # fmt: skip

@@ -46,3 +46,13 @@ def test_secret_is_the_configured_one_or_the_local_file_for_sqlite_only(tmp_path
     assert not secret_file.exists()
     local = app_secret_key(get_settings(database_url=f"sqlite:///{tmp_path / 'db.sqlite'}"), secret_file)
     assert len(local) >= 40 and secret_file.read_text().strip() == local
+
+
+def test_a_database_server_gets_a_pool_as_large_as_the_threads_using_it() -> None:
+    """SQLAlchemy's default pool (5) under the API's 8 worker threads opened a PostgreSQL connection per burst."""
+    from services import database_options
+
+    url = "postgresql+psycopg://app:pw@db.example:5432/mobilia"
+    assert database_options(get_settings(database_url=url, api={"worker_threads": 8})) == {"pool_size": 12}
+    assert database_options(get_settings(database_url=url, database_pool_size=30)) == {"pool_size": 30}
+    assert database_options(get_settings(database_url="sqlite:///x.db")) == {}

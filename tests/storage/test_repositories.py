@@ -19,7 +19,7 @@ from storage import (
     MessageRepository,
     NotFoundError,
 )
-from storage.repositories import append_messages
+from storage.repositories import append_messages, append_turn
 
 pytestmark = pytest.mark.all_backends
 
@@ -251,6 +251,61 @@ def test_idempotency_records_are_written_in_the_callers_transaction(db: Database
     assert turn.replay is not None and turn.replay.response == {"response": "Voici."}  # read with the turn
     assert ConversationRepository(db).get_with_recent(conversation_id, 5, (conversation_id, "key-00002")).replay is None
     assert ConversationRepository(db).get_with_recent("0" * 32, 5, (conversation_id, "key-00001")).replay is None
+
+
+def test_a_chat_turn_with_its_idempotency_record_is_one_statement_on_postgresql(
+    db: Database, conversation_id: str, monkeypatch
+) -> None:
+    """append_turn: PostgreSQL touches, inserts the messages and the record in one statement, run in autocommit
+    (no BEGIN, no COMMIT); a taken key or a missing conversation stores nothing of the turn."""
+    from sqlalchemy import event
+    from sqlalchemy.exc import IntegrityError
+
+    from storage import IdempotencyRepository, repositories
+
+    statements: list[str] = []
+    run = repositories._DbapiStatement.run
+
+    def spied_run(self, connection, values):
+        statements.append(self.sql.lstrip().split(None, 1)[0].upper())
+        return run(self, connection, values)
+
+    def spy(_conn, _cursor, statement, *_args) -> None:
+        statements.append(statement.lstrip().split(None, 1)[0].upper())
+
+    monkeypatch.setattr(repositories._DbapiStatement, "run", spied_run)
+    rows = [{"role": "user", "content": "Ma facture ?"}, {"role": "assistant", "content": "Voici.", "meta": {"a": 1}},
+            {"role": "system", "content": "Ticket.", "meta": None}]  # fmt: skip
+    record = {"scope": conversation_id, "key": "key-00001", "request_hash": "h" * 64, "response": {"response": "Voici."}}
+    event.listen(db.engine, "before_cursor_execute", spy)
+    try:
+        with db.write_statement() as connection:
+            stored = append_turn(connection, conversation_id, rows, record)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", spy)
+    if db.is_sqlite:  # in process: the usual statements in the write transaction
+        assert statements == ["BEGIN", "UPDATE", "INSERT", "INSERT", "INSERT", "INSERT"]
+    else:
+        assert statements == ["WITH"]
+    assert [m.content for m in stored] == ["Ma facture ?", "Voici.", "Ticket."]
+    assert [m.id for m in MessageRepository(db).list(conversation_id)] == [m.id for m in stored]
+    assert stored[0].id < stored[1].id < stored[2].id
+    with db.read() as session:  # no meta, or None: SQL NULL either way (never JSON 'null')
+        nulls = session.scalars(select(Message.id).where(Message.meta.is_(None)).order_by(Message.id)).all()
+    assert nulls == [stored[0].id, stored[2].id]
+    kept = IdempotencyRepository(db).get(conversation_id, "key-00001")
+    assert kept is not None and kept.response == {"response": "Voici."} and kept.conversation_id == conversation_id
+
+    with pytest.raises(IntegrityError), db.write_statement() as connection:  # the key is taken: nothing of it stays
+        append_turn(connection, conversation_id, [{"role": "user", "content": "Rejoué"}], {**record, "request_hash": "x" * 64})
+    with pytest.raises(NotFoundError), db.write_statement() as connection:
+        append_turn(connection, "0" * 32, rows[:2], {**record, "key": "key-00002"})
+    assert [m.id for m in MessageRepository(db).list(conversation_id)] == [m.id for m in stored]
+    assert IdempotencyRepository(db).get(conversation_id, "key-00001").request_hash == "h" * 64  # type: ignore[union-attr]
+    assert IdempotencyRepository(db).get(conversation_id, "key-00002") is None
+    with db.write_statement() as connection:  # without a record (no Idempotency-Key), one message (an agent has it)
+        alone = append_turn(connection, conversation_id, [{"role": "user", "content": "Bonjour ?"}])
+    assert [m.content for m in MessageRepository(db).list(conversation_id)][-1] == "Bonjour ?" and alone[0].id > stored[2].id
 
 
 # --- feedback ----------------------------------------------------------------------------

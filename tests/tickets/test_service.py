@@ -152,8 +152,8 @@ def test_open_ticket_is_idempotent_per_conversation_and_raises_priority(
 
 def escalate(db: Database, service: TicketService, conversation_id: str, priority: str) -> tuple[Ticket, list[str]]:
     """A chat turn's escalation: ``escalate_within`` in the turn's own write transaction."""
-    with db.write() as session:
-        return service.escalate_within(session, conversation_id=conversation_id, customer_id=None,
+    with db.write_connection() as connection:
+        return service.escalate_within(connection, conversation_id=conversation_id, customer_id=None,
                                        category="facturation", priority=priority, summary="Facture contestée.")  # fmt: skip
 
 
@@ -191,6 +191,39 @@ def test_escalating_an_open_ticket_appends_only_what_is_new(
     assert outbox == [("ticket.created", first.id, "MEDIUM"), ("conversation.escalated", first.id, "MEDIUM"),
                       ("conversation.escalated", first.id, "URGENT"), ("conversation.escalated", first.id, "URGENT")]  # fmt: skip
     assert ConversationRepository(db).get(conversation_id).status == "escalated"  # type: ignore[union-attr]
+
+
+def test_escalating_an_open_ticket_again_without_webhooks_is_one_lock_and_one_update(
+    db: Database, service: TicketService, conversation_id: str, monkeypatch
+) -> None:
+    """The usual repeat (the live ticket already at this priority or higher, no outbox) runs on the turn's Core
+    connection: no ORM session, no ticket or conversation loaded through it."""
+    from sqlalchemy import event
+
+    from storage import repositories
+
+    first, _ = escalate(db, service, conversation_id, "HIGH")
+    statements: list[str] = []
+    run = repositories._DbapiStatement.run
+
+    def spied_run(self, connection, values):
+        statements.append(self.sql.lstrip().split(None, 1)[0].upper())
+        return run(self, connection, values)
+
+    def spy(_conn, _cursor, statement, *_args) -> None:
+        statements.append(statement.lstrip().split(None, 1)[0].upper())
+
+    monkeypatch.setattr(repositories._DbapiStatement, "run", spied_run)
+    event.listen(db.engine, "before_cursor_execute", spy)
+    try:
+        again, events = escalate(db, service, conversation_id, "LOW")
+    finally:
+        event.remove(db.engine, "before_cursor_execute", spy)
+    assert [s for s in statements if s != "BEGIN"] == ["SELECT", "UPDATE"]  # the ticket locked, the conversation marked
+    assert again.id == first.id and again.priority == "HIGH" and events == ["conversation.escalated"]
+    raised, raised_events = escalate(db, service, conversation_id, "URGENT")  # something new: the full path
+    assert raised.id == first.id and raised.priority == "URGENT" and raised_events == ["conversation.escalated"]
+    assert [e.kind for e in service.get(first.id).events] == ["created", "note"]  # type: ignore[union-attr]
 
 
 def test_escalating_again_keeps_an_agent_conversation_and_reopens_a_resolved_ticket(
