@@ -263,7 +263,7 @@ def _measure(args: argparse.Namespace, replicas: int, customers: int, duration: 
             stats = asyncio.run(_load(urls, customers, duration, think, run, args.messages))
             wall = time.monotonic() - t0
             cpu_after, api_after = _cpu_seconds(servers)
-            machine_busy, machine_total, machine_steal = (a - b for a, b in zip(_machine_cpu(), machine_before))
+            machine_busy, machine_total, machine_steal = (a - b for a, b in zip(_machine_cpu(), machine_before, strict=True))
             server_cpu, api_cpu = cpu_after - cpu_before, api_after - api_before
             client_cpu = time.process_time() - client_before  # the load generator shares the machine
         finally:

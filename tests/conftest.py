@@ -186,6 +186,43 @@ def db(request, db_backend: str, tmp_path: Path):
 
 
 @pytest.fixture
+def sql_spy(db, monkeypatch) -> Callable[[], contextlib.AbstractContextManager[list[str]]]:
+    """``with sql_spy() as statements``: the first keyword of each SQL statement run on ``db`` meanwhile.
+
+    Both ways a statement reaches the database: SQLAlchemy's execution (its engine event) and the chat
+    turn's statements sent straight to the DBAPI cursor (``storage.repositories._run``).
+    """
+    from sqlalchemy import event
+
+    from storage import repositories
+
+    def first_word(sql: str) -> str:
+        return sql.lstrip().split(None, 1)[0].upper()
+
+    @contextlib.contextmanager
+    def spying() -> Iterator[list[str]]:
+        statements: list[str] = []
+        run = repositories._DbapiStatement.run
+
+        def spied_run(self, connection, values):
+            statements.append(first_word(self.sql))
+            return run(self, connection, values)
+
+        def spy(_conn, _cursor, statement, *_args) -> None:
+            statements.append(first_word(statement))
+
+        monkeypatch.setattr(repositories._DbapiStatement, "run", spied_run)
+        event.listen(db.engine, "before_cursor_execute", spy)
+        try:
+            yield statements
+        finally:
+            event.remove(db.engine, "before_cursor_execute", spy)
+            monkeypatch.setattr(repositories._DbapiStatement, "run", run)
+
+    return spying
+
+
+@pytest.fixture
 def chat_service(db, engine):
     """ChatService over a fresh database and the shipped KB."""
     from rag.chat import ChatService

@@ -154,33 +154,12 @@ def test_message_validation(db: Database, conversation_id: str) -> None:
     assert repo.get(12345) is None
 
 
-def test_a_chat_turn_is_one_update_and_one_insert(db: Database, conversation_id: str, monkeypatch) -> None:
+def test_a_chat_turn_is_one_update_and_one_insert(db: Database, conversation_id: str, sql_spy) -> None:
     """append_messages on PostgreSQL: whatever the number of messages, one UPDATE and one INSERT."""
-    from sqlalchemy import event
-
-    statements: list[str] = []
-
-    def spy(_conn, _cursor, statement, *_args) -> None:
-        statements.append(statement.lstrip().split(None, 1)[0].upper())
-
     rows = [{"role": "user", "content": "Ma facture ?"}, {"role": "assistant", "content": "Voici.", "meta": {"a": 1}},
             {"role": "system", "content": "Ticket.", "meta": None}]  # fmt: skip
-    from storage import repositories
-
-    # The turn's statements go to the DBAPI cursor (storage.repositories._run), the others through SQLAlchemy.
-    run = repositories._DbapiStatement.run
-
-    def spied_run(self, connection, values):
-        spy(None, None, self.sql)
-        return run(self, connection, values)
-
-    monkeypatch.setattr(repositories._DbapiStatement, "run", spied_run)
-    event.listen(db.engine, "before_cursor_execute", spy)
-    try:
-        with db.write() as session:
-            stored = append_messages(session.connection(), conversation_id, rows)
-    finally:
-        event.remove(db.engine, "before_cursor_execute", spy)
+    with sql_spy() as statements, db.write() as session:
+        stored = append_messages(session.connection(), conversation_id, rows)
     statements = [s for s in statements if s != "BEGIN"]
     # PostgreSQL: one round trip for every message. SQLite (in process, no round trip) inserts row by row
     # when the ids must come back in order.
@@ -254,35 +233,19 @@ def test_idempotency_records_are_written_in_the_callers_transaction(db: Database
 
 
 def test_a_chat_turn_with_its_idempotency_record_is_one_statement_on_postgresql(
-    db: Database, conversation_id: str, monkeypatch
+    db: Database, conversation_id: str, sql_spy
 ) -> None:
     """append_turn: PostgreSQL touches, inserts the messages and the record in one statement, run in autocommit
     (no BEGIN, no COMMIT); a taken key or a missing conversation stores nothing of the turn."""
-    from sqlalchemy import event
     from sqlalchemy.exc import IntegrityError
 
-    from storage import IdempotencyRepository, repositories
+    from storage import IdempotencyRepository
 
-    statements: list[str] = []
-    run = repositories._DbapiStatement.run
-
-    def spied_run(self, connection, values):
-        statements.append(self.sql.lstrip().split(None, 1)[0].upper())
-        return run(self, connection, values)
-
-    def spy(_conn, _cursor, statement, *_args) -> None:
-        statements.append(statement.lstrip().split(None, 1)[0].upper())
-
-    monkeypatch.setattr(repositories._DbapiStatement, "run", spied_run)
     rows = [{"role": "user", "content": "Ma facture ?"}, {"role": "assistant", "content": "Voici.", "meta": {"a": 1}},
             {"role": "system", "content": "Ticket.", "meta": None}]  # fmt: skip
     record = {"scope": conversation_id, "key": "key-00001", "request_hash": "h" * 64, "response": {"response": "Voici."}}
-    event.listen(db.engine, "before_cursor_execute", spy)
-    try:
-        with db.write_statement() as connection:
-            stored = append_turn(connection, conversation_id, rows, record)
-    finally:
-        event.remove(db.engine, "before_cursor_execute", spy)
+    with sql_spy() as statements, db.write_statement() as connection:
+        stored = append_turn(connection, conversation_id, rows, record)
     if db.is_sqlite:  # in process: the usual statements in the write transaction
         assert statements == ["BEGIN", "UPDATE", "INSERT", "INSERT", "INSERT", "INSERT"]
     else:

@@ -194,31 +194,13 @@ def test_escalating_an_open_ticket_appends_only_what_is_new(
 
 
 def test_escalating_an_open_ticket_again_without_webhooks_is_one_lock_and_one_update(
-    db: Database, service: TicketService, conversation_id: str, monkeypatch
+    db: Database, service: TicketService, conversation_id: str, sql_spy
 ) -> None:
     """The usual repeat (the live ticket already at this priority or higher, no outbox) runs on the turn's Core
     connection: no ORM session, no ticket or conversation loaded through it."""
-    from sqlalchemy import event
-
-    from storage import repositories
-
     first, _ = escalate(db, service, conversation_id, "HIGH")
-    statements: list[str] = []
-    run = repositories._DbapiStatement.run
-
-    def spied_run(self, connection, values):
-        statements.append(self.sql.lstrip().split(None, 1)[0].upper())
-        return run(self, connection, values)
-
-    def spy(_conn, _cursor, statement, *_args) -> None:
-        statements.append(statement.lstrip().split(None, 1)[0].upper())
-
-    monkeypatch.setattr(repositories._DbapiStatement, "run", spied_run)
-    event.listen(db.engine, "before_cursor_execute", spy)
-    try:
+    with sql_spy() as statements:
         again, events = escalate(db, service, conversation_id, "LOW")
-    finally:
-        event.remove(db.engine, "before_cursor_execute", spy)
     assert [s for s in statements if s != "BEGIN"] == ["SELECT", "UPDATE"]  # the ticket locked, the conversation marked
     assert again.id == first.id and again.priority == "HIGH" and events == ["conversation.escalated"]
     raised, raised_events = escalate(db, service, conversation_id, "URGENT")  # something new: the full path
