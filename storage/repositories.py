@@ -405,19 +405,24 @@ def append_messages(connection: Connection, conversation_id: str, rows: list[dic
     in one INSERT (one round trip), on SQLite row by row (in process, each insert as cheap as one
     round trip's bookkeeping).
     """
-    for row in rows:
-        _check_choice("role", row["role"], MESSAGE_ROLES)
     now = utcnow()
+    values = _message_values(conversation_id, rows, now)
     statements = _statements()
     if _run(connection, statements.touch, {"conversation_id": conversation_id, "now": now}) == 0:
         raise NotFoundError(f"conversation {conversation_id!r} not found")
-    values = [{"conversation_id": conversation_id, "role": row["role"], "content": row["content"],
-               "meta": row.get("meta"), "created_at": row.get("created_at") or now} for row in rows]  # fmt: skip
     if connection.dialect.name == "sqlite":
         ids = [_run(connection, statements.add_message, value)[0][0] for value in values]
     else:
         ids = connection.execute(statements.add_messages, values).scalars().all()
     return [StoredMessage(message_id, **value) for message_id, value in zip(ids, values, strict=True)]
+
+
+def _message_values(conversation_id: str, rows: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+    """The column values of messages to insert (``created_at`` defaults to ``now``); a bad role raises ValueError."""
+    for row in rows:
+        _check_choice("role", row["role"], MESSAGE_ROLES)
+    return [{"conversation_id": conversation_id, "role": row["role"], "content": row["content"],
+             "meta": row.get("meta"), "created_at": row.get("created_at") or now} for row in rows]  # fmt: skip
 
 
 def lock_live_ticket(connection: Connection, conversation_id: str) -> Ticket | None:
@@ -450,16 +455,13 @@ def append_turn(
     five. Elsewhere ``append_messages`` and the record's INSERT run in the caller's write transaction.
     A missing conversation raises NotFoundError, a taken key IntegrityError; either way nothing is stored.
     """
-    for row in rows:
-        _check_choice("role", row["role"], MESSAGE_ROLES)
     if connection.dialect.name != "postgresql":
         stored = append_messages(connection, conversation_id, rows)
         if record is not None:
             IdempotencyRepository.record(connection, conversation_id=conversation_id, **record)
         return stored
     now = utcnow()
-    values = [{"conversation_id": conversation_id, "role": row["role"], "content": row["content"],
-               "meta": row.get("meta"), "created_at": row.get("created_at") or now} for row in rows]  # fmt: skip
+    values = _message_values(conversation_id, rows, now)
     params: dict[str, Any] = {"conversation_id": conversation_id, "now": now, **(record or {})}
     for i, value in enumerate(values):
         params.update({f"{name}_{i}": value[name] for name in ("role", "content", "meta", "created_at")})
@@ -550,8 +552,8 @@ class _Statements:
         )  # fmt: skip
         self.mark_escalated: Update = (
             update(conversations)
-            .where(conversations.c.id == bindparam("conversation_id"),
-                   and_(conversations.c.status != "agent", conversations.c.status != "escalated"))
+            .where(conversations.c.id == bindparam("conversation_id"), conversations.c.status != "agent",
+                   conversations.c.status != "escalated")
             .values(status="escalated", updated_at=bindparam("now"))
         )  # fmt: skip
         self.idempotency: Select = select(keys).where(keys.c.scope == bindparam("scope"), keys.c.key == bindparam("key"))
