@@ -48,9 +48,33 @@ class _Worker:
     conn: Connection
     pid: int
     sending: threading.Lock = field(default_factory=threading.Lock)
-    turn: threading.Condition = field(default_factory=threading.Condition)
     sent: int = 0
     read: int = 0
+    turns: threading.Lock = field(default_factory=threading.Lock)
+    waiting: dict[int, threading.Event] = field(default_factory=dict)  # request number -> its sender, asleep
+
+    def wait_turn(self, number: int, timeout: float) -> bool:
+        """Until the answers before request ``number`` are read (False after ``timeout`` seconds).
+
+        Each sender sleeps on its own event and the reader before it wakes only that one: a shared
+        Condition's notify_all woke every sender in line for each answer read, most of them to sleep again."""
+        with self.turns:
+            if self.read == number:
+                return True
+            turn = self.waiting[number] = threading.Event()
+        if turn.wait(timeout):
+            return True
+        with self.turns:
+            self.waiting.pop(number, None)
+            return self.read == number
+
+    def done_reading(self) -> None:
+        """The answer of request ``read`` was taken (or failed): wake the sender of the next one."""
+        with self.turns:
+            self.read += 1
+            turn = self.waiting.pop(self.read, None)
+        if turn is not None:
+            turn.set()
 
 
 class WorkerFailed(Exception):
@@ -147,17 +171,14 @@ class AnswerPool:
                 number = worker.sent
                 worker.sent += 1
                 worker.conn.send((op, self._generation, args))
-            with worker.turn:  # the answers before this one are read by their senders first
-                if not worker.turn.wait_for(lambda: worker.read == number, self.answer_timeout_s):
-                    raise WorkerFailed(f"no answer within {self.answer_timeout_s:.0f} s")
+            if not worker.wait_turn(number, self.answer_timeout_s):  # the answers before this one are read first
+                raise WorkerFailed(f"no answer within {self.answer_timeout_s:.0f} s")
             try:
                 if not worker.conn.poll(self.answer_timeout_s):
                     raise WorkerFailed(f"no answer within {self.answer_timeout_s:.0f} s")
                 status, result = worker.conn.recv()
             finally:
-                with worker.turn:
-                    worker.read += 1
-                    worker.turn.notify_all()
+                worker.done_reading()
         except (EOFError, OSError) as exc:
             self._lost(worker)
             raise WorkerFailed(type(exc).__name__) from None

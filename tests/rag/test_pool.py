@@ -113,3 +113,46 @@ def test_no_workers_configured_means_answers_in_process(shipped_config):
     engine = AnswerEngine(shipped_config.model_copy(update={"answer_processes": 0}))
     assert engine.start_processes() == 0 and engine.pool is None
     assert shipped_config.model_copy(update={"answer_processes": 3}).worker_processes() == 3
+
+
+def test_concurrent_questions_each_get_their_own_answer(pooled, engine):
+    """More callers than worker slots: every answer read from a pipe goes to the caller who sent its question."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    questions = [q for q, _ in _questions(8)]
+    expected = {q: _comparable(engine.answer(q)) for q in questions}
+    with ThreadPoolExecutor(max_workers=12) as threads:
+        got = list(threads.map(lambda q: (q, _comparable(pooled.answer(q))), questions * 2))
+    assert all(answer == expected[q] for q, answer in got)
+
+
+def test_a_sender_sleeps_until_the_answer_before_its_own_is_read_and_only_it_is_woken():
+    import threading
+
+    from rag.pool import _Worker
+
+    worker = _Worker(conn=None, pid=0)
+    woken: list[int] = []
+
+    def sender(number: int) -> None:
+        assert worker.wait_turn(number, GUARD_S)
+        woken.append(number)
+
+    threads = {n: threading.Thread(target=sender, args=(n,)) for n in (1, 2)}
+    for thread in threads.values():
+        thread.start()
+    _wait_until(lambda: set(worker.waiting) == {1, 2}, "the senders did not wait for their turn")
+    worker.done_reading()  # answer 0 read: the sender of 1 only
+    threads[1].join(GUARD_S)
+    assert woken == [1] and threads[2].is_alive() and not worker.waiting[2].is_set()
+    worker.done_reading()
+    threads[2].join(GUARD_S)
+    assert woken == [1, 2] and worker.waiting == {}
+    assert worker.wait_turn(3, 0.01) is False and worker.waiting == {}  # a turn that never comes times out
+
+
+def test_the_first_sender_in_line_does_not_wait():
+    from rag.pool import _Worker
+
+    worker = _Worker(conn=None, pid=0)
+    assert worker.wait_turn(0, 0) is True and worker.waiting == {}
