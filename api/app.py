@@ -18,6 +18,7 @@ from api.config import app_secret_key
 from api.security import ConversationKeys, InvalidToken, TokenCodec
 from api.webhooks import WebhookDispatcher
 from guard import RateLimited, client_address
+from storage import AsyncTurnRepository
 from tickets.users import AccessDenied, StaffPrincipal, require
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,29 @@ class ApiContext:
         self.limits = services.limits  # shared with the Gradio events (Services builds it once)
         cluster = getattr(services, "cluster", None)
         self.webhooks = WebhookDispatcher(services.db, api, worker=cluster.replica if cluster else None)
+        self.turns: AsyncTurnRepository | None = None  # set by open_turns() while the server runs
+
+    async def open_turns(self) -> None:
+        """Answer the chat messages of open conversations on the event loop, where it pays (see ``async_turns``).
+
+        On PostgreSQL, with the limit counters in this process' memory: the turn's two statements on
+        psycopg's asynchronous connections and its answer from the worker processes, both awaited, so
+        the turn holds no thread. Under 50 concurrent customers the threads' hand-offs and contention
+        cost the serving process about as much as the turn's own work. SQLite (statements run in the
+        process, under its writer lock) and a shared limit store (network calls) keep the threaded path.
+        """
+        db, api = self.services.db, self.settings.api
+        local_limits = getattr(self.limits, "storage_uri", "memory://").startswith("memory://")
+        if not api.async_turns or db.is_sqlite or not local_limits:
+            return
+        pool = await db.open_async_pool(self.settings.database_pool_size or api.worker_threads + 4)
+        self.turns = AsyncTurnRepository(db, pool)
+        log.info("chat turns of the API answered on the event loop (PostgreSQL, asynchronous connections)")
+
+    async def close_turns(self) -> None:
+        turns, self.turns = self.turns, None
+        if turns is not None:
+            await turns.pool.close()
 
     def db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run an idempotent DB call, retrying briefly while the DB is locked/unavailable (503 after)."""
@@ -195,9 +219,13 @@ def create_api(services: Any, *, secret_key: str | None = None) -> FastAPI:
         import anyio.to_thread
 
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api.worker_threads
-        yield
-        services.tickets.unsubscribe(publish)
-        context.webhooks.stop()
+        await context.open_turns()
+        try:
+            yield
+        finally:
+            await context.close_turns()
+            services.tickets.unsubscribe(publish)
+            context.webhooks.stop()
 
     app = FastAPI(
         title="MobiliaChat API",

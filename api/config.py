@@ -43,6 +43,11 @@ class ApiSettings(BaseModel):
         description="Threads running the synchronous API routes and Gradio callbacks (anyio's default is 40: with "
         "the GIL, more threads than this only queue on it and stretch each request).",
     )
+    async_turns: bool = Field(
+        True,
+        description="PostgreSQL: answer API chat messages on the event loop (asynchronous connections, answers "
+        "awaited from the worker processes) instead of a thread each; off keeps the threaded path everywhere.",
+    )
     internal_token: SecretStr | None = Field(
         None, description="Shared secret (header X-Internal-Token) letting an internal job call save-context."
     )

@@ -36,16 +36,21 @@ class KeyedLocks:
         self._locks: dict[tuple[str, str], tuple[threading.Lock, int]] = {}
 
     @contextmanager
-    def hold(self, scope: str, key: str) -> Iterator[None]:
-        """Block until no other call holds this (scope, key), then hold it."""
+    def hold(self, scope: str, key: str, blocking: bool = True) -> Iterator[bool]:
+        """Hold this (scope, key), waiting until no other call holds it; True once held.
+
+        With ``blocking=False`` (a coroutine on the event loop, which must not wait on a thread's lock)
+        it yields False at once when another call holds the key, and holds nothing."""
         name = (scope, key)
         with self._guard:
             lock, users = self._locks.get(name, (threading.Lock(), 0))
             self._locks[name] = (lock, users + 1)
+        held = lock.acquire(blocking)
         try:
-            with lock:
-                yield
+            yield held
         finally:
+            if held:
+                lock.release()
             with self._guard:
                 lock, users = self._locks[name]
                 if users == 1:

@@ -119,6 +119,15 @@ def message_text(run: str, customer: int, n: int) -> str:
     return f"[{run}-{customer}-{n}] {QUESTIONS[n % len(QUESTIONS)]}"
 
 
+def _async_turns(database_url: str, redis_url: str | None) -> bool:
+    """Whether the servers answer chat turns on their event loop (``ApiContext.open_turns``)."""
+    from settings import get_settings
+
+    settings = get_settings(database_url=database_url, redis_url=redis_url or None)
+    limits_local = settings.api.rate_limit_storage_uri.startswith("memory://") and not redis_url
+    return settings.api.async_turns and database_url.startswith("postgresql") and limits_local
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))
@@ -383,6 +392,8 @@ def _measure(args: argparse.Namespace, replicas: int, customers: int, duration: 
         "replicas": replicas,
         "database": database_url.split(":", 1)[0],
         "redis": bool(args.redis_url),
+        # Chat turns on the servers' event loop (PostgreSQL, MOBILIA_API__ASYNC_TURNS, limits in memory).
+        "async_turns": _async_turns(database_url, args.redis_url),
         "customers": customers,
         "duration_s": round(wall, 1),
         "requests": len(stats["accepted"]) + len(stats["limited"]) + len(stats["errors"]),

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
+from typing import TypeVar
 
 import numpy as np
 
@@ -30,6 +31,7 @@ from rag.text import analyze, fold
 from settings import RagConfig
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 OUT_OF_SCOPE_TEXT = (
     "Je suis l'assistant du service client Free Mobile : je peux vous aider sur votre forfait, vos "
@@ -192,6 +194,14 @@ def entry_text(entry: Entry, escalated: bool, human_requested: bool) -> str:
     return keep_promises_honest(text, escalated)
 
 
+def last_item(items: Iterator[T]) -> T:
+    """The last item of an iterator, once it is exhausted (a streamed answer's final ``Answer``)."""
+    final = None
+    for final in items:  # noqa: B007
+        pass
+    return final
+
+
 class AnswerEngine:
     """Loads the index once (thread-safe) and answers questions; stateless between calls."""
 
@@ -298,10 +308,7 @@ class AnswerEngine:
         timeout: float | None = None,
     ) -> Answer:
         """Answer one customer message in the configured mode (or `mode`); see stream_answer()."""
-        final = None
-        for final in self.stream_answer(question, previous_top_entries, previous_question, history, mode, timeout):  # noqa: B007
-            pass
-        return final
+        return last_item(self.stream_answer(question, previous_top_entries, previous_question, history, mode, timeout))
 
     def stream_answer(
         self,
@@ -320,13 +327,46 @@ class AnswerEngine:
         scope and confidence rules run first in every mode: only the wording of a grounded answer
         is generated, and any failure falls back to the extractive text with the reason recorded.
         """
-        start = time.perf_counter()
         mode = mode or self.answer_mode
         if mode == "extractive" and self.pool is not None:  # another process answers: this one's GIL stays free
             answer = self.pool.answer(question, previous_top_entries, previous_question)
             if answer is not None:
                 yield answer
                 return
+        yield from self._answer_here(question, previous_top_entries, previous_question, history, mode, timeout)
+
+    async def answer_async(
+        self,
+        question: str,
+        previous_top_entries: list[str] | None = None,
+        previous_question: str | None = None,
+        history: list[tuple[str, str]] | None = None,
+    ) -> Answer:
+        """``answer`` for a coroutine on the server's event loop (the API's chat turn).
+
+        An extractive answer from the worker processes is awaited without a thread; any other (no
+        live worker, a generative mode) is computed in a thread of the server's pool."""
+        import anyio.to_thread
+
+        mode = self.answer_mode
+        if mode == "extractive" and self.pool is not None:
+            answer = await self.pool.answer_async(question, previous_top_entries, previous_question)
+            if answer is not None:
+                return answer
+        here = self._answer_here(question, previous_top_entries, previous_question, history, mode, None)
+        return await anyio.to_thread.run_sync(last_item, here)
+
+    def _answer_here(
+        self,
+        question: str,
+        previous_top_entries: list[str] | None,
+        previous_question: str | None,
+        history: list[tuple[str, str]] | None,
+        mode: str,
+        timeout: float | None,
+    ) -> Iterator[str | Answer]:
+        """``stream_answer`` in this process."""
+        start = time.perf_counter()
         with self._turns:  # CPU-bound: a few at a time, first come first served
             answer, entries, empathy = self._extractive(question, previous_top_entries, previous_question)
         if mode == "extractive" or not entries:

@@ -11,13 +11,14 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
-from rag.answer import Answer, AnswerEngine
+from rag.answer import Answer, AnswerEngine, last_item
 from rag.contact import Contact
 from rag.nlu import TICKET_CATEGORIES
 from storage import (
@@ -29,11 +30,12 @@ from storage import (
     MessageRepository,
 )
 from storage.models import Message, Ticket, utcnow
-from storage.repositories import RecentMessage, append_turn
+from storage.repositories import AsyncTurnRepository, ConversationHead, RecentMessage, TurnRead, append_turn
 from tickets import PRIORITY_LABELS, SLA_HOURS, Priority, TicketService
 from tickets.domain import strip_control_chars
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 AGENT_HANDLES_TEXT = (
     "Un conseiller a pris en charge votre conversation : votre message lui est transmis et il vous "
@@ -159,6 +161,54 @@ def _recent_turns(messages: list[RecentMessage], turns: int) -> list[tuple[str, 
     return pairs[-turns:] if turns else []
 
 
+def _claimed(idempotency: Idempotency | None) -> tuple[str, str] | None:
+    return (idempotency.scope, idempotency.key) if idempotency is not None else None
+
+
+def _answer_context(earlier: list[RecentMessage]) -> tuple[list[str], str | None]:
+    """What the engine needs of the latest messages: earlier answers' top entries and the last question."""
+    previous = [m.top_entry for m in earlier if m.role == "assistant" and m.top_entry]
+    return previous, next((m.content for m in reversed(earlier) if m.role == "user"), None)
+
+
+def _turn_rows(text: str, received_at, answer: Answer | None) -> list[dict]:
+    """The turn's messages: the customer's, and the answer with its metadata (none when an agent has the chat)."""
+    rows: list[dict] = [{"role": "user", "content": text, "created_at": received_at}]
+    if answer is not None:
+        meta = answer.to_dict()
+        meta.pop("text")
+        rows.append({"role": "assistant", "content": answer.text, "meta": meta})
+    return rows
+
+
+def _with_notice(rows: list[dict], reply: ChatReply) -> list[dict]:
+    """The turn's messages and, after an escalation, the notice that names its ticket."""
+    if reply.ticket is None:
+        return rows
+    return [*rows, {"role": "system", "content": reply.notice, "meta": {"ticket_id": reply.ticket.id}}]
+
+
+async def _stored_once(turns: AsyncTurnRepository, idempotency: Idempotency | None, write: Awaitable[T]) -> T:
+    """Await a turn's write; a taken Idempotency-Key (a concurrent call stored first) is AlreadyAnswered."""
+    try:
+        return await write
+    except IntegrityError:
+        first = await turns.idempotency_record(idempotency.scope, idempotency.key) if idempotency else None
+        if first is None:
+            raise
+        raise AlreadyAnswered(first.response, first.request_hash) from None
+
+
+def _with_ids(reply: ChatReply, stored: list) -> ChatReply:
+    """The reply with the ids of its stored messages (customer, answer, escalation notice)."""
+    reply.user_message_id = stored[0].id
+    if reply.answer is not None:
+        reply.assistant_message_id = stored[1].id
+    if reply.ticket is not None:
+        reply.notice_message_id = stored[-1].id
+    return reply
+
+
 def escalation_notice(ticket: Ticket) -> str:
     """What the customer is told after escalation: ticket number, priority and pickup delay."""
     priority = Priority(ticket.priority)
@@ -236,10 +286,7 @@ class ChatService:
 
     def send(self, session: ChatSession, text: str, idempotency: Idempotency | None = None) -> ChatReply:
         """Answer the customer message (unless an agent holds the conversation) and store the turn, escalating if needed."""
-        reply = None
-        for reply in self.send_stream(session, text, idempotency):  # noqa: B007 (the last item is the reply)
-            pass
-        return reply
+        return last_item(self.send_stream(session, text, idempotency))
 
     def send_stream(
         self, session: ChatSession, text: str, idempotency: Idempotency | None = None
@@ -253,21 +300,14 @@ class ChatService:
         """
         received_at = utcnow()
         text = self.clean_message(text)
-        claimed = (idempotency.scope, idempotency.key) if idempotency is not None else None
-        conversation, earlier, replay = self.conversations.get_with_recent(session.conversation_id, HISTORY_WINDOW, claimed)
-        if conversation is None or session.customer_id not in (None, conversation.customer_id):
-            raise PermissionError("conversation does not belong to this session")
-        if replay is not None:  # a retry of a call already stored: nothing is answered or stored again
-            raise AlreadyAnswered(replay.response, replay.request_hash)
-        session = ChatSession(conversation.customer_id, conversation.id)
-        if conversation.status == "agent":
-            yield self._store_turn(session, text, received_at, None, idempotency)
-            return
-        if (accepted := self._offer_accepted(conversation, text)) is not None:
-            yield self._store_turn(session, text, received_at, accepted, idempotency)
-            return
-        previous = [m.top_entry for m in earlier if m.role == "assistant" and m.top_entry]
-        last_question = next((m.content for m in reversed(earlier) if m.role == "user"), None)
+        read = self.conversations.get_with_recent(session.conversation_id, HISTORY_WINDOW, _claimed(idempotency))
+        session, conversation, earlier = self._accept(session, read)
+        if self._may_skip_engine(conversation):
+            settled, answer = self._without_engine(conversation, text)
+            if settled:
+                yield self._store_turn(session, text, received_at, answer, idempotency)
+                return
+        previous, last_question = _answer_context(earlier)
         answer = None
         for item in self.engine.stream_answer(text, previous_top_entries=previous, previous_question=last_question,
                                               history=_recent_turns(earlier, self.engine.config.llm.history_turns)):
@@ -276,6 +316,66 @@ class ChatService:
             else:
                 answer = item
         yield self._store_turn(session, text, received_at, answer, idempotency)
+
+    async def send_async(
+        self, session: ChatSession, text: str, idempotency: Idempotency | None, turns: AsyncTurnRepository
+    ) -> ChatReply:
+        """``send`` on the server's event loop (the API's chat turn on PostgreSQL), same phases and results.
+
+        The turn's read and write are awaited on ``turns`` and an extractive answer on the answer
+        workers, so no thread is held while they run. What the threaded path does with more than one
+        statement (an escalation's ticket, an agent-held conversation, an accepted ticket offer) goes
+        to a thread of the server's pool, as the whole turn did before.
+        """
+        from anyio.to_thread import run_sync
+
+        received_at = utcnow()
+        text = self.clean_message(text)
+        read = await turns.get_with_recent(session.conversation_id, HISTORY_WINDOW, _claimed(idempotency))
+        session, conversation, earlier = self._accept(session, read)
+        if self._may_skip_engine(conversation):
+            settled, answer = await run_sync(self._without_engine, conversation, text)
+            if settled:
+                return await run_sync(self._store_turn, session, text, received_at, answer, idempotency)
+        previous, last_question = _answer_context(earlier)
+        answer = await self.engine.answer_async(text, previous, last_question,
+                                                _recent_turns(earlier, self.engine.config.llm.history_turns))  # fmt: skip
+        rows = _turn_rows(text, received_at, answer)
+        if not answer.needs_escalation:
+            reply, record = self._turn_reply(answer, idempotency)
+            return _with_ids(reply, await _stored_once(turns, idempotency, turns.append_turn(session.conversation_id, rows, record)))
+        if self.tickets.is_repeat(read.ticket, answer.priority or "LOW"):  # the usual repeat: the open ticket is marked
+            reply, record = self._turn_reply(answer, idempotency, read.ticket)
+            write = turns.append_turn(session.conversation_id, _with_notice(rows, reply), record, repeat=read.ticket)
+            if (stored := await _stored_once(turns, idempotency, write)) is not None:
+                self._escalated(session, read.ticket, ["conversation.escalated"])
+                return _with_ids(reply, stored)
+        # A ticket to open, raise or reopen (or changed since the read): the ticket service, in a thread.
+        return await run_sync(self._store_turn, session, text, received_at, answer, idempotency)
+
+    def _accept(
+        self, session: ChatSession, read: TurnRead
+    ) -> tuple[ChatSession, ConversationHead, list[RecentMessage]]:
+        """The turn's read checked: the session's own conversation, and not a retry of a stored call."""
+        conversation, earlier, replay = read.conversation, read.recent, read.replay
+        if conversation is None or session.customer_id not in (None, conversation.customer_id):
+            raise PermissionError("conversation does not belong to this session")
+        if replay is not None:  # a retry of a call already stored: nothing is answered or stored again
+            raise AlreadyAnswered(replay.response, replay.request_hash)
+        return ChatSession(conversation.customer_id, conversation.id), conversation, earlier
+
+    @staticmethod
+    def _may_skip_engine(conversation: ConversationHead) -> bool:
+        """Whether the turn may be settled without the engine (no database read needed to tell it may not)."""
+        return conversation.status == "agent" or bool((conversation.context or {}).get(TICKET_OFFER_KEY))
+
+    def _without_engine(self, conversation: ConversationHead, text: str) -> tuple[bool, Answer | None]:
+        """(True, answer) when the turn is settled without the engine: an agent holds the conversation (no
+        answer) or the customer accepts the ticket offered on joining (an answer that escalates)."""
+        if conversation.status == "agent":
+            return True, None
+        accepted = self._offer_accepted(conversation, text)
+        return accepted is not None, accepted
 
     def claim(self, session: ChatSession, text: str) -> Callable[..., None]:
         """Mark `text` as being sent in the session's conversation; call the returned function when done.
@@ -289,11 +389,7 @@ class ChatService:
         self, session: ChatSession, text: str, received_at, answer: Answer | None, idempotency: Idempotency | None
     ) -> ChatReply:
         """Write the turn in one transaction; without an answer (an agent has the conversation) only the message."""
-        rows: list[dict] = [{"role": "user", "content": text, "created_at": received_at}]
-        if answer is not None:
-            meta = answer.to_dict()
-            meta.pop("text")
-            rows.append({"role": "assistant", "content": answer.text, "meta": meta})
+        rows = _turn_rows(text, received_at, answer)
         for attempt in range(2):
             try:
                 return self._write_turn(session, text, rows, answer, idempotency)
@@ -317,31 +413,36 @@ class ChatService:
         with self.db.write_connection() as connection:
             ticket, events = self._escalate(connection, session, answer, text)
             reply = self._append_turn(connection, session, rows, answer, idempotency, ticket)
+        self._escalated(session, ticket, events)
+        return reply
+
+    def _escalated(self, session: ChatSession, ticket: Ticket, events: list[str]) -> None:
+        """An escalation was committed: tell the ticket's listeners."""
         self.tickets.publish(events, ticket)
         log.info("conversation %s escalated to ticket %s (%s)", session.conversation_id, ticket.id, ticket.priority)
-        return reply
 
     @staticmethod
     def _append_turn(connection: Connection, session: ChatSession, rows: list[dict], answer: Answer | None,
                      idempotency: Idempotency | None, ticket: Ticket | None = None) -> ChatReply:  # fmt: skip
-        """The turn's messages (and an escalation's notice) with the idempotency record.
+        """The turn's messages (and an escalation's notice) with the idempotency record."""
+        reply, record = ChatService._turn_reply(answer, idempotency, ticket)
+        return _with_ids(reply, append_turn(connection, session.conversation_id, _with_notice(rows, reply), record))
 
-        The response kept for a retry is rendered before the messages are stored: it names no message id."""
+    @staticmethod
+    def _turn_reply(
+        answer: Answer | None, idempotency: Idempotency | None, ticket: Ticket | None = None
+    ) -> tuple[ChatReply, dict | None]:
+        """The reply (its message ids still 0) and the idempotency record that keeps its response for a retry.
+
+        The response is rendered before the messages are stored: it names no message id."""
         reply = ChatReply(0, answer, None, notice=None if answer is not None else AGENT_HANDLES_TEXT)
         if ticket is not None:
             reply.ticket, reply.notice = ticket, escalation_notice(ticket)
-            rows = [*rows, {"role": "system", "content": reply.notice, "meta": {"ticket_id": ticket.id}}]
         record = None
         if idempotency is not None:
             record = {"scope": idempotency.scope, "key": idempotency.key, "request_hash": idempotency.request_hash,
                       "response": idempotency.render(reply)}  # fmt: skip
-        stored = append_turn(connection, session.conversation_id, rows, record)
-        reply.user_message_id = stored[0].id
-        if answer is not None:
-            reply.assistant_message_id = stored[1].id
-        if ticket is not None:
-            reply.notice_message_id = stored[2].id
-        return reply
+        return reply, record
 
     def _offer_accepted(self, conversation, text: str) -> Answer | None:
         """A "oui" to the ticket offered on joining a Mastodon post: an answer that escalates at the post's priority."""

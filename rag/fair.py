@@ -2,28 +2,40 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import deque
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
 
 class _Waiter:
-    __slots__ = ("event", "item", "served")
+    __slots__ = ("item", "served", "wake")
 
-    def __init__(self) -> None:
-        self.event = threading.Event()
+    def __init__(self, wake: Callable[[], None]) -> None:
+        self.wake = wake  # called (outside the queue's lock) once ``item`` is this waiter's
         self.item = None
         self.served = False
 
 
+def loop_waker(loop: asyncio.AbstractEventLoop, future: asyncio.Future) -> Callable[[], None]:
+    """A callable any thread may call to resolve ``future`` on ``loop`` (a no-op once it is done or cancelled)."""
+
+    def resolve() -> None:
+        if not future.done():
+            future.set_result(None)
+
+    return lambda: loop.call_soon_threadsafe(resolve)
+
+
 class FairQueue(Generic[T]):
-    """Free items handed out in the order they were asked for.
+    """Free items handed out in the order they were asked for, to threads (``get``) and coroutines (``get_async``).
 
     threading.Semaphore (and queue.Queue) let a newcomer take an item freed for a woken waiter, so
     under a burst some requests wait many turns (seconds at the tail of a 50-customer load) while
-    others pass at once. A freed item goes straight to the first waiter, and only that thread wakes."""
+    others pass at once. A freed item goes straight to the first waiter, and only that one wakes."""
 
     def __init__(self, items=()) -> None:
         self._free: deque[T] = deque(items)
@@ -32,14 +44,42 @@ class FairQueue(Generic[T]):
 
     def get(self, timeout: float | None = None) -> T | None:
         """The next free item, once every earlier caller has had one; None after ``timeout`` seconds."""
+        event = threading.Event()
+        waiter = self._take_or_wait(event.set)
+        if not isinstance(waiter, _Waiter):
+            return waiter
+        event.wait(timeout)
+        return self._settle(waiter)
+
+    async def get_async(self, timeout: float | None = None) -> T | None:
+        """``get`` for a coroutine: it waits without holding its event loop's thread."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        waiter = self._take_or_wait(loop_waker(loop, future))
+        if not isinstance(waiter, _Waiter):
+            return waiter
+        try:
+            await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            pass
+        except asyncio.CancelledError:
+            if (item := self._settle(waiter)) is not None:  # served just as it was cancelled: pass it on
+                self.put(item)
+            raise
+        return self._settle(waiter)
+
+    def _take_or_wait(self, wake: Callable[[], None]) -> T | _Waiter:
         with self._lock:
             if self._free and not self._waiting:
                 return self._free.popleft()
-            waiter = _Waiter()
+            waiter = _Waiter(wake)
             self._waiting.append(waiter)
-        waiter.event.wait(timeout)
+            return waiter
+
+    def _settle(self, waiter: _Waiter) -> T | None:
+        """The waiter's item, or None (and it leaves the line) if none came."""
         with self._lock:
-            if not waiter.served:  # timed out before an item came
+            if not waiter.served:
                 self._waiting.remove(waiter)
                 return None
         return waiter.item
@@ -52,7 +92,7 @@ class FairQueue(Generic[T]):
                 return
             waiter = self._waiting.popleft()
             waiter.item, waiter.served = item, True
-        waiter.event.set()
+        waiter.wake()
 
 
 class FairSlots(FairQueue[int]):

@@ -21,6 +21,7 @@ processes while the serving process keeps HTTP, the database, the Gradio session
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import multiprocessing
@@ -28,11 +29,12 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-from rag.fair import FairQueue
+from rag.fair import FairQueue, loop_waker
 
 log = logging.getLogger(__name__)
 START_TIMEOUT_S = 300.0  # the first worker may have to load the model from a cold disk on a busy machine
@@ -43,7 +45,10 @@ PIPELINE = 3  # requests in flight per worker (3 did better than 2 or 1 under th
 
 @dataclass(eq=False)
 class _Worker:
-    """A worker's pipe; its answers come back in the order the requests were sent, each read by its sender."""
+    """A worker's pipe; its answers come back in the order the requests were sent, each read by its sender.
+
+    A sender is a thread (``_call``) or a coroutine on the server's event loop (``_call_async``); both
+    take their turn the same way, so the two kinds can share a worker."""
 
     conn: Connection
     pid: int
@@ -51,19 +56,40 @@ class _Worker:
     sent: int = 0
     read: int = 0
     turns: threading.Lock = field(default_factory=threading.Lock)
-    waiting: dict[int, threading.Event] = field(default_factory=dict)  # request number -> its sender, asleep
+    waiting: dict[int, Callable[[], None]] = field(default_factory=dict)  # request number -> wakes its sender
 
     def wait_turn(self, number: int, timeout: float) -> bool:
         """Until the answers before request ``number`` are read (False after ``timeout`` seconds).
 
         Each sender sleeps on its own event and the reader before it wakes only that one: a shared
         Condition's notify_all woke every sender in line for each answer read, most of them to sleep again."""
+        turn = threading.Event()
+        if self._queue_for_turn(number, turn.set) or turn.wait(timeout):
+            return True
+        return self._leave_line(number)
+
+    async def wait_turn_async(self, number: int) -> None:
+        """``wait_turn`` for a coroutine (the caller bounds the wait); cancelled, it leaves the line."""
+        loop = asyncio.get_running_loop()
+        turn = loop.create_future()
+        if self._queue_for_turn(number, loop_waker(loop, turn)):
+            return
+        try:
+            await turn
+        except asyncio.CancelledError:
+            self._leave_line(number)
+            raise
+
+    def _queue_for_turn(self, number: int, wake: Callable[[], None]) -> bool:
+        """True if it is request ``number``'s turn now; else ``wake`` is called when it comes."""
         with self.turns:
             if self.read == number:
                 return True
-            turn = self.waiting[number] = threading.Event()
-        if turn.wait(timeout):
-            return True
+            self.waiting[number] = wake
+            return False
+
+    def _leave_line(self, number: int) -> bool:
+        """A sender stops waiting; True if its turn came meanwhile."""
         with self.turns:
             self.waiting.pop(number, None)
             return self.read == number
@@ -72,9 +98,16 @@ class _Worker:
         """The answer of request ``read`` was taken (or failed): wake the sender of the next one."""
         with self.turns:
             self.read += 1
-            turn = self.waiting.pop(self.read, None)
-        if turn is not None:
-            turn.set()
+            wake = self.waiting.pop(self.read, None)
+        if wake is not None:
+            wake()
+
+    def wake_all(self) -> None:
+        """The pipe is closed: every sender in line wakes (and finds it closed) instead of waiting out its timeout."""
+        with self.turns:
+            wakes, self.waiting = list(self.waiting.values()), {}
+        for wake in wakes:
+            wake()
 
 
 class WorkerFailed(Exception):
@@ -125,6 +158,19 @@ class AnswerPool:
             log.warning("answer worker %s failed (%s): answered in the serving process", worker.pid, exc)
             return None
 
+    async def answer_async(self, question: str, previous_top_entries: list[str] | None, previous_question: str | None):
+        """``answer`` for a coroutine on the server's event loop: it waits for a slot and the answer without a thread."""
+        if self.alive == 0:
+            return None
+        worker = await self._idle.get_async(timeout=self.answer_timeout_s)
+        if worker is None:
+            return None
+        try:
+            return await self._call_async(worker, "answer", (question, previous_top_entries, previous_question))
+        except WorkerFailed as exc:
+            log.warning("answer worker %s failed (%s): answered in the serving process", worker.pid, exc)
+            return None
+
     def reload(self) -> None:
         """Every worker loads the index again before its next answer."""
         with self._lock:
@@ -167,10 +213,7 @@ class AnswerPool:
 
         A worker that fails is replaced; the slot of a worker that failed is not given back."""
         try:
-            with worker.sending:
-                number = worker.sent
-                worker.sent += 1
-                worker.conn.send((op, self._generation, args))
+            number = self._send(worker, op, args)
             if not worker.wait_turn(number, self.answer_timeout_s):  # the answers before this one are read first
                 raise WorkerFailed(f"no answer within {self.answer_timeout_s:.0f} s")
             try:
@@ -185,6 +228,53 @@ class AnswerPool:
         except WorkerFailed:
             self._lost(worker)
             raise
+        return self._give_back(worker, status, result)
+
+    async def _call_async(self, worker: _Worker, op: str, args: tuple):
+        """``_call`` on the event loop: the answer is read when the loop sees the pipe readable, in turn.
+
+        Cancelled (or out of time) after sending, the request's answer would be read by the next sender:
+        the worker is replaced, as one that hangs is."""
+        try:
+            number = self._send(worker, op, args)
+            try:
+                status, result = await asyncio.wait_for(self._read_async(worker, number), self.answer_timeout_s)
+            except TimeoutError:
+                raise WorkerFailed(f"no answer within {self.answer_timeout_s:.0f} s") from None
+        except (EOFError, OSError) as exc:
+            self._lost(worker)
+            raise WorkerFailed(type(exc).__name__) from None
+        except (WorkerFailed, asyncio.CancelledError):
+            self._lost(worker)
+            raise
+        return self._give_back(worker, status, result)
+
+    @staticmethod
+    async def _read_async(worker: _Worker, number: int) -> tuple[str, Any]:
+        await worker.wait_turn_async(number)
+        try:
+            if not worker.conn.poll(0):
+                loop = asyncio.get_running_loop()
+                readable = loop.create_future()
+                fd = worker.conn.fileno()
+                loop.add_reader(fd, lambda: readable.done() or readable.set_result(None))
+                try:
+                    await readable
+                finally:
+                    loop.remove_reader(fd)
+            return worker.conn.recv()
+        finally:
+            worker.done_reading()
+
+    def _send(self, worker: _Worker, op: str, args: tuple) -> int:
+        """Queue a request in the worker's pipe; its number tells when its answer is the next one to read."""
+        with worker.sending:
+            number = worker.sent
+            worker.sent += 1
+            worker.conn.send((op, self._generation, args))
+        return number
+
+    def _give_back(self, worker: _Worker, status: str, result: Any) -> Any:
         self._idle.put(worker)
         if status != "ok":
             raise WorkerFailed(result)
@@ -200,6 +290,7 @@ class AnswerPool:
         with contextlib.suppress(OSError):  # a hung worker is killed; a dead one is gone already
             os.kill(worker.pid, signal.SIGKILL)
         worker.conn.close()
+        worker.wake_all()
         if replace:
             threading.Thread(target=self._replace, name="answer-worker-restart", daemon=True).start()
 

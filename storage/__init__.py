@@ -20,6 +20,7 @@ from storage.models import (
 )
 from storage.repositories import (
     AppStateRepository,
+    AsyncTurnRepository,
     ConversationRepository,
     CustomerRepository,
     FeedbackRepository,
@@ -31,6 +32,7 @@ from storage.repositories import (
 __all__ = [
     "AppState",
     "AppStateRepository",
+    "AsyncTurnRepository",
     "Base",
     "ContactToken",
     "Conversation",

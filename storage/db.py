@@ -6,6 +6,7 @@ import fcntl
 import os
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -318,6 +319,36 @@ class Database:
         """Return the revision the database is at, or None before the first migration."""
         with self.engine.connect() as connection:
             return MigrationContext.configure(connection).get_current_revision()
+
+    async def open_async_pool(self, max_size: int) -> Any:
+        """PostgreSQL: a pool of psycopg's asynchronous connections, in autocommit, on the running event loop.
+
+        For the API's chat turn, whose two statements then run without a thread (``AsyncTurnRepository``).
+        ``psycopg_pool.AsyncConnectionPool`` opens its connections in the background (a database down
+        at start-up does not stop the server) and, like this engine's pool, pings one before use only
+        when it sat idle for more than ``ping_after_idle_s``. The caller closes it (``await pool.close()``).
+        """
+        if self.is_sqlite:
+            raise ValueError("asynchronous connections are for PostgreSQL only")
+        from psycopg_pool import AsyncConnectionPool
+
+        returned_at: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+        idle_s = self.ping_after_idle_s
+
+        async def reset(connection: Any) -> None:
+            returned_at[connection] = time.monotonic()
+
+        async def check(connection: Any) -> None:
+            if time.monotonic() - returned_at.get(connection, time.monotonic()) > idle_s:
+                await AsyncConnectionPool.check_connection(connection)  # raises: the pool takes another one
+
+        pool = AsyncConnectionPool(
+            self._url.set(drivername="postgresql").render_as_string(hide_password=False),
+            min_size=1, max_size=max_size, kwargs={"autocommit": True}, open=False, check=check, reset=reset,
+            name="mobilia-async",
+        )  # fmt: skip
+        await pool.open(wait=False)
+        return pool
 
     def dispose(self) -> None:
         """Close pooled connections; the engine is rebuilt if the database is used again."""

@@ -8,9 +8,11 @@ Core statements instead: they run on every message (straight on the DBAPI cursor
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import re
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -32,6 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Executable
 
@@ -51,6 +54,7 @@ from storage.models import (
     utcnow,
 )
 
+_KEY_COLUMN = 10  # in the turn's read with an Idempotency-Key: the id of the record stored under it, if any
 E164_RE = re.compile(r"^\+[1-9]\d{6,14}$")
 
 
@@ -78,6 +82,7 @@ class TurnRead(NamedTuple):
     conversation: ConversationHead | None
     recent: list[RecentMessage]
     replay: IdempotencyKey | None = None
+    ticket: Ticket | None = None  # the conversation's live (not CLOSED) ticket: its id, priority and status only
 
 
 class NotFoundError(LookupError):
@@ -213,22 +218,13 @@ class ConversationRepository:
         messages). With ``idempotency`` (scope, key) the same statement tells whether that key is taken;
         only then (a retry) is the response stored under it read, on the same connection (``replay``).
         """
-        statements = _statements()
-        values = {"conversation_id": conversation_id, "limit": limit}
+        statement, values = _read_turn_statement(idempotency, {"conversation_id": conversation_id, "limit": limit})
         replay = None
         with self.db.read_connection() as connection:
-            if idempotency is None:
-                rows = _run(connection, statements.recent, values)
-            else:  # the same statement also says whether the key is taken (its record's id on every row)
-                scope, key = idempotency
-                rows = _run(connection, statements.recent_and_key, {**values, "scope": scope, "key": key})
-                if rows and rows[0][7] is not None:  # a retry: its stored response, read on the same connection
-                    replay = _idempotency_record(_run(connection, statements.idempotency, {"scope": scope, "key": key}))
-        if not rows:
-            return TurnRead(None, [])
-        conversation_id, customer_id, status, context = rows[0][:4]
-        head = ConversationHead(conversation_id, customer_id, status, json.loads(context) if context else None)
-        return TurnRead(head, [RecentMessage(*row[4:7]) for row in rows if row[4] is not None], replay)  # None: outer join
+            rows = _run(connection, statement, values)
+            if idempotency is not None and rows and rows[0][_KEY_COLUMN] is not None:  # a retry: its stored response
+                replay = _idempotency_record(_run(connection, _statements().idempotency, values))
+        return _turn_read(rows, replay)
 
     def delete_if_empty(self, conversation_id: str) -> bool:
         """Delete a conversation that has no message yet (an opening whose first message failed)."""
@@ -386,6 +382,29 @@ def _get_conversation(session: Session, conversation_id: str) -> Conversation:
     return conversation
 
 
+def _turn_read(rows: list[tuple], replay: IdempotencyKey | None) -> TurnRead:
+    """``get_with_recent``'s rows as a TurnRead (no rows: no such conversation)."""
+    if not rows:
+        return TurnRead(None, [])
+    conversation_id, customer_id, status, context, _, _, _, ticket_id, priority, ticket_status = rows[0][:_KEY_COLUMN]
+    head = ConversationHead(conversation_id, customer_id, status, json.loads(context) if context else None)
+    ticket = None
+    if ticket_id is not None:
+        ticket = Ticket(id=ticket_id, conversation_id=conversation_id, priority=priority, status=ticket_status)
+    recent = [RecentMessage(*row[4:7]) for row in rows if row[4] is not None]  # None: outer join
+    return TurnRead(head, recent, replay, ticket)
+
+
+def _read_turn_statement(
+    idempotency: tuple[str, str] | None, values: dict[str, Any]
+) -> tuple[Executable, dict[str, Any]]:
+    """The turn's read and its parameters: with (scope, key) it also tells whether the key is taken (8th column)."""
+    if idempotency is None:
+        return _statements().recent, values
+    scope, key = idempotency
+    return _statements().recent_and_key, {**values, "scope": scope, "key": key}
+
+
 class StoredMessage(NamedTuple):
     """A message just written by ``append_messages``: its values and id (a plain row, not an ORM instance)."""
 
@@ -460,29 +479,50 @@ def append_turn(
         if record is not None:
             IdempotencyRepository.record(connection, conversation_id=conversation_id, **record)
         return stored
+    statement, params, values = _turn_write(conversation_id, rows, record)
+    return _stored_turn(conversation_id, _run(connection, statement, params), values)
+
+
+def _turn_write(
+    conversation_id: str, rows: list[dict[str, Any]], record: dict[str, Any] | None, ticket: Ticket | None = None
+) -> tuple[TextClause, dict[str, Any], list[dict[str, Any]]]:
+    """PostgreSQL's one statement of a turn, its parameters and the messages' values (see ``_turn_statement``)."""
     now = utcnow()
     values = _message_values(conversation_id, rows, now)
     params: dict[str, Any] = {"conversation_id": conversation_id, "now": now, **(record or {})}
     for i, value in enumerate(values):
         params.update({f"{name}_{i}": value[name] for name in ("role", "content", "meta", "created_at")})
-    ids = [row[0] for row in _run(connection, _turn_statement(len(values), record is not None), params)]
+    if ticket is not None:
+        params.update(ticket_id=ticket.id, ticket_status=ticket.status, ticket_priority=ticket.priority)
+    return _turn_statement(len(values), record is not None, ticket is not None), params, values
+
+
+def _stored_turn(conversation_id: str, ids: list[tuple], values: list[dict[str, Any]]) -> list[StoredMessage]:
     if not ids:
         raise NotFoundError(f"conversation {conversation_id!r} not found")
-    return [StoredMessage(message_id, **value) for message_id, value in zip(ids, values, strict=True)]
+    return [StoredMessage(row[0], **value) for row, value in zip(ids, values, strict=True)]
 
 
-@functools.lru_cache(maxsize=8)
-def _turn_statement(count: int, with_record: bool) -> TextClause:
+@functools.lru_cache(maxsize=16)
+def _turn_statement(count: int, with_record: bool, repeat: bool = False) -> TextClause:
     """PostgreSQL's one statement of ``append_turn`` for ``count`` messages, with or without the record.
 
     The messages are inserted in the order of their rows (``ORDER BY position``), so their ids, taken from
     the table's sequence in that order, come back sorted as the rows are (what SQLAlchemy's own multi-row
     INSERT on PostgreSQL relies on). No conversation, nothing touched: no row is inserted and none returned.
     """
-    messages, keys = Message.__table__, IdempotencyKey.__table__
+    messages, keys, tickets = Message.__table__, IdempotencyKey.__table__, Ticket.__table__
     rows = ", ".join(f"(:role_{i}, :content_{i}, :meta_{i}, :created_at_{i}, {i})" for i in range(count))
+    touch = "WITH touched AS (UPDATE conversations SET updated_at = :now WHERE id = :conversation_id RETURNING id), "
+    if repeat:  # the live ticket as the turn read it, locked; else nothing is touched or inserted
+        touch = (
+            "WITH live AS (SELECT id FROM tickets WHERE id = :ticket_id AND conversation_id = :conversation_id "
+            "AND status = :ticket_status AND priority = :ticket_priority FOR UPDATE), "
+            "touched AS (UPDATE conversations SET updated_at = :now, status = CASE WHEN status IN ('agent', 'escalated') "
+            "THEN status ELSE 'escalated' END WHERE id = :conversation_id AND EXISTS (SELECT 1 FROM live) RETURNING id), "
+        )
     sql = (
-        "WITH touched AS (UPDATE conversations SET updated_at = :now WHERE id = :conversation_id RETURNING id), "
+        touch + ""
         "added AS (INSERT INTO messages (conversation_id, role, content, meta, created_at) "
         "SELECT touched.id, v.role, v.content, v.meta, v.created_at "
         f"FROM touched, (VALUES {rows}) AS v (role, content, meta, created_at, position) "
@@ -492,6 +532,8 @@ def _turn_statement(count: int, with_record: bool) -> TextClause:
              bindparam("now", type_=messages.c.created_at.type)]  # fmt: skip
     for i in range(count):
         binds += [bindparam(f"{name}_{i}", type_=messages.c[name].type) for name in ("role", "content", "meta", "created_at")]
+    if repeat:
+        binds += [bindparam(f"ticket_{name}", type_=tickets.c[name].type) for name in ("id", "status", "priority")]
     if with_record:
         sql += (
             ", kept AS (INSERT INTO idempotency_keys (scope, key, request_hash, conversation_id, response, created_at) "
@@ -517,9 +559,13 @@ class _Statements:
             .limit(bindparam("limit"))
             .subquery()
         )  # fmt: skip
+        tickets = Ticket.__table__
         columns = (conversations.c.id, conversations.c.customer_id, conversations.c.status,
-                   cast(conversations.c.context, Text), recent.c.role, recent.c.content, recent.c.top_entry)  # fmt: skip
-        window = conversations.outerjoin(recent, true())
+                   cast(conversations.c.context, Text), recent.c.role, recent.c.content, recent.c.top_entry,
+                   tickets.c.id, tickets.c.priority, tickets.c.status)  # fmt: skip
+        # ... with the live ticket, if any (at most one: a unique index on conversation_id where status != 'CLOSED')
+        live = and_(tickets.c.conversation_id == conversations.c.id, tickets.c.status != "CLOSED")
+        window = conversations.outerjoin(recent, true()).outerjoin(tickets, live)
         this_one = conversations.c.id == bindparam("conversation_id")
         oldest_first = (recent.c.created_at, recent.c.id)
         self.recent: Select = select(*columns).select_from(window).where(this_one).order_by(*oldest_first)
@@ -544,7 +590,6 @@ class _Statements:
             conversations, "id", "customer_id", "channel", "status", "context", "contact_name", "contact_phone",
             "contact_email", "created_at", "updated_at",
         )  # fmt: skip
-        tickets = Ticket.__table__
         self.live_ticket: Select = (
             select(tickets)  # at most one: a unique index on conversation_id where status != 'CLOSED'
             .where(tickets.c.conversation_id == bindparam("conversation_id"), tickets.c.status != "CLOSED")
@@ -598,10 +643,7 @@ class _DbapiStatement:
             self._results = []
 
     def run(self, connection: Connection, values: dict[str, Any]) -> list[tuple] | int:
-        params = self._compiled.construct_params(values)
-        for name, processor in self._binds:
-            params[name] = processor(params[name])
-        args = params if self._order is None else tuple(params[name] for name in self._order)
+        args = self._args(values)
         cursor = connection.connection.cursor()
         try:
             cursor.execute(self.sql, args)
@@ -609,9 +651,34 @@ class _DbapiStatement:
                 return cursor.rowcount
             rows = cursor.fetchall()
         except self._dialect.loaded_dbapi.Error as exc:
-            raise DBAPIError.instance(self.sql, args, exc, self._dialect.loaded_dbapi.Error, hide_parameters=True) from exc
+            raise self._error(args, exc) from exc
         finally:
             cursor.close()
+        return self._decode(rows)
+
+    async def run_async(self, connection: Any, values: dict[str, Any]) -> list[tuple] | int:
+        """``run`` on an asynchronous DBAPI connection of the same driver (psycopg's ``AsyncConnection``)."""
+        args = self._args(values)
+        try:
+            async with connection.cursor() as cursor:
+                await cursor.execute(self.sql, args)
+                if cursor.description is None:
+                    return cursor.rowcount
+                rows = await cursor.fetchall()
+        except self._dialect.loaded_dbapi.Error as exc:
+            raise self._error(args, exc) from exc
+        return self._decode(rows)
+
+    def _args(self, values: dict[str, Any]) -> dict[str, Any] | tuple:
+        params = self._compiled.construct_params(values)
+        for name, processor in self._binds:
+            params[name] = processor(params[name])
+        return params if self._order is None else tuple(params[name] for name in self._order)
+
+    def _error(self, args: Any, exc: Exception) -> DBAPIError:
+        return DBAPIError.instance(self.sql, args, exc, self._dialect.loaded_dbapi.Error, hide_parameters=True)
+
+    def _decode(self, rows: list[tuple]) -> list[tuple]:
         if self._results:
             rows = [tuple(v if p is None else p(v) for p, v in zip(self._results, row, strict=True)) for row in rows]
         return rows
@@ -658,3 +725,67 @@ class IdempotencyRepository:
         values = {"scope": scope, "key": key, "request_hash": request_hash, "conversation_id": conversation_id,
                   "response": response, "created_at": utcnow()}  # fmt: skip
         _run(connection, _statements().add_idempotency, values)
+
+
+class AsyncTurnRepository:
+    """A chat turn's read and write on the server's event loop (PostgreSQL, psycopg's asynchronous connections).
+
+    The statements of ``ConversationRepository.get_with_recent`` and ``append_turn``, as SQLAlchemy compiled
+    them for the psycopg dialect (the same SQL and parameters serve its async connections), run on a
+    connection of ``pool`` (``Database.open_async_pool``): no thread is held while PostgreSQL answers.
+    Errors are SQLAlchemy's, as on the threaded path (a taken key is an IntegrityError, a pool out of
+    connections a TimeoutError).
+    """
+
+    def __init__(self, db: Database, pool: Any) -> None:
+        self.dialect = db.engine.dialect
+        self.pool = pool
+
+    async def get_with_recent(
+        self, conversation_id: str, limit: int, idempotency: tuple[str, str] | None = None
+    ) -> TurnRead:
+        """``ConversationRepository.get_with_recent``, awaited."""
+        statement, values = _read_turn_statement(idempotency, {"conversation_id": conversation_id, "limit": limit})
+        replay = None
+        async with self._connection() as connection:
+            rows = await self._run(connection, statement, values)
+            if idempotency is not None and rows and rows[0][_KEY_COLUMN] is not None:
+                record = await self._run(connection, _statements().idempotency, values)
+                replay = _idempotency_record(record)
+        return _turn_read(rows, replay)
+
+    async def append_turn(
+        self, conversation_id: str, rows: list[dict[str, Any]], record: dict[str, Any] | None = None,
+        repeat: Ticket | None = None,
+    ) -> list[StoredMessage] | None:  # fmt: skip
+        """``append_turn``'s one statement, awaited (autocommit: it is atomic by itself).
+
+        With ``repeat`` (the live ticket the turn read, which the turn escalates to again) the same statement
+        locks that ticket and marks the conversation escalated, as ``TicketService.escalate_within`` does
+        for a repeat; if the ticket changed since it was read (resolved, closed, another priority) nothing
+        is written and None is returned."""
+        statement, params, values = _turn_write(conversation_id, rows, record, repeat)
+        async with self._connection() as connection:
+            ids = await self._run(connection, statement, params)
+        return None if repeat is not None and not ids else _stored_turn(conversation_id, ids, values)
+
+    async def _run(self, connection: Any, statement: Executable, values: dict[str, Any]) -> list[tuple] | int:
+        return await _dbapi_statement(statement, self.dialect).run_async(connection, values)
+
+    async def idempotency_record(self, scope: str, key: str) -> IdempotencyKey | None:
+        """``IdempotencyRepository.get``, awaited."""
+        async with self._connection() as connection:
+            rows = await _dbapi_statement(_statements().idempotency, self.dialect).run_async(
+                connection, {"scope": scope, "key": key}
+            )
+        return _idempotency_record(rows)
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Any]:
+        from psycopg_pool import PoolTimeout
+
+        try:
+            async with self.pool.connection() as connection:
+                yield connection
+        except PoolTimeout as exc:
+            raise PoolTimeoutError(f"no database connection: {exc}") from None

@@ -76,7 +76,11 @@ class TicketService:
         self.outbox: Callable[[Session, str, Ticket], None] | None = None
 
     def subscribe(self, listener: TicketListener) -> None:
-        """Call `listener(event, ticket)` after each committed change (webhooks, notifications)."""
+        """Call `listener(event, ticket)` after each committed change (webhooks, notifications).
+
+        Listeners run in the thread that made the change; a chat turn's repeated escalation
+        ("conversation.escalated") may be published from the server's event loop: a listener stays
+        short and hands any I/O to a worker (as the webhooks' ``wake`` does)."""
         self._listeners.append(listener)
 
     def unsubscribe(self, listener: TicketListener) -> None:
@@ -179,7 +183,7 @@ class TicketService:
         priority = Priority(priority)
         if self.outbox is None:
             live = lock_live_ticket(connection, conversation_id)
-            if live is not None and priority.rank <= Priority(live.priority).rank and live.status != TicketStatus.RESOLVED.value:
+            if self.is_repeat(live, priority):
                 mark_escalated(connection, conversation_id)
                 return live, ["conversation.escalated"]
         # The session joins the caller's transaction: it flushes into it and leaves the commit to the caller.
@@ -197,6 +201,12 @@ class TicketService:
                 self._to_outbox(session, event, ticket)  # the webhooks carry the ticket's fields, not its history
             session.flush()
         return ticket, events
+
+    def is_repeat(self, live: Ticket | None, priority: Priority | str) -> bool:
+        """Whether escalating at ``priority`` to the conversation's ``live`` ticket only marks the conversation
+        escalated: the ticket is open at this priority or higher and no outbox is to be filled."""
+        return (self.outbox is None and live is not None and Priority(priority).rank <= Priority(live.priority).rank
+                and live.status != TicketStatus.RESOLVED.value)  # fmt: skip
 
     def publish(self, events: list[str], ticket: Ticket) -> None:
         """Tell listeners about changes committed by an ``escalate_within`` caller."""

@@ -7,6 +7,7 @@ settings (longest message) and FastAPI must see the class itself.
 import logging
 
 from fastapi import APIRouter, Header, HTTPException, Path, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from api.idempotency import KEY_PATTERN, KeyedLocks, opening_scope, request_hash
@@ -83,7 +84,7 @@ def chat_router(ctx) -> APIRouter:
     locks = KeyedLocks()
 
     @router.post("/chat/message", response_model=ChatMessageResponse, responses=ERRORS)
-    def post_message(
+    async def post_message(
         body: ChatMessageRequest,
         request: Request,
         x_conversation_key: str | None = Header(None, max_length=128),
@@ -93,7 +94,11 @@ def chat_router(ctx) -> APIRouter:
             "returns the first response and stores nothing new.",
         ),
     ):
-        """Send a customer message; the first one (no conversation_id) opens a conversation and returns its key."""
+        """Send a customer message; the first one (no conversation_id) opens a conversation and returns its key.
+
+        A message to an open conversation is answered on the event loop where the context has
+        ``turns`` (PostgreSQL, see ``ApiContext.open_turns``); anything else (an opening, SQLite, a
+        retry waiting for its first call) runs in a thread of the server's pool."""
         try:
             text = chat.clean_message(body.message)
         except MessageError as exc:
@@ -101,6 +106,29 @@ def chat_router(ctx) -> APIRouter:
         session = None
         if body.conversation_id is not None:
             session = session_for(body.conversation_id, x_conversation_key, authorization, read=False)
+        turns = ctx.turns
+        if turns is None or session is None:
+            return await run_in_threadpool(send_message, body, request, text, session, idempotency_key)
+        if idempotency_key is None:
+            return await answer_async(turns, text, session, None)
+        digest = request_hash(body.model_dump(mode="json"))
+        with locks.hold(session.conversation_id, idempotency_key, blocking=False) as held:
+            if held:
+                claim = (session.conversation_id, idempotency_key, digest)
+                try:
+                    return await answer_async(turns, text, session, claim)
+                except AlreadyAnswered as exc:
+                    return _replay(exc, digest)
+                except RateLimited:
+                    first = await turns.idempotency_record(session.conversation_id, idempotency_key)
+                    if first is None:
+                        raise
+                    return _replay(first, digest)
+        # Another call with this key is on its way: wait for its answer in a thread, as the threaded path does.
+        return await run_in_threadpool(send_message, body, request, text, session, idempotency_key)
+
+    def send_message(body, request: Request, text: str, session: ChatSession | None, idempotency_key: str | None):
+        """The whole message in a thread: a retry with a key in use waits for the first call, then gets its response."""
         scope = _idempotency_scope(body, session)
         if idempotency_key is None or scope is None:
             return answer_message(body, request, text, session, None)
@@ -116,9 +144,7 @@ def chat_router(ctx) -> APIRouter:
                 except RateLimited:  # a retry of a stored call is answered even when the limit is reached
                     if (first := ctx.db(chat.idempotency.get, scope, idempotency_key)) is None:
                         raise
-            if first.request_hash != digest:
-                raise HTTPException(422, "Cette clé Idempotency-Key a déjà servi pour une autre requête.")
-            return JSONResponse(first.response, headers={"Idempotency-Replayed": "true"})
+            return _replay(first, digest)
 
     def answer_message(body, request: Request, text: str, session: ChatSession | None, claim: tuple | None):
         """Open the conversation if needed, answer and store the turn (with the idempotency record)."""
@@ -132,13 +158,8 @@ def chat_router(ctx) -> APIRouter:
                 )
             new_key = ctx.keys.key_for(session.conversation_id)
         ctx.limits.hit("conversation", session.conversation_id)
-        rendered: dict = {}  # the body, built once: stored with the idempotency key and sent as is
-
-        def render(reply) -> dict:
-            rendered["body"] = _response(session, new_key, opening, text, reply).model_dump(mode="json")
-            return rendered["body"]
-
-        idempotency = Idempotency(*claim, render=render) if claim else None
+        body_of = _Rendered(lambda reply: _response(session, new_key, opening, text, reply))
+        idempotency = Idempotency(*claim, render=body_of.render) if claim else None
         try:
             reply = chat.send(session, text, idempotency)  # not retried: it stores the message (see ApiContext.db)
         except PermissionError:
@@ -147,8 +168,18 @@ def chat_router(ctx) -> APIRouter:
             if new_key is not None and opening is None:  # nothing of a refused call stays stored
                 chat.discard_empty(session)
             raise
-        # A JSONResponse is sent as is: FastAPI would validate the model again against response_model.
-        return JSONResponse(rendered["body"] if "body" in rendered else render(reply))
+        return body_of.response(reply)
+
+    async def answer_async(turns, text: str, session: ChatSession, claim: tuple | None):
+        """``answer_message`` for an open conversation, on the event loop (``ChatService.send_async``)."""
+        ctx.limits.hit("conversation", session.conversation_id)  # counters in this process' memory (see ApiContext)
+        body_of = _Rendered(lambda reply: _response(session, None, None, text, reply))
+        idempotency = Idempotency(*claim, render=body_of.render) if claim else None
+        try:
+            reply = await chat.send_async(session, text, idempotency, turns)
+        except PermissionError:
+            raise HTTPException(404, NOT_FOUND) from None
+        return body_of.response(reply)
 
     def _response(session: ChatSession, new_key: str | None, opening, text: str, reply) -> ChatMessageResponse:
         answer = reply.answer
@@ -182,6 +213,29 @@ def chat_router(ctx) -> APIRouter:
         )
 
     return router
+
+
+class _Rendered:
+    """A response body built once: stored with an Idempotency-Key's record (before the turn's ids exist) and sent as is."""
+
+    def __init__(self, build) -> None:
+        self.build = build
+        self.body: dict | None = None
+
+    def render(self, reply) -> dict:
+        self.body = self.build(reply).model_dump(mode="json")
+        return self.body
+
+    def response(self, reply) -> JSONResponse:
+        # A JSONResponse is sent as is: FastAPI would validate the model again against response_model.
+        return JSONResponse(self.body if self.body is not None else self.render(reply))
+
+
+def _replay(first, digest: str) -> JSONResponse:
+    """The response stored by the first call with this Idempotency-Key (422 if this request differs)."""
+    if first.request_hash != digest:
+        raise HTTPException(422, "Cette clé Idempotency-Key a déjà servi pour une autre requête.")
+    return JSONResponse(first.response, headers={"Idempotency-Replayed": "true"})
 
 
 class _ContactInvalid(Exception):

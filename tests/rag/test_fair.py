@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections import deque
 
 from rag.fair import FairQueue, FairSlots
 
@@ -60,3 +62,59 @@ def test_a_waiter_that_times_out_leaves_its_turn_to_the_next():
     queue.put("worker")
     waiter.join(timeout=GUARD_S)
     assert got == ["worker"] and not queue._waiting and not queue._free
+
+
+def test_coroutines_and_threads_wait_in_one_line_and_a_coroutine_holds_no_thread():
+    import asyncio
+
+    queue: FairQueue[str] = FairQueue(["worker"])
+    assert queue.get() == "worker"
+    got: list[tuple[str, str | None]] = []
+
+    async def main() -> None:
+        first = asyncio.create_task(queue.get_async(timeout=GUARD_S))
+        while len(queue._waiting) < 1:
+            await asyncio.sleep(0.001)
+        thread = threading.Thread(target=lambda: got.append(("thread", queue.get(timeout=GUARD_S))))
+        thread.start()
+        while len(queue._waiting) < 2:  # the loop keeps running while the coroutine waits
+            await asyncio.sleep(0.001)
+        queue.put("worker")  # the coroutine came first
+        got.append(("coroutine", await first))
+        queue.put("worker")
+        await asyncio.to_thread(thread.join, GUARD_S)
+
+    asyncio.run(main())
+    assert got == [("coroutine", "worker"), ("thread", "worker")] and queue._waiting == deque()
+
+
+def test_a_coroutine_that_times_out_or_is_cancelled_leaves_the_line_and_passes_on_an_item_it_was_given():
+    import asyncio
+
+    queue: FairQueue[str] = FairQueue(["worker"])
+    assert queue.get() == "worker"
+
+    async def main() -> None:
+        assert await queue.get_async(timeout=0.01) is None and not queue._waiting  # nothing came
+        waiting = asyncio.create_task(queue.get_async(timeout=GUARD_S))
+        while not queue._waiting:
+            await asyncio.sleep(0.001)
+        waiting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiting
+        assert not queue._waiting
+        # Served and cancelled in the same instant: the item is the caller's (its result) or back in the queue,
+        # never lost (which one depends on the Python version's wait_for).
+        served = asyncio.create_task(queue.get_async(timeout=GUARD_S))
+        while not queue._waiting:
+            await asyncio.sleep(0.001)
+        queue.put("worker")
+        served.cancel()
+        try:
+            holders = [await served]
+        except asyncio.CancelledError:
+            holders = []
+        holders += list(queue._free)
+        assert holders == ["worker"] and not queue._waiting
+
+    asyncio.run(main())

@@ -4,6 +4,8 @@ generous bound that only stops a hang."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -126,6 +128,48 @@ def test_concurrent_questions_each_get_their_own_answer(pooled, engine):
     assert all(answer == expected[q] for q, answer in got)
 
 
+def test_coroutines_on_the_event_loop_and_threads_share_the_workers_and_get_the_same_answers(pooled, engine):
+    from concurrent.futures import ThreadPoolExecutor
+
+    questions = _questions(10)
+    expected = {q: _comparable(engine.answer(q, previous_question=p)) for q, p in questions}
+
+    async def main() -> list[tuple[str, dict]]:
+        async def one(question: str, previous: str | None) -> tuple[str, dict]:
+            return question, _comparable(await pooled.answer_async(question, previous_question=previous))
+
+        with ThreadPoolExecutor(max_workers=4) as threads:  # threaded callers at the same time, same workers
+            threaded = [threads.submit(lambda q=q, p=p: (q, _comparable(pooled.answer(q, previous_question=p))))
+                        for q, p in questions]  # fmt: skip
+            got = await asyncio.gather(*(one(q, p) for q, p in questions * 2))
+            return got + [future.result(GUARD_S) for future in threaded]
+
+    got = asyncio.run(main())
+    assert len(got) == 3 * len(questions) and all(answer == expected[q] for q, answer in got)
+
+
+def test_a_coroutine_cancelled_while_its_answer_is_on_the_way_costs_that_worker_not_the_answers(pooled, engine):
+    """Its answer would be read by the next sender: the worker is replaced, the others' answers stay right."""
+    question = "Comment payer ma facture ?"
+    before = {w.pid for w in pooled.pool._workers}
+
+    async def main() -> list:
+        doomed = asyncio.create_task(pooled.pool.answer_async("Je n'ai plus de réseau", None, None))
+        others = [asyncio.create_task(pooled.pool.answer_async(question, None, None)) for _ in range(6)]
+        await asyncio.sleep(0)  # every request is sent before the first answer can be read
+        doomed.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await doomed
+        return await asyncio.gather(*others)
+
+    answers = asyncio.run(main())
+    expected = _comparable(engine.answer(question))
+    assert all(answer is None or _comparable(answer) == expected for answer in answers)  # None: answered here
+    _wait_until(lambda: pooled.pool.alive == 2 and {w.pid for w in pooled.pool._workers} != before,
+                "the cancelled call's worker was not replaced")
+    assert _comparable(pooled.answer(question)) == expected
+
+
 def test_a_sender_sleeps_until_the_answer_before_its_own_is_read_and_only_it_is_woken():
     import threading
 
@@ -144,11 +188,35 @@ def test_a_sender_sleeps_until_the_answer_before_its_own_is_read_and_only_it_is_
     _wait_until(lambda: set(worker.waiting) == {1, 2}, "the senders did not wait for their turn")
     worker.done_reading()  # answer 0 read: the sender of 1 only
     threads[1].join(GUARD_S)
-    assert woken == [1] and threads[2].is_alive() and not worker.waiting[2].is_set()
+    assert woken == [1] and threads[2].is_alive() and set(worker.waiting) == {2}
     worker.done_reading()
     threads[2].join(GUARD_S)
     assert woken == [1, 2] and worker.waiting == {}
     assert worker.wait_turn(3, 0.01) is False and worker.waiting == {}  # a turn that never comes times out
+
+
+def test_a_coroutine_waits_its_turn_on_the_loop_and_leaves_the_line_when_cancelled():
+    import asyncio
+
+    from rag.pool import _Worker
+
+    worker = _Worker(conn=None, pid=0)
+
+    async def main() -> None:
+        await asyncio.wait_for(worker.wait_turn_async(0), GUARD_S)  # first in line: no wait
+        second = asyncio.create_task(worker.wait_turn_async(1))
+        third = asyncio.create_task(worker.wait_turn_async(2))
+        while set(worker.waiting) != {1, 2}:
+            await asyncio.sleep(0.001)
+        worker.done_reading()  # answer 0 read, from any thread: only the sender of 1 wakes
+        await asyncio.wait_for(second, GUARD_S)
+        assert not third.done() and set(worker.waiting) == {2}
+        third.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await third
+        assert worker.waiting == {}
+
+    asyncio.run(main())
 
 
 def test_the_first_sender_in_line_does_not_wait():

@@ -1,0 +1,210 @@
+"""The API's chat turn on the event loop (PostgreSQL): same answers, same storage, same retries as in a thread.
+
+The server's lifespan opens the asynchronous connections (``ApiContext.open_turns``), so every client here
+is used inside ``with``. On SQLite the same calls take the threaded path, which the other API tests cover.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from rag.chat import AGENT_HANDLES_TEXT
+from storage import IdempotencyKey, Message, Ticket
+from tests.api.conftest import CUSTOMER, QUESTION, build_api_services
+
+URL = "/api/v1/chat/message"
+GUARD_S = 120  # only stops a hang
+pytestmark = pytest.mark.all_backends
+
+
+@pytest.fixture
+def serve(db, engine):
+    """Factory: a started API (lifespan run) whose ``ChatService.send_async`` calls are counted."""
+    started = []
+
+    def start(answer_engine=engine, **api) -> TestClient:
+        lifted = {"rate_limit_ip": "1000/minute", "rate_limit_conversations_client": "1000/hour"}
+        services = build_api_services(db, answer_engine, api={**lifted, **api})
+        from api import create_api
+
+        client = TestClient(create_api(services), raise_server_exceptions=False)
+        client.__enter__()
+        started.append(client)
+        client.services = services
+        client.on_loop = []
+        send_async = services.chat.send_async
+
+        async def counted(session, text, idempotency, turns):
+            client.on_loop.append(text)
+            return await send_async(session, text, idempotency, turns)
+
+        services.chat.send_async = counted
+        return client
+
+    yield start
+    for client in started:
+        client.__exit__(None, None, None)
+        client.app.state.api.webhooks.stop()
+
+
+def _open(client) -> tuple[dict, dict]:
+    opened = client.post(URL, json={"message": QUESTION, "user_info": CUSTOMER})
+    assert opened.status_code == 200, opened.text
+    body = opened.json()
+    return body, {"X-Conversation-Key": body["conversation_key"]}
+
+
+def _messages(client, conversation_id: str) -> list[tuple[str, str]]:
+    with client.services.db.read() as session:
+        rows = session.execute(
+            select(Message.role, Message.content).where(Message.conversation_id == conversation_id).order_by(Message.id)
+        )
+        return [tuple(row) for row in rows]
+
+
+def _keys(client) -> int:
+    with client.services.db.read() as session:
+        return session.scalar(select(func.count()).select_from(IdempotencyKey))
+
+
+def _comparable(body: dict) -> dict:
+    return {k: v for k, v in body.items() if k not in ("conversation_id", "conversation_key")}
+
+
+def test_messages_are_answered_on_the_loop_on_postgresql_with_the_threaded_paths_results(serve, db_backend):
+    client = serve()
+    threaded = serve(async_turns=False)
+    assert (client.app.state.api.turns is not None) == (db_backend == "postgresql")
+    assert threaded.app.state.api.turns is None
+    conversations = {}
+    for name, api in (("loop", client), ("threads", threaded)):
+        opened, headers = _open(api)
+        replies = []
+        for text in ("Comment obtenir mon code RIO ?", "et en 5G ?", "Merci !"):
+            body = {"conversation_id": opened["conversation_id"], "message": text}
+            response = api.post(URL, json=body, headers=headers)
+            assert response.status_code == 200, response.text
+            replies.append(_comparable(response.json()))
+        conversations[name] = (opened["conversation_id"], replies)
+    assert conversations["loop"][1] == conversations["threads"][1]  # same answers, sources and links
+    assert client.on_loop == (["Comment obtenir mon code RIO ?", "et en 5G ?", "Merci !"] if db_backend == "postgresql" else [])
+    assert threaded.on_loop == []
+    stored = [_messages(api, conversations[name][0]) for name, api in (("loop", client), ("threads", threaded))]
+    assert stored[0] == stored[1] and len(stored[0]) == 8  # the opening's turn and three more, each once
+
+
+def test_a_retry_replays_the_first_response_and_stores_nothing_new(serve):
+    client = serve()
+    opened, headers = _open(client)
+    headers = {**headers, "Idempotency-Key": "loop-0001-aaaa"}
+    body = {"conversation_id": opened["conversation_id"], "message": "Comment payer ma facture ?"}
+    first = client.post(URL, json=body, headers=headers)
+    assert first.status_code == 200 and "Idempotency-Replayed" not in first.headers
+    stored = (_messages(client, opened["conversation_id"]), _keys(client))
+    for _ in range(2):
+        again = client.post(URL, json=body, headers=headers)
+        assert again.status_code == 200 and again.json() == first.json()
+        assert again.headers["Idempotency-Replayed"] == "true"
+    reused = client.post(URL, json={**body, "message": "Autre chose"}, headers=headers)
+    assert reused.status_code == 422 and "Idempotency-Key" in reused.json()["detail"]
+    assert (_messages(client, opened["conversation_id"]), _keys(client)) == stored
+
+
+def test_concurrent_calls_with_one_key_store_one_turn_and_get_one_response(serve):
+    client = serve()
+    opened, headers = _open(client)
+    headers = {**headers, "Idempotency-Key": "loop-0002-bbbb"}
+    body = {"conversation_id": opened["conversation_id"], "message": "Je n'ai plus de réseau depuis ce matin"}
+    responses, start = [], threading.Barrier(4)
+
+    def send() -> None:
+        start.wait(GUARD_S)
+        responses.append(client.post(URL, json=body, headers=headers))
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(GUARD_S)
+    assert [r.status_code for r in responses] == [200] * 4
+    assert len({str(_comparable(r.json())) for r in responses}) == 1
+    assert [r.headers.get("Idempotency-Replayed") for r in responses].count(None) == 1
+    assert _messages(client, opened["conversation_id"])[2:] == [("user", body["message"]),
+                                                              ("assistant", responses[0].json()["response"])]  # fmt: skip
+
+
+def test_an_escalation_and_an_agent_held_conversation_are_stored_as_in_a_thread(serve, db_backend):
+    client = serve()
+    opened, headers = _open(client)
+    body = {"conversation_id": opened["conversation_id"], "message": "je veux parler à un conseiller, toujours pas de réseau"}
+    escalated = client.post(URL, json=body, headers={**headers, "Idempotency-Key": "loop-0003-cccc"})
+    assert escalated.status_code == 200, escalated.text
+    reply = escalated.json()
+    assert reply["needs_escalation"] and reply["ticket_id"] is not None and f"n° {reply['ticket_id']}" in reply["notice"]
+    assert [role for role, _ in _messages(client, opened["conversation_id"])][2:] == ["user", "assistant", "system"]
+    again = client.post(URL, json=body, headers={**headers, "Idempotency-Key": "loop-0003-cccc"})
+    assert again.json() == reply and len(_messages(client, opened["conversation_id"])) == 5
+    # Asked again: the open ticket is only marked, on the loop (PostgreSQL) without a thread's ORM session.
+    threaded = []
+    store_turn = client.services.chat._store_turn
+    client.services.chat._store_turn = lambda *args: threaded.append(args) or store_turn(*args)
+    repeat = client.post(URL, json={**body, "message": "toujours rien, je veux un conseiller"}, headers=headers)
+    assert repeat.status_code == 200 and repeat.json()["ticket_id"] == reply["ticket_id"], repeat.text
+    assert repeat.json()["notice"] == reply["notice"]
+    assert [role for role, _ in _messages(client, opened["conversation_id"])][5:] == ["user", "assistant", "system"]
+    assert (threaded == []) == (db_backend == "postgresql")
+    with client.services.db.read() as session:
+        assert session.scalar(select(func.count()).select_from(Ticket)) == 1
+
+    client.services.chat.conversations.set_status(opened["conversation_id"], "agent")
+    held = client.post(URL, json={**body, "message": "Vous êtes là ?"}, headers=headers)
+    assert held.status_code == 200
+    assert held.json()["response"] is None and held.json()["notice"] == AGENT_HANDLES_TEXT
+    assert _messages(client, opened["conversation_id"])[-1] == ("user", "Vous êtes là ?")
+
+
+def test_a_wrong_key_or_an_unknown_conversation_gets_404_and_the_lifespan_closes_the_connections(serve, db_backend):
+    client = serve()
+    _, headers = _open(client)
+    other, _ = _open(client)
+    stolen = client.post(URL, json={"conversation_id": other["conversation_id"], "message": "Bonjour"}, headers=headers)
+    assert stolen.status_code == 404
+    unknown = "0" * 32
+    forged = client.app.state.api.keys.key_for(unknown)  # a valid key for a conversation that does not exist
+    missing = client.post(URL, json={"conversation_id": unknown, "message": "Bonjour"}, headers={"X-Conversation-Key": forged})
+    assert missing.status_code == 404
+    turns = client.app.state.api.turns
+    client.__exit__(None, None, None)
+    assert client.app.state.api.turns is None
+    if db_backend == "postgresql":
+        assert turns.pool.closed
+
+
+def test_answers_from_the_worker_processes_are_awaited_on_the_loop(serve, shipped_config, db_backend, engine):
+    if db_backend != "postgresql":
+        pytest.skip("the event-loop turn is PostgreSQL's")
+    from rag.answer import AnswerEngine
+
+    pooled = AnswerEngine(shipped_config.model_copy(update={"answer_processes": 1}))
+    assert pooled.start_processes() == 1
+    try:
+        calls = []
+        answer_async = pooled.pool.answer_async
+
+        async def counted(*args):
+            calls.append(args[0])
+            return await answer_async(*args)
+
+        pooled.pool.answer_async = counted
+        client = serve(answer_engine=pooled)
+        opened, headers = _open(client)
+        body = {"conversation_id": opened["conversation_id"], "message": "Comment activer ma carte SIM ?"}
+        response = client.post(URL, json=body, headers=headers)
+        assert response.status_code == 200 and calls == ["Comment activer ma carte SIM ?"]
+        assert response.json()["response"] == engine.answer(body["message"], previous_question=QUESTION).text
+    finally:
+        pooled.close()
