@@ -323,9 +323,10 @@ class ChatService:
         """``send`` on the server's event loop (the API's chat turn on PostgreSQL), same phases and results.
 
         The turn's read and write are awaited on ``turns`` and an extractive answer on the answer
-        workers, so no thread is held while they run. What the threaded path does with more than one
-        statement (an escalation's ticket, an agent-held conversation, an accepted ticket offer) goes
-        to a thread of the server's pool, as the whole turn did before.
+        workers, so no thread is held while they run; so are an escalation's first ticket (opened with
+        the turn, in one transaction) and its repeats (the open ticket marked by the turn's statement).
+        The rest goes to a thread of the server's pool, as the whole turn did before: an agent-held
+        conversation, an accepted ticket offer, a ticket to raise or reopen, webhooks to write.
         """
         from anyio.to_thread import run_sync
 
@@ -350,7 +351,23 @@ class ChatService:
             if (stored := await _stored_once(turns, idempotency, write)) is not None:
                 self._escalated(session, read.ticket, ["conversation.escalated"])
                 return _with_ids(reply, stored)
-        # A ticket to open, raise or reopen (or changed since the read): the ticket service, in a thread.
+        elif read.ticket is None and self.tickets.outbox is None:  # the first escalation: the ticket opens here
+            category, priority, summary = self._ticket_fields(answer, text)
+            values, body = self.tickets.new_ticket(category, priority, summary, self.tickets.clock())
+            replies: list[ChatReply] = []
+
+            def turn(ticket: Ticket) -> tuple[list[dict], dict | None]:
+                reply, record = self._turn_reply(answer, idempotency, ticket)
+                replies.append(reply)
+                return _with_notice(rows, reply), record
+
+            write = turns.append_turn_opening_ticket(session.conversation_id, session.customer_id, values, body, turn)
+            if (opened := await _stored_once(turns, idempotency, write)) is not None:
+                ticket, stored = opened
+                # Listeners may write (the social monitor links a post's ticket): in a thread.
+                await run_sync(self._escalated, session, ticket, ["ticket.created", "conversation.escalated"])
+                return _with_ids(replies[-1], stored)
+        # A ticket to raise or reopen (or changed since the read, or webhooks to write): the ticket service, in a thread.
         return await run_sync(self._store_turn, session, text, received_at, answer, idempotency)
 
     def _accept(
@@ -454,17 +471,19 @@ class ChatService:
 
     def _escalate(self, connection: Connection, session: ChatSession, answer: Answer, text: str) -> tuple[Ticket, list[str]]:
         """Open (or reuse) the conversation's ticket inside the turn's transaction."""
+        category, priority, summary = self._ticket_fields(answer, text)
+        return self.tickets.escalate_within(connection, conversation_id=session.conversation_id,
+                                            customer_id=session.customer_id, category=category, priority=priority,
+                                            summary=summary)  # fmt: skip
+
+    @staticmethod
+    def _ticket_fields(answer: Answer, text: str) -> tuple[str, str, str]:
+        """The category, priority and summary of the ticket an escalating answer opens."""
         reasons = ", ".join(answer.escalation_reasons)
         excerpt = text if len(text) <= 300 else text[:297] + "…"
         summary = f"{reasons} — intention : {answer.intent}. Dernier message : « {excerpt} »"
-        return self.tickets.escalate_within(
-            connection,
-            conversation_id=session.conversation_id,
-            customer_id=session.customer_id,
-            category=answer.intent if answer.intent in TICKET_CATEGORIES else _TICKET_CATEGORY_OF.get(answer.intent, "général"),
-            priority=answer.priority or "LOW",
-            summary=summary,
-        )
+        category = answer.intent if answer.intent in TICKET_CATEGORIES else _TICKET_CATEGORY_OF.get(answer.intent, "général")
+        return category, answer.priority or "LOW", summary
 
     def history(self, session: ChatSession) -> list[Message]:
         """Messages of the session's own conversation, oldest first."""

@@ -50,6 +50,7 @@ from storage.models import (
     IdempotencyKey,
     Message,
     Ticket,
+    TicketEvent,
     new_conversation_id,
     utcnow,
 )
@@ -543,6 +544,31 @@ def _turn_statement(count: int, with_record: bool, repeat: bool = False) -> Text
     return text(sql + " SELECT id FROM added ORDER BY id").bindparams(*binds)
 
 
+@functools.cache
+def _open_ticket_statement() -> TextClause:
+    """PostgreSQL: a chat turn's new ticket, its "created" event and the conversation marked escalated, in one
+    statement (``AsyncTurnRepository.append_turn_opening_ticket``); its row: the ticket's id and customer."""
+    tickets, events = Ticket.__table__, TicketEvent.__table__
+    sql = (
+        "WITH escalated AS (UPDATE conversations SET status = CASE WHEN status = 'agent' THEN status "
+        "ELSE 'escalated' END WHERE id = :conversation_id RETURNING id, customer_id), "
+        "opened AS (INSERT INTO tickets (conversation_id, customer_id, category, priority, status, summary, "
+        "created_at, updated_at, sla_due_at) SELECT escalated.id, COALESCE(:customer_id, escalated.customer_id), "
+        ":category, :priority, :status, :summary, :created_at, :updated_at, :sla_due_at FROM escalated "
+        "RETURNING id, customer_id), "
+        "noted AS (INSERT INTO ticket_events (ticket_id, kind, actor, body, created_at) "
+        "SELECT opened.id, 'created', :actor, :body, :now FROM opened) "
+        "SELECT id, customer_id FROM opened"
+    )
+    binds = [bindparam("conversation_id", type_=tickets.c.conversation_id.type),
+             bindparam("customer_id", type_=tickets.c.customer_id.type),
+             bindparam("actor", type_=events.c.actor.type), bindparam("body", type_=events.c.body.type),
+             bindparam("now", type_=events.c.created_at.type)]  # fmt: skip
+    binds += [bindparam(name, type_=tickets.c[name].type)
+              for name in ("category", "priority", "status", "summary", "created_at", "updated_at", "sla_due_at")]  # fmt: skip
+    return text(sql).bindparams(*binds)
+
+
 class _Statements:
     """The statements of every chat turn, built once with bound parameters.
 
@@ -727,6 +753,10 @@ class IdempotencyRepository:
         _run(connection, _statements().add_idempotency, values)
 
 
+class _TicketTaken(Exception):
+    """The conversation has a live ticket already (a concurrent turn opened it)."""
+
+
 class AsyncTurnRepository:
     """A chat turn's read and write on the server's event loop (PostgreSQL, psycopg's asynchronous connections).
 
@@ -768,6 +798,33 @@ class AsyncTurnRepository:
         async with self._connection() as connection:
             ids = await self._run(connection, statement, params)
         return None if repeat is not None and not ids else _stored_turn(conversation_id, ids, values)
+
+    async def append_turn_opening_ticket(
+        self, conversation_id: str, customer_id: int | None, ticket: dict[str, Any], event_body: str,
+        build: Any,
+    ) -> tuple[Ticket, list[StoredMessage]] | None:  # fmt: skip
+        """A turn that opens the conversation's ticket, in one write transaction of two statements.
+
+        ``ticket`` holds the new ticket's columns (``TicketService.new_ticket``); the first statement inserts
+        it with its "created" event (actor ``bot``) and marks the conversation escalated unless an agent has
+        it, as ``TicketService.escalate_within`` does. ``build(ticket)`` then gives the turn's messages and
+        idempotency record, which name the ticket. If the conversation has a live ticket already (opened
+        meanwhile: the unique index refuses a second) nothing is written and None is returned."""
+        values = {**ticket, "conversation_id": conversation_id, "customer_id": customer_id, "actor": "bot",
+                  "body": event_body, "now": ticket["created_at"]}  # fmt: skip
+        try:
+            async with self._connection() as connection, connection.transaction():
+                try:
+                    rows = await self._run(connection, _open_ticket_statement(), values)
+                except IntegrityError as exc:
+                    raise _TicketTaken from exc  # rolls the transaction back
+                if not rows:
+                    raise NotFoundError(f"conversation {conversation_id!r} not found")
+                opened = Ticket(id=rows[0][0], conversation_id=conversation_id, customer_id=rows[0][1], **ticket)
+                statement, params, stored = _turn_write(conversation_id, *build(opened))
+                return opened, _stored_turn(conversation_id, await self._run(connection, statement, params), stored)
+        except _TicketTaken:
+            return None
 
     async def _run(self, connection: Any, statement: Executable, values: dict[str, Any]) -> list[tuple] | int:
         return await _dbapi_statement(statement, self.dialect).run_async(connection, values)

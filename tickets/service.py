@@ -202,6 +202,14 @@ class TicketService:
             session.flush()
         return ticket, events
 
+    @staticmethod
+    def new_ticket(category: str, priority: Priority | str, summary: str, now: datetime) -> tuple[dict, str]:
+        """A new ticket's columns (open, with its SLA deadline) and the body of its "created" event."""
+        priority = Priority(priority)
+        values = {"category": category, "priority": priority.value, "status": TicketStatus.OPEN.value, "summary": summary,
+                  "created_at": now, "updated_at": now, "sla_due_at": sla_due(now, priority)}  # fmt: skip
+        return values, f"Ticket créé ({category}, priorité {PRIORITY_LABELS[priority]})."
+
     def is_repeat(self, live: Ticket | None, priority: Priority | str) -> bool:
         """Whether escalating at ``priority`` to the conversation's ``live`` ticket only marks the conversation
         escalated: the ticket is open at this priority or higher and no outbox is to be filled."""
@@ -252,28 +260,11 @@ class TicketService:
             if conversation.status != "agent":
                 conversation.status = "escalated"
 
-        ticket = Ticket(
-            conversation_id=conversation_id,
-            customer_id=customer_id,
-            category=category,
-            priority=priority.value,
-            status=TicketStatus.OPEN.value,
-            summary=summary,
-            created_at=now,
-            updated_at=now,
-            sla_due_at=sla_due(now, priority),
-            source_key=source_key,
-        )
+        values, body = self.new_ticket(category, priority, summary, now)
+        ticket = Ticket(conversation_id=conversation_id, customer_id=customer_id, source_key=source_key, **values)
         session.add(ticket)
         session.flush()
-        created = _add_event(
-            session,
-            ticket,
-            "created",
-            actor,
-            f"Ticket créé ({category}, priorité {PRIORITY_LABELS[priority]}).",
-            now,
-        )
+        created = _add_event(session, ticket, "created", actor, body, now)
         set_committed_value(ticket, "events", [created])  # its whole history, known without a query
         return ticket, True
 

@@ -140,6 +140,10 @@ def test_concurrent_calls_with_one_key_store_one_turn_and_get_one_response(serve
 def test_an_escalation_and_an_agent_held_conversation_are_stored_as_in_a_thread(serve, db_backend):
     client = serve()
     opened, headers = _open(client)
+    threaded, created = [], []
+    store_turn = client.services.chat._store_turn
+    client.services.chat._store_turn = lambda *args: threaded.append(args) or store_turn(*args)
+    client.services.tickets.subscribe(lambda event, ticket: created.append((event, ticket.id)))
     body = {"conversation_id": opened["conversation_id"], "message": "je veux parler à un conseiller, toujours pas de réseau"}
     escalated = client.post(URL, json=body, headers={**headers, "Idempotency-Key": "loop-0003-cccc"})
     assert escalated.status_code == 200, escalated.text
@@ -148,10 +152,12 @@ def test_an_escalation_and_an_agent_held_conversation_are_stored_as_in_a_thread(
     assert [role for role, _ in _messages(client, opened["conversation_id"])][2:] == ["user", "assistant", "system"]
     again = client.post(URL, json=body, headers={**headers, "Idempotency-Key": "loop-0003-cccc"})
     assert again.json() == reply and len(_messages(client, opened["conversation_id"])) == 5
-    # Asked again: the open ticket is only marked, on the loop (PostgreSQL) without a thread's ORM session.
-    threaded = []
-    store_turn = client.services.chat._store_turn
-    client.services.chat._store_turn = lambda *args: threaded.append(args) or store_turn(*args)
+    ticket = client.services.tickets.get(reply["ticket_id"])
+    assert (ticket.status, ticket.priority, ticket.customer_id) == ("OPEN", "MEDIUM", client.services.chat.conversations.get(opened["conversation_id"]).customer_id)
+    assert [e.kind for e in ticket.events] == ["created"] and ticket.sla_due_at is not None
+    assert client.services.chat.conversations.get(opened["conversation_id"]).status == "escalated"
+    assert created[:2] == [("ticket.created", ticket.id), ("conversation.escalated", ticket.id)]
+    # Asked again: the open ticket is only marked by the turn's statement.
     repeat = client.post(URL, json={**body, "message": "toujours rien, je veux un conseiller"}, headers=headers)
     assert repeat.status_code == 200 and repeat.json()["ticket_id"] == reply["ticket_id"], repeat.text
     assert repeat.json()["notice"] == reply["notice"]
