@@ -12,7 +12,7 @@ import contextlib
 import functools
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -801,7 +801,7 @@ class AsyncTurnRepository:
 
     async def append_turn_opening_ticket(
         self, conversation_id: str, customer_id: int | None, ticket: dict[str, Any], event_body: str,
-        build: Any,
+        build: Callable[[Ticket], tuple[list[dict[str, Any]], dict[str, Any] | None]],
     ) -> tuple[Ticket, list[StoredMessage]] | None:  # fmt: skip
         """A turn that opens the conversation's ticket, in one write transaction of two statements.
 
