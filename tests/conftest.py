@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -275,6 +276,31 @@ def write_mini_kb(folder: Path) -> Path:
 
 # A real OpenAI-compatible server for the HTTP backend and evaluation tests.
 SERVER_START_S = 120
+
+
+def run_in_new_loop(main: Callable[[], Any], timeout: float = 300.0) -> Any:
+    """``asyncio.run(main())`` in a thread of its own, and its result (or its exception).
+
+    A test run in the main thread may find an event loop marked running there (Playwright's sync API,
+    used by the browser tests, leaves one), where ``asyncio.run`` refuses to start."""
+    import asyncio
+    import threading
+
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["result"] = asyncio.run(main())
+        except BaseException as exc:  # handed to the test's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name="test-event-loop")
+    thread.start()
+    thread.join(timeout)
+    assert not thread.is_alive(), "the event loop did not finish"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
 
 
 def free_port() -> int:

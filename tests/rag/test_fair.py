@@ -8,6 +8,7 @@ import time
 from collections import deque
 
 from rag.fair import FairQueue, FairSlots
+from tests.conftest import run_in_new_loop
 
 GUARD_S = 60  # only stops a hang
 
@@ -84,7 +85,7 @@ def test_coroutines_and_threads_wait_in_one_line_and_a_coroutine_holds_no_thread
         queue.put("worker")
         await asyncio.to_thread(thread.join, GUARD_S)
 
-    asyncio.run(main())
+    run_in_new_loop(main)
     assert got == [("coroutine", "worker"), ("thread", "worker")] and queue._waiting == deque()
 
 
@@ -117,4 +118,4 @@ def test_a_coroutine_that_times_out_or_is_cancelled_leaves_the_line_and_passes_o
         holders += list(queue._free)
         assert holders == ["worker"] and not queue._waiting
 
-    asyncio.run(main())
+    run_in_new_loop(main)

@@ -17,7 +17,7 @@ import pytest
 from rag.answer import AnswerEngine
 from rag.index import build_index
 from settings import ROOT
-from tests.conftest import write_mini_kb
+from tests.conftest import run_in_new_loop, write_mini_kb
 
 GUARD_S = 300
 
@@ -144,7 +144,7 @@ def test_coroutines_on_the_event_loop_and_threads_share_the_workers_and_get_the_
             got = await asyncio.gather(*(one(q, p) for q, p in questions * 2))
             return got + [future.result(GUARD_S) for future in threaded]
 
-    got = asyncio.run(main())
+    got = run_in_new_loop(main)
     assert len(got) == 3 * len(questions) and all(answer == expected[q] for q, answer in got)
 
 
@@ -162,7 +162,7 @@ def test_a_coroutine_cancelled_while_its_answer_is_on_the_way_costs_that_worker_
             await doomed
         return await asyncio.gather(*others)
 
-    answers = asyncio.run(main())
+    answers = run_in_new_loop(main)
     expected = _comparable(engine.answer(question))
     assert all(answer is None or _comparable(answer) == expected for answer in answers)  # None: answered here
     _wait_until(lambda: pooled.pool.alive == 2 and {w.pid for w in pooled.pool._workers} != before,
@@ -216,7 +216,7 @@ def test_a_coroutine_waits_its_turn_on_the_loop_and_leaves_the_line_when_cancell
             await third
         assert worker.waiting == {}
 
-    asyncio.run(main())
+    run_in_new_loop(main)
 
 
 def test_the_first_sender_in_line_does_not_wait():

@@ -20,6 +20,7 @@ from storage import (
     Ticket,
     TicketEvent,
 )
+from tests.conftest import run_in_new_loop
 from tickets import TicketService
 
 GUARD_S = 120  # only stops a hang
@@ -40,7 +41,7 @@ def _run(db: Database, scenario):
         finally:
             await pool.close()
 
-    return asyncio.run(main())
+    return run_in_new_loop(main)
 
 
 def _count(db: Database, model, **where) -> int:
