@@ -261,7 +261,8 @@ class AnswerPool:
                 try:
                     await readable
                 finally:
-                    loop.remove_reader(fd)
+                    with contextlib.suppress(OSError, ValueError):  # the pipe may be closed meanwhile (_lost)
+                        loop.remove_reader(fd)
             return worker.conn.recv()
         finally:
             worker.done_reading()
