@@ -69,8 +69,7 @@ class ApiContext:
         process, under its writer lock) and a shared limit store (network calls) keep the threaded path.
         """
         db, api = self.services.db, self.settings.api
-        local_limits = getattr(self.limits, "storage_uri", "memory://").startswith("memory://")
-        if not api.async_turns or db.is_sqlite or not local_limits:
+        if not api.async_turns or db.is_sqlite or not self.limits_local:
             return
         pool = await db.open_async_pool(self.settings.database_pool_size or api.worker_threads + 4)
         self.turns = AsyncTurnRepository(db, pool)
@@ -112,8 +111,12 @@ class ApiContext:
         FastAPI runs a sync dependency in the thread pool, a second thread hop per request that costs
         more than counting in memory; a shared store (Redis) is network I/O and stays in the pool.
         """
-        local = getattr(self.limits, "storage_uri", "memory://").startswith("memory://")
-        return self._limit_ip_in_loop if local else self.limit_ip
+        return self._limit_ip_in_loop if self.limits_local else self.limit_ip
+
+    @property
+    def limits_local(self) -> bool:
+        """Whether the limit counters are in this process' memory (no network call to count)."""
+        return getattr(self.limits, "storage_uri", "memory://").startswith("memory://")
 
     def staff(self, area: str) -> Callable[[Request], StaffPrincipal]:
         """Dependency factory: the bearer token's principal, re-read from the DB, allowed in ``area``."""

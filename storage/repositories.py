@@ -399,7 +399,7 @@ def _turn_read(rows: list[tuple], replay: IdempotencyKey | None) -> TurnRead:
 def _read_turn_statement(
     idempotency: tuple[str, str] | None, values: dict[str, Any]
 ) -> tuple[Executable, dict[str, Any]]:
-    """The turn's read and its parameters: with (scope, key) it also tells whether the key is taken (8th column)."""
+    """The turn's read and its parameters: with (scope, key) it also tells whether the key is taken (``_KEY_COLUMN``)."""
     if idempotency is None:
         return _statements().recent, values
     scope, key = idempotency
@@ -498,10 +498,15 @@ def _turn_write(
     return _turn_statement(len(values), record is not None, ticket is not None), params, values
 
 
-def _stored_turn(conversation_id: str, ids: list[tuple], values: list[dict[str, Any]]) -> list[StoredMessage]:
-    if not ids:
+def _stored_turn(conversation_id: str, rows: list[tuple], values: list[dict[str, Any]]) -> list[StoredMessage]:
+    """The messages just written, from the statement's rows (their ids) and their values."""
+    if not rows:
         raise NotFoundError(f"conversation {conversation_id!r} not found")
-    return [StoredMessage(row[0], **value) for row, value in zip(ids, values, strict=True)]
+    return [StoredMessage(row[0], **value) for row, value in zip(rows, values, strict=True)]
+
+
+# A conversation an escalation marks (``mark_escalated`` as SQL to embed): escalated, unless an agent has it.
+_ESCALATED = "status = CASE WHEN status = 'agent' THEN status ELSE 'escalated' END"
 
 
 @functools.lru_cache(maxsize=16)
@@ -511,6 +516,8 @@ def _turn_statement(count: int, with_record: bool, repeat: bool = False) -> Text
     The messages are inserted in the order of their rows (``ORDER BY position``), so their ids, taken from
     the table's sequence in that order, come back sorted as the rows are (what SQLAlchemy's own multi-row
     INSERT on PostgreSQL relies on). No conversation, nothing touched: no row is inserted and none returned.
+    With ``repeat`` it also locks the live ticket the turn read (same id, status and priority) and marks the
+    conversation escalated; no such ticket any more, nothing is written either.
     """
     messages, keys, tickets = Message.__table__, IdempotencyKey.__table__, Ticket.__table__
     rows = ", ".join(f"(:role_{i}, :content_{i}, :meta_{i}, :created_at_{i}, {i})" for i in range(count))
@@ -519,11 +526,10 @@ def _turn_statement(count: int, with_record: bool, repeat: bool = False) -> Text
         touch = (
             "WITH live AS (SELECT id FROM tickets WHERE id = :ticket_id AND conversation_id = :conversation_id "
             "AND status = :ticket_status AND priority = :ticket_priority FOR UPDATE), "
-            "touched AS (UPDATE conversations SET updated_at = :now, status = CASE WHEN status IN ('agent', 'escalated') "
-            "THEN status ELSE 'escalated' END WHERE id = :conversation_id AND EXISTS (SELECT 1 FROM live) RETURNING id), "
+            f"touched AS (UPDATE conversations SET updated_at = :now, {_ESCALATED} WHERE id = :conversation_id "
+            "AND EXISTS (SELECT 1 FROM live) RETURNING id), "
         )
-    sql = (
-        touch + ""
+    sql = touch + (
         "added AS (INSERT INTO messages (conversation_id, role, content, meta, created_at) "
         "SELECT touched.id, v.role, v.content, v.meta, v.created_at "
         f"FROM touched, (VALUES {rows}) AS v (role, content, meta, created_at, position) "
@@ -550,8 +556,8 @@ def _open_ticket_statement() -> TextClause:
     statement (``AsyncTurnRepository.append_turn_opening_ticket``); its row: the ticket's id and customer."""
     tickets, events = Ticket.__table__, TicketEvent.__table__
     sql = (
-        "WITH escalated AS (UPDATE conversations SET status = CASE WHEN status = 'agent' THEN status "
-        "ELSE 'escalated' END WHERE id = :conversation_id RETURNING id, customer_id), "
+        f"WITH escalated AS (UPDATE conversations SET {_ESCALATED} WHERE id = :conversation_id "
+        "RETURNING id, customer_id), "
         "opened AS (INSERT INTO tickets (conversation_id, customer_id, category, priority, status, summary, "
         "created_at, updated_at, sla_due_at) SELECT escalated.id, COALESCE(:customer_id, escalated.customer_id), "
         ":category, :priority, :status, :summary, :created_at, :updated_at, :sla_due_at FROM escalated "
