@@ -21,7 +21,10 @@ and adds the throughput ratio of the largest count to one replica.
 measures, in a child pinned to one CPU before the servers start and again after they stop, how many
 answers per second the engine alone gives on one core; ``served_vs_engine_1core`` is the served rate
 over the mean of the two (>= 1.0: serving, HTTP and
-database included, uses both cores).
+database included, uses both cores). Where that CPU goes, per accepted message: the API processes
+(``api_process_cpu_ms_per_message``), their answer workers (``answer_workers_cpu_ms_per_message``, to
+compare with the engine's own ``engine_cpu_ms_per_answer``), a PostgreSQL server on this machine
+(``database_cpu_ms_per_message``), the load generator and the whole machine.
 
 ``--repeat N`` runs each measurement N times and adds ``medians`` (median, min and max of the
 headline figures per replica count): a 50 x 10 run lasts about 3 s, and this VM's speed drifts by a
@@ -321,7 +324,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def medians(results: list[dict]) -> dict[str, dict]:
     """Per replica count: the median and range of each headline figure over repeated runs."""
-    figures = ("served_vs_engine_1core", "accepted_per_s", "engine_1core_per_s", "api_process_cpu_ms_per_message",
+    figures = ("served_vs_engine_1core", "accepted_per_s", "engine_1core_per_s", "engine_cpu_ms_per_answer",
+               "answer_workers_cpu_ms_per_message", "api_process_cpu_ms_per_message", "database_cpu_ms_per_message",
                "machine_cpu_ms_per_message")  # fmt: skip
     summary: dict[str, dict] = {}
     for replicas in sorted({r["replicas"] for r in results}):
@@ -363,7 +367,7 @@ def _measure(args: argparse.Namespace, replicas: int, customers: int, duration: 
                 urls.append(f"http://{HOST}:{port}")
                 _wait_ready(urls[-1], servers[-1], log_path)  # one at a time: the first migrates
             (cpu_before, api_before), client_before = _cpu_seconds(servers), time.process_time()
-            machine_before = _machine_cpu()
+            machine_before, database_before = _machine_cpu(), _database_cpu(database_url)
             t0 = time.monotonic()
             think = args.think_time if args.think_time is not None else (0.0 if args.messages else 0.5)
             stats = _run_loop(_load(urls, customers, duration, think, run, args.messages))
@@ -372,6 +376,8 @@ def _measure(args: argparse.Namespace, replicas: int, customers: int, duration: 
             machine_busy, machine_total, machine_steal = (a - b for a, b in zip(_machine_cpu(), machine_before, strict=True))
             server_cpu, api_cpu = cpu_after - cpu_before, api_after - api_before
             client_cpu = time.process_time() - client_before  # the load generator shares the machine
+            database_after = _database_cpu(database_url)
+            database_cpu = None if None in (database_before, database_after) else database_after - database_before
         finally:
             for server in servers:
                 server.terminate()
@@ -409,7 +415,12 @@ def _measure(args: argparse.Namespace, replicas: int, customers: int, duration: 
         "server_cpu_ms_per_message": round(1000 * server_cpu / max(1, len(stats["accepted"])), 2),
         # ... of which the API processes themselves (the rest: their answer worker processes).
         "api_process_cpu_ms_per_message": round(1000 * api_cpu / max(1, len(stats["accepted"])), 2),
+        # ... of which their answer worker processes (compare with engine_cpu_ms_per_answer: the engine alone).
+        "answer_workers_cpu_ms_per_message": round(1000 * (server_cpu - api_cpu) / max(1, len(stats["accepted"])), 2),
         "client_cpu_ms_per_message": round(1000 * client_cpu / max(1, len(stats["accepted"])), 2),
+        # A PostgreSQL server on this machine: its processes' CPU (None for SQLite, a remote server or no psutil).
+        "database_cpu_ms_per_message": (round(1000 * database_cpu / max(1, len(stats["accepted"])), 2)
+                                        if database_cpu is not None else None),
         # The whole machine's during the load: every process (a local PostgreSQL's too), and how busy its CPUs were.
         "machine_cpu_ms_per_message": round(1000 * machine_busy / max(1, len(stats["accepted"])), 2),
         "machine_cpu_busy_pct": round(100 * machine_busy / machine_total, 1) if machine_total else None,
@@ -497,6 +508,30 @@ def _cpu_seconds(processes: list) -> tuple[float, float]:
             if member is parent:
                 own += times.user + times.system
     return total, own
+
+
+def _database_cpu(database_url: str) -> float | None:
+    """User + system CPU seconds used so far by a PostgreSQL server running on this machine (every one of its
+    processes: the connections' backends, the WAL writer, autovacuum...), or None when there is none to see."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    if not url.drivername.startswith("postgresql") or (url.host or "localhost") not in ("localhost", "127.0.0.1", "::1"):
+        return None
+    try:
+        import psutil
+    except ImportError:
+        return None
+    total, seen = 0.0, False
+    for process in psutil.process_iter(["name"]):
+        if process.info["name"] != "postgres":
+            continue
+        try:
+            times = process.cpu_times()
+        except psutil.Error:  # exited meanwhile, or another user's process we may not read
+            continue
+        total, seen = total + times.user + times.system, True
+    return total if seen else None
 
 
 def _machine_cpu() -> tuple[float, float, float]:
