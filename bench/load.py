@@ -20,11 +20,14 @@ and adds the throughput ratio of the largest count to one replica.
 ``--messages N`` makes every customer send N messages back to back (no think time unless given) and
 measures, in a child pinned to one CPU before the servers start and again after they stop, how many
 answers per second the engine alone gives on one core; ``served_vs_engine_1core`` is the served rate
-over the mean of the two (>= 1.0: serving, HTTP and
-database included, uses both cores). Where that CPU goes, per accepted message: the API processes
-(``api_process_cpu_ms_per_message``), their answer workers (``answer_workers_cpu_ms_per_message``, to
-compare with the engine's own ``engine_cpu_ms_per_answer``), a PostgreSQL server on this machine
-(``database_cpu_ms_per_message``), the load generator and the whole machine.
+over the mean of the two (>= 1.0: serving, HTTP and database included, uses both cores).
+``--engine-pair`` also runs two engines at once, one pinned to each of two CPUs, before the servers
+start: ``engine_2cores_vs_1core`` is their summed rate over one engine's alone (2.0 when two busy cores
+answer as fast as two idle ones). Where the served messages' CPU goes, per accepted message: the API
+processes (``api_process_cpu_ms_per_message``), their answer workers
+(``answer_workers_cpu_ms_per_message``, to compare with the engine's own ``engine_cpu_ms_per_answer``),
+a PostgreSQL server on this machine (``database_cpu_ms_per_message``), the load generator and the
+whole machine.
 
 ``--repeat N`` runs each measurement N times and adds ``medians`` (median, min and max of the
 headline figures per replica count): a 50 x 10 run lasts about 3 s, and this VM's speed drifts by a
@@ -35,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import socket
@@ -76,6 +80,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeat", type=int, default=1,
                         help="runs of each measurement (max 20): each is printed with their median, the figure to "
                         "quote on a VM whose speed drifts within minutes (a 50 x 10 run lasts about 3 s)")
+    parser.add_argument("--engine-pair", action="store_true",
+                        help="with --messages: also measure two engines at once, one pinned to each of two CPUs "
+                        "(what this machine's cores give the answer work alone when both are busy)")  # fmt: skip
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     return parser
@@ -324,7 +331,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def medians(results: list[dict]) -> dict[str, dict]:
     """Per replica count: the median and range of each headline figure over repeated runs."""
-    figures = ("served_vs_engine_1core", "accepted_per_s", "engine_1core_per_s", "engine_cpu_ms_per_answer",
+    figures = ("served_vs_engine_1core", "accepted_per_s", "engine_1core_per_s", "engine_2cores_vs_1core",
+               "engine_cpu_ms_per_answer",
                "answer_workers_cpu_ms_per_message", "api_process_cpu_ms_per_message", "database_cpu_ms_per_message",
                "machine_cpu_ms_per_message")  # fmt: skip
     summary: dict[str, dict] = {}
@@ -351,6 +359,7 @@ def _measure(args: argparse.Namespace, replicas: int, customers: int, duration: 
         # The engine's one-core rate, measured while nothing else runs: before the servers start and again after
         # they stop, so a drift of the machine's speed during the run (this VM's moved by up to 25 % within a minute) cancels out.
         engine = _engine_rate_child(env, args.messages) if args.messages else None
+        pair = _engine_pair(env, args.messages) if args.messages and args.engine_pair else None
         load_before = os.getloadavg()
         servers, urls = [], []
         try:
@@ -411,6 +420,9 @@ def _measure(args: argparse.Namespace, replicas: int, customers: int, duration: 
         "accepted_per_s": round(len(stats["accepted"]) / wall, 1),
         **({"engine_1core_per_s": engine[0], "engine_cpu_ms_per_answer": engine[1], "engine_1core_before_after": engine[2],
             "served_vs_engine_1core": round(len(stats["accepted"]) / wall / engine[0], 2)} if engine else {}),
+        # Two engines at once, one per CPU: their summed rate and its ratio to one engine alone (2.0: the two busy
+        # cores answer as fast as one idle one each; less when they share the host's core, caches or power).
+        **({"engine_2cores_per_s": pair, "engine_2cores_vs_1core": round(pair / engine[0], 2)} if pair and engine else {}),
         # CPU the server processes used per accepted message, HTTP and database included (whatever else runs).
         "server_cpu_ms_per_message": round(1000 * server_cpu / max(1, len(stats["accepted"])), 2),
         # ... of which the API processes themselves (the rest: their answer worker processes).
@@ -478,11 +490,28 @@ def engine_rate(seconds: float, messages: int) -> tuple[float, float]:
     return round(rate, 1), round(1000 * (time.process_time() - cpu) / done, 2)
 
 
+def _engine_command(messages: int, seconds: float) -> list[str]:
+    return [sys.executable, "-m", "bench.load", "--engine-rate", str(seconds), "--messages", str(messages)]
+
+
 def _engine_rate_child(env: dict, messages: int, seconds: float = 6.0) -> tuple[float, float]:
-    done = subprocess.run([sys.executable, "-m", "bench.load", "--engine-rate", str(seconds), "--messages",
-                           str(messages)], cwd=ROOT, env=env,
+    done = subprocess.run(_engine_command(messages, seconds), cwd=ROOT, env=env,
                           capture_output=True, text=True, check=True, timeout=600)  # fmt: skip
     return tuple(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def _engine_pair(env: dict, messages: int, seconds: float = 6.0) -> float | None:
+    """Answers per second of two engine children run at once, each pinned to its own CPU (None: fewer than two)."""
+    if not hasattr(os, "sched_setaffinity") or len(cpus := sorted(os.sched_getaffinity(0))) < 2:
+        return None
+    # engine_rate pins itself to the first CPU it may use: here the one each child is given.
+    children = [
+        subprocess.Popen(_engine_command(messages, seconds), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                         preexec_fn=functools.partial(os.sched_setaffinity, 0, {cpu}))
+        for cpu in cpus[:2]
+    ]  # fmt: skip
+    rates = [json.loads(child.communicate(timeout=600)[0].strip().splitlines()[-1])[0] for child in children]
+    return round(sum(rates), 1)
 
 
 def _cpu_seconds(processes: list) -> tuple[float, float]:

@@ -19,6 +19,7 @@ def test_repeated_runs_are_summarised_by_their_median_and_range_per_replica_coun
     assert one["all_stored_exactly_once"] is True and "machine_cpu_ms_per_message" not in one  # absent: not shown
     assert summary["2"]["runs"] == 1 and summary["2"]["all_stored_exactly_once"] is False
     assert make_parser().parse_args(["--repeat", "7"]).repeat == 7
+    assert make_parser().parse_args(["--engine-pair"]).engine_pair and not make_parser().parse_args([]).engine_pair
 
 
 def test_a_figure_some_runs_could_not_measure_is_summarised_over_the_others() -> None:
