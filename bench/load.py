@@ -90,6 +90,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 def serve(args: argparse.Namespace) -> None:
     """Child process: the API alone (no Gradio) under uvicorn on loopback."""
+    import gc
     import logging
     import secrets
 
@@ -115,8 +116,10 @@ def serve(args: argparse.Namespace) -> None:
     services = build_services(settings)
     services.prepare()  # as app.py: migrations, the KB index, the answer worker processes
     try:
+        app = create_api(services)
+        gc.freeze()  # as app.py: what start-up built stays out of the full collections
         uvicorn.run(
-            create_api(services), host=HOST, port=args.port, log_level="warning", backlog=2048, timeout_keep_alive=120
+            app, host=HOST, port=args.port, log_level="warning", backlog=2048, timeout_keep_alive=120
         )
     finally:
         services.close()

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import multiprocessing
 import os
@@ -359,6 +360,10 @@ def serve_workers(config: Any, conns: list[Connection], logging_options: tuple[s
         for conn in conns:
             conn.send(("failed", f"{type(exc).__name__}: {exc}"))
         raise
+    # The engine (index, model, rules) lives as long as the workers: frozen out of the cyclic GC, the forked
+    # workers' full collections neither walk it (tens of ms each) nor copy its pages (copy-on-write) until a
+    # reload replaces it (see _handle).
+    gc.freeze()
     for conn in conns[1:]:
         if os.fork() == 0:
             for other in conns:
@@ -386,6 +391,7 @@ def _handle(engine, op: str, wanted: int, args: tuple, generation: int) -> tuple
     try:
         if wanted != generation:
             engine.reload()
+            gc.unfreeze()  # what the reload replaced may be collected again
         if op == "warm":
             engine.warm_up()
             return "ok", engine.index_build()

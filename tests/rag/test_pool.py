@@ -224,3 +224,28 @@ def test_the_first_sender_in_line_does_not_wait():
 
     worker = _Worker(conn=None, pid=0)
     assert worker.wait_turn(0, 0) is True and worker.waiting == {}
+
+
+def test_a_worker_keeps_its_engine_out_of_the_cyclic_gc_until_a_reload_replaces_it():
+    import gc
+
+    from rag.pool import _handle
+
+    class Engine:  # what _handle calls of an engine, no model needed
+        reloads = 0
+
+        def reload(self):
+            self.reloads += 1
+
+        def answer(self, question, *args, mode):
+            return f"{mode}: {question}"
+
+    engine = Engine()
+    gc.freeze()  # as serve_workers does before forking the workers
+    try:
+        assert _handle(engine, "answer", 0, ("Q ?",), 0) == ("ok", "extractive: Q ?")
+        assert gc.get_freeze_count() > 0 and engine.reloads == 0  # same generation: still frozen
+        assert _handle(engine, "answer", 1, ("Q ?",), 0) == ("ok", "extractive: Q ?")
+        assert engine.reloads == 1 and gc.get_freeze_count() == 0  # the old engine may be collected again
+    finally:
+        gc.unfreeze()
