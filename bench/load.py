@@ -542,13 +542,16 @@ def _cpu_seconds(processes: list) -> tuple[float, float]:
     return total, own
 
 
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
 def _database_cpu(database_url: str) -> float | None:
-    """User + system CPU seconds used so far by a PostgreSQL server running on this machine (every one of its
-    processes: the connections' backends, the WAL writer, autovacuum...), or None when there is none to see."""
+    """User + system CPU seconds used so far by the PostgreSQL processes of this machine (backends, WAL writer,
+    autovacuum...: every server's, when several run) when ``database_url`` is on it, else None."""
     from sqlalchemy.engine import make_url
 
     url = make_url(database_url)
-    if not url.drivername.startswith("postgresql") or (url.host or "localhost") not in ("localhost", "127.0.0.1", "::1"):
+    if not url.drivername.startswith("postgresql") or (url.host or "localhost") not in LOCAL_HOSTS:
         return None
     try:
         import psutil

@@ -31,12 +31,12 @@ def test_a_figure_some_runs_could_not_measure_is_summarised_over_the_others() ->
 
 
 def test_the_database_cpu_is_read_only_from_a_postgresql_server_on_this_machine(postgres_server) -> None:
-    from bench.load import _database_cpu
+    from bench.load import LOCAL_HOSTS, _database_cpu
 
     assert _database_cpu("sqlite:///load.db") is None  # in the API process: nothing apart to read
     assert _database_cpu("postgresql+psycopg://u:p@db.example.org/mobilia") is None  # another machine's
     seen = _database_cpu(postgres_server.url)
-    if postgres_server.url.host in ("localhost", "127.0.0.1", "::1"):  # scripts/postgres.sh's, as in CI
+    if postgres_server.url.host in LOCAL_HOSTS:  # scripts/postgres.sh's, as in CI
         assert seen is not None and seen > 0
     else:
         assert seen is None
