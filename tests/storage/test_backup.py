@@ -133,6 +133,24 @@ def test_password_is_never_on_the_command_line_or_in_logs(db_backend, make_url, 
     source.dispose()
 
 
+def test_a_test_database_is_dropped_even_with_a_session_left_open(db_backend, request) -> None:
+    """The fixture's drop ends this role's leftover sessions itself (it no longer relies on FORCE,
+    which a non-superuser role cannot use while an autovacuum worker is in the database)."""
+    if db_backend != "postgresql":
+        pytest.skip("PostgreSQL only")
+    server = request.getfixturevalue("postgres_server")
+    url = server.create_database()
+    left_open = Database(url)
+    left_open.migrate()
+    connection = left_open.engine.connect()
+    connection.execute(text("SELECT 1"))
+    server.drop(url)
+    with server.admin.connect() as admin:
+        name = left_open.engine.url.database
+        assert admin.scalar(text("SELECT count(*) FROM pg_database WHERE datname = :n"), {"n": name}) == 0
+    left_open.engine.pool.dispose()
+
+
 def test_sqlite_backup_while_a_writer_is_busy(tmp_path: Path) -> None:
     """The online backup API gives a consistent snapshot of a WAL database being written to."""
     db = Database(f"sqlite:///{tmp_path / 'live.db'}")
