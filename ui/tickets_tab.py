@@ -73,11 +73,22 @@ class TicketsConsole:
             page_size=PAGE_SIZE,
         )
 
-    @guarded(4)
-    def queue(self, agent, *filters):
+    def _queue(self, agent, *filters) -> tuple:
         """Table rows, page label and current page for the filters (the last filter is the page)."""
         result = self.tickets.list_queue(self._filters(agent, *filters))
-        return fmt.queue_rows(result, self.tickets.clock()), fmt.page_info(result), result.page, ""
+        return fmt.queue_rows(result, self.tickets.clock()), fmt.page_info(result), result.page
+
+    @guarded(4)
+    def queue(self, agent, *filters):
+        """The queue for the agent's own refreshes (filters, pages, the refresh button): the message is cleared."""
+        return (*self._queue(agent, *filters), "")
+
+    @guarded(4)
+    def requeue(self, agent, *filters):
+        """The queue after an action or on the timer: the action's message ("✅ Réponse envoyée…") stays.
+
+        Clearing it there wiped it the moment it appeared, before the agent could read it."""
+        return (*self._queue(agent, *filters), gr.skip())
 
     def options(self, principal: StaffPrincipal | None):
         """On login: data-dependent dropdown choices and the periodic refresh; on logout: stop it."""
@@ -126,8 +137,8 @@ class TicketsConsole:
 
     @guarded(9)
     def reload(self, agent, ticket_id):
-        """Periodic refresh of the open ticket (keeps the status picked in the dropdown)."""
-        return self._detail(ticket_id, force=False) if ticket_id else (*[gr.skip()] * 8, gr.skip())
+        """Periodic refresh of the open ticket (keeps the status picked in the dropdown and the last message)."""
+        return self._detail(ticket_id, gr.skip(), force=False) if ticket_id else (*[gr.skip()] * 8, gr.skip())
 
     @guarded(9)
     def take(self, agent, ticket_id):
@@ -303,7 +314,7 @@ def _wire(cb: TicketsConsole, staff: gr.State, f: dict, q: dict, d: dict, state:
     opts = dict(api_name=False, show_progress="hidden")
 
     def requeue(event):
-        event.then(refresh, queue_in, queue_out, **opts)
+        event.then(cb.requeue, queue_in, queue_out, **opts)
 
     for flt in filters:
         flt.input(lambda: 1, None, state["page"], **opts).then(refresh, queue_in, queue_out, **opts)
@@ -317,7 +328,7 @@ def _wire(cb: TicketsConsole, staff: gr.State, f: dict, q: dict, d: dict, state:
     staff.change(
         cb.options, staff, [f["category"], f["assignee"], d["assignee"], timer, state["who"], message], **opts
     ).then(refresh, queue_in, queue_out, **opts)
-    timer.tick(refresh, queue_in, queue_out, **opts).then(cb.reload, [staff, tid], detail_out, **opts)
+    timer.tick(cb.requeue, queue_in, queue_out, **opts).then(cb.reload, [staff, tid], detail_out, **opts)
     q["table"].select(cb.select, [staff, q["table"]], detail_out, **opts)
     requeue(d["take"].click(cb.take, [staff, tid], detail_out, **opts))
     requeue(d["assign"].click(cb.assign, [staff, tid, d["assignee"]], detail_out, **opts))
