@@ -53,9 +53,8 @@ def test_the_refresh_after_an_action_and_on_the_timer_keeps_the_message(db) -> N
         parts = create_tickets_tab(services, gr.State(None))
     fns = demo.fns
     after = {fns[dep.trigger_after].fn.__name__: dep.fn.__name__ for dep in fns.values() if dep.trigger_after is not None}
-    assert {action: after[action] for action in ("take", "assign", "set_status", "release", "reply")} == dict.fromkeys(
-        ("take", "assign", "set_status", "release", "reply"), "requeue"
-    )
+    actions = ("take", "assign", "set_status", "release", "reply")
+    assert {action: after[action] for action in actions} == dict.fromkeys(actions, "requeue")
     ticks = [dep.fn.__name__ for dep in fns.values() if (parts["timer"]._id, "tick") in dep.targets]
     assert ticks == ["requeue"] and after["requeue"] == "reload"
     assert after["options"] == "queue"  # a login starts with a clean message
