@@ -58,6 +58,7 @@ class ApiContext:
         cluster = getattr(services, "cluster", None)
         self.webhooks = WebhookDispatcher(services.db, api, worker=cluster.replica if cluster else None)
         self.turns: AsyncTurnRepository | None = None  # set by open_turns() while the server runs
+        self.chat_message: Any = None  # the chat message route's model and work (set by api.routes.chat_router)
 
     async def open_turns(self) -> None:
         """Answer the chat messages of open conversations on the event loop, where it pays (see ``async_turns``).
@@ -176,6 +177,10 @@ def _install_handlers(app: FastAPI, context: ApiContext) -> None:
     for kind in (DatabaseUnavailable, *DB_ERRORS, DBAPIError):
         app.add_exception_handler(kind, _unavailable)
 
+    if context.settings.api.direct_chat_route:  # inside BodyLimit: an oversized body is still a 413 first
+        from api.fastpath import ChatMessageFastPath
+
+        app.add_middleware(ChatMessageFastPath, api=app, context=context, path=PREFIX + "/chat/message")
     app.add_middleware(BodyLimit, max_body=context.settings.api.max_body_bytes)
 
 

@@ -5,6 +5,8 @@ settings (longest message) and FastAPI must see the class itself.
 """
 
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, NamedTuple
 
 from fastapi import APIRouter, Header, HTTPException, Path, Request
 from fastapi.concurrency import run_in_threadpool
@@ -24,6 +26,8 @@ LINK_USED = (
     "Ce lien de contact a déjà été utilisé : il ne sert qu'une fois. Reprenez la conversation avec son "
     "identifiant et sa clé (X-Conversation-Key), ou écrivez sans context_token pour en ouvrir une nouvelle."
 )
+CONVERSATION_KEY_MAX = 128  # longest X-Conversation-Key header
+AUTHORIZATION_MAX = 4096  # longest Authorization header
 ERRORS = {
     401: {"model": ErrorOut},
     404: {"model": ErrorOut},
@@ -83,18 +87,10 @@ def chat_router(ctx) -> APIRouter:
 
     locks = KeyedLocks()
 
-    @router.post("/chat/message", response_model=ChatMessageResponse, responses=ERRORS)
-    async def post_message(
-        body: ChatMessageRequest,
-        request: Request,
-        x_conversation_key: str | None = Header(None, max_length=128),
-        authorization: str | None = Header(None, max_length=4096),
-        idempotency_key: str | None = Header(
-            None, pattern=KEY_PATTERN, description="Client-chosen id (e.g. a UUID): a retry with the same key "
-            "returns the first response and stores nothing new.",
-        ),
-    ):
-        """Send a customer message; the first one (no conversation_id) opens a conversation and returns its key.
+    async def handle_message(body, request: Request, x_conversation_key: str | None, authorization: str | None,
+                             idempotency_key: str | None):  # fmt: skip
+        """A customer message, validated: the route's work, shared with ``api.fastpath`` (the same route without
+        FastAPI's request handling).
 
         A message to an open conversation is answered on the event loop where the context has
         ``turns`` (PostgreSQL, see ``ApiContext.open_turns``); anything else (an opening, SQLite, a
@@ -126,6 +122,22 @@ def chat_router(ctx) -> APIRouter:
                     return _replay(first, digest)
         # Another call with this key is on its way: wait for its answer in a thread, as the threaded path does.
         return await run_in_threadpool(send_message, body, request, text, session, idempotency_key)
+
+    @router.post("/chat/message", response_model=ChatMessageResponse, responses=ERRORS)
+    async def post_message(
+        body: ChatMessageRequest,
+        request: Request,
+        x_conversation_key: str | None = Header(None, max_length=CONVERSATION_KEY_MAX),
+        authorization: str | None = Header(None, max_length=AUTHORIZATION_MAX),
+        idempotency_key: str | None = Header(
+            None, pattern=KEY_PATTERN, description="Client-chosen id (e.g. a UUID): a retry with the same key "
+            "returns the first response and stores nothing new.",
+        ),
+    ):
+        """Send a customer message; the first one (no conversation_id) opens a conversation and returns its key."""
+        return await handle_message(body, request, x_conversation_key, authorization, idempotency_key)
+
+    ctx.chat_message = ChatMessageRoute(ChatMessageRequest, handle_message)
 
     def send_message(body, request: Request, text: str, session: ChatSession | None, idempotency_key: str | None):
         """The whole message in a thread: a retry with a key in use waits for the first call, then gets its response."""
@@ -199,8 +211,8 @@ def chat_router(ctx) -> APIRouter:
     @router.get("/chat/conversation/{conversation_id}/messages", response_model=ConversationMessages, responses=ERRORS)
     def get_messages(
         conversation_id: str = Path(..., pattern=r"^[0-9a-f]{32}$"),
-        x_conversation_key: str | None = Header(None, max_length=128),
-        authorization: str | None = Header(None, max_length=4096),
+        x_conversation_key: str | None = Header(None, max_length=CONVERSATION_KEY_MAX),
+        authorization: str | None = Header(None, max_length=AUTHORIZATION_MAX),
     ):
         """Messages of the conversation (needs its access key), oldest first."""
         session = session_for(conversation_id, x_conversation_key, authorization)
@@ -213,6 +225,13 @@ def chat_router(ctx) -> APIRouter:
         )
 
     return router
+
+
+class ChatMessageRoute(NamedTuple):
+    """What ``api.fastpath`` needs to serve POST /chat/message as the route does: its body model and its work."""
+
+    model: type
+    handle: Callable[..., Awaitable[Any]]
 
 
 class _Rendered:
