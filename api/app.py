@@ -18,7 +18,7 @@ from api.config import app_secret_key
 from api.security import ConversationKeys, InvalidToken, TokenCodec
 from api.webhooks import WebhookDispatcher
 from guard import RateLimited, client_address
-from storage import AsyncTurnRepository
+from storage import AsyncTurnRepository, SqliteTurnRepository
 from tickets.users import AccessDenied, StaffPrincipal, require
 
 log = logging.getLogger(__name__)
@@ -57,20 +57,25 @@ class ApiContext:
         self.limits = services.limits  # shared with the Gradio events (Services builds it once)
         cluster = getattr(services, "cluster", None)
         self.webhooks = WebhookDispatcher(services.db, api, worker=cluster.replica if cluster else None)
-        self.turns: AsyncTurnRepository | None = None  # set by open_turns() while the server runs
+        self.turns: AsyncTurnRepository | SqliteTurnRepository | None = None  # set by open_turns() while the server runs
         self.chat_message: Any = None  # the chat message route's model and work (set by api.routes.chat_router)
 
     async def open_turns(self) -> None:
         """Answer the chat messages of open conversations on the event loop, where it pays (see ``async_turns``).
 
-        On PostgreSQL, with the limit counters in this process' memory: the turn's two statements on
-        psycopg's asynchronous connections and its answer from the worker processes, both awaited, so
-        the turn holds no thread. Under 50 concurrent customers the threads' hand-offs and contention
-        cost the serving process about as much as the turn's own work. SQLite (statements run in the
-        process, under its writer lock) and a shared limit store (network calls) keep the threaded path.
+        With the limit counters in this process' memory, a turn then holds no thread: on PostgreSQL its two
+        statements are awaited on psycopg's asynchronous connections, on a SQLite file they run on the loop
+        (SQLite is in this process; a write that would queue goes to a thread), and its answer is awaited
+        from the worker processes. Under 50 concurrent customers the threads' hand-offs and contention cost
+        the serving process about as much as the turn's own work. A shared limit store (network calls to
+        count) and an in-memory SQLite database keep the threaded path.
         """
         db, api = self.services.db, self.settings.api
-        if not api.async_turns or db.is_sqlite or not self.limits_local:
+        if not api.async_turns or not self.limits_local or db.is_memory:
+            return
+        if db.is_sqlite:
+            self.turns = SqliteTurnRepository(db)
+            log.info("chat turns of the API answered on the event loop (SQLite)")
             return
         pool = await db.open_async_pool(self.settings.database_pool_size or api.worker_threads + 4)
         self.turns = AsyncTurnRepository(db, pool)
@@ -79,7 +84,7 @@ class ApiContext:
     async def close_turns(self) -> None:
         turns, self.turns = self.turns, None
         if turns is not None:
-            await turns.pool.close()
+            await turns.close()
 
     def db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run an idempotent DB call, retrying briefly while the DB is locked/unavailable (503 after)."""

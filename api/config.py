@@ -45,8 +45,9 @@ class ApiSettings(BaseModel):
     )
     async_turns: bool = Field(
         True,
-        description="PostgreSQL: answer API chat messages on the event loop (asynchronous connections, answers "
-        "awaited from the worker processes) instead of a thread each; off keeps the threaded path everywhere.",
+        description="Answer API chat messages to open conversations on the event loop (PostgreSQL: asynchronous "
+        "connections; a SQLite file: its statements on the loop, a write that would queue in a thread; answers awaited "
+        "from the worker processes) instead of a thread each; off keeps the threaded path everywhere.",
     )
     direct_chat_route: bool = Field(
         True,

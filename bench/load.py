@@ -139,7 +139,7 @@ def _async_turns(database_url: str, redis_url: str | None) -> bool:
 
     settings = get_settings(database_url=database_url, redis_url=redis_url or None)
     limits_local = settings.api.rate_limit_storage_uri.startswith("memory://") and not redis_url
-    return settings.api.async_turns and database_url.startswith("postgresql") and limits_local
+    return settings.api.async_turns and limits_local and ":memory:" not in database_url
 
 
 def _free_port() -> int:

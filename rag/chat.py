@@ -30,7 +30,14 @@ from storage import (
     MessageRepository,
 )
 from storage.models import Message, Ticket, utcnow
-from storage.repositories import AsyncTurnRepository, ConversationHead, RecentMessage, TurnRead, append_turn
+from storage.repositories import (
+    AsyncTurnRepository,
+    ConversationHead,
+    RecentMessage,
+    SqliteTurnRepository,
+    TurnRead,
+    append_turn,
+)
 from tickets import PRIORITY_LABELS, SLA_HOURS, Priority, TicketService
 from tickets.domain import strip_control_chars
 
@@ -318,13 +325,14 @@ class ChatService:
         yield self._store_turn(session, text, received_at, answer, idempotency)
 
     async def send_async(
-        self, session: ChatSession, text: str, idempotency: Idempotency | None, turns: AsyncTurnRepository
-    ) -> ChatReply:
-        """``send`` on the server's event loop (the API's chat turn on PostgreSQL), same phases and results.
+        self, session: ChatSession, text: str, idempotency: Idempotency | None,
+        turns: AsyncTurnRepository | SqliteTurnRepository,
+    ) -> ChatReply:  # fmt: skip
+        """``send`` on the server's event loop (the API's chat turn), same phases and results.
 
         The turn's read and write are awaited on ``turns`` and an extractive answer on the answer
-        workers, so no thread is held while they run; so are an escalation's first ticket (opened with
-        the turn, in one transaction) and its repeats (the open ticket marked by the turn's statement).
+        workers, so no thread is held while they run; on PostgreSQL so are an escalation's first ticket
+        (opened with the turn, in one transaction) and its repeats (the open ticket marked by the turn's statement).
         The rest goes to a thread of the server's pool, as the whole turn did before: an agent-held
         conversation, an accepted ticket offer, a ticket to raise or reopen, webhooks to write.
         """
@@ -345,6 +353,8 @@ class ChatService:
         if not answer.needs_escalation:
             reply, record = self._turn_reply(answer, idempotency)
             return _with_ids(reply, await _stored_once(turns, idempotency, turns.append_turn(session.conversation_id, rows, record)))
+        if not turns.ticket_writes:  # SQLite: the ticket service stores an escalating turn with its ticket
+            return await run_sync(self._store_turn, session, text, received_at, answer, idempotency)
         if self.tickets.is_repeat(read.ticket, answer.priority or "LOW"):  # the usual repeat: the open ticket is marked
             reply, record = self._turn_reply(answer, idempotency, read.ticket)
             write = turns.append_turn(session.conversation_id, _with_notice(rows, reply), record, repeat=read.ticket)

@@ -27,6 +27,7 @@ from storage.repositories import (
     IdempotencyRepository,
     MessageRepository,
     NotFoundError,
+    SqliteTurnRepository,
 )
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "Message",
     "MessageRepository",
     "NotFoundError",
+    "SqliteTurnRepository",
     "StaffUser",
     "Ticket",
     "TicketEvent",

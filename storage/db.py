@@ -177,7 +177,26 @@ class Database:
         For hot paths that only run Core statements (a chat turn): the session's own bookkeeping
         (begin, connection lookup, commit, close) cost about as much as the turn's statements.
         """
-        with self._sqlite_writer(), self.engine.connect() as connection:
+        with self._sqlite_writer(), self._write_transaction() as connection:
+            yield connection
+
+    @contextmanager
+    def write_connection_if_free(self) -> Iterator[Connection | None]:
+        """``write_connection`` when SQLite's writer locks are free right now, else None: nothing waits.
+
+        For a writer on the server's event loop (``storage.SqliteTurnRepository``), where queueing behind
+        another writer would stop every other request: it writes from a thread instead.
+        """
+        with self._sqlite_writer(wait=False) as free:
+            if not free:
+                yield None
+                return
+            with self._write_transaction() as connection:
+                yield connection
+
+    @contextmanager
+    def _write_transaction(self) -> Iterator[Connection]:
+        with self.engine.connect() as connection:
             if self.is_sqlite:
                 connection.execution_options(sqlite_begin="BEGIN IMMEDIATE")
             with connection.begin():
@@ -213,7 +232,7 @@ class Database:
             yield connection
 
     @contextmanager
-    def _sqlite_writer(self) -> Iterator[None]:
+    def _sqlite_writer(self, wait: bool = True) -> Iterator[bool]:
         """Queue for SQLite's single writer (nothing to do on PostgreSQL, whose rows lock themselves).
 
         This process' writers queue on a lock, each woken as soon as the previous one commits,
@@ -221,19 +240,26 @@ class Database:
         some writers waiting far longer than others (and the CPU idle). The one in front then queues
         with the other processes of the host on the same file (API replicas sharing it): a file lock
         polled every millisecond at most. If either lock stays taken longer than busy_timeout, the
-        writer goes on and lets SQLite decide.
+        writer goes on and lets SQLite decide. With ``wait=False`` nothing waits: it yields False (and holds
+        nothing) when either lock is taken, True otherwise.
         """
         if not self.is_sqlite:
-            yield
+            yield True
             return
-        queued = self._writer.acquire(timeout=SQLITE_BUSY_TIMEOUT_S)
+        queued = self._writer.acquire(timeout=SQLITE_BUSY_TIMEOUT_S) if wait else self._writer.acquire(blocking=False)
         host = None
         if queued and self._write_depth == 0 and not self.is_memory:
             host = self._host_writer_lock()
-            host = host if host.acquire(SQLITE_BUSY_TIMEOUT_S) else None
+            host = host if host.acquire(SQLITE_BUSY_TIMEOUT_S if wait else 0) else None
+            if host is None and not wait:
+                self._writer.release()
+                queued = False
+        if not queued and not wait:
+            yield False
+            return
         self._write_depth += 1 if queued else 0
         try:
-            yield
+            yield True
         finally:
             self._write_depth -= 1 if queued else 0
             if host is not None:

@@ -763,6 +763,55 @@ class _TicketTaken(Exception):
     """The conversation has a live ticket already (a concurrent turn opened it)."""
 
 
+class SqliteTurnRepository:
+    """A chat turn's read and write on the server's event loop, SQLite: ``AsyncTurnRepository``'s methods.
+
+    SQLite runs inside this process, so its statements are not awaited: the read (in WAL mode it never waits
+    for a writer) and the write (one short transaction) run on the loop itself, which saves each message
+    the hand-off to a thread and back. A write that would queue behind another writer (a thread of this
+    process or another process on the file) goes to a thread of the server's pool instead, so the loop never
+    waits for a lock. Escalations keep the threaded path (``ticket_writes``), where the ticket service
+    writes the ticket with the turn.
+    """
+
+    ticket_writes = False  # ChatService.send_async: a turn that escalates is stored by the threaded path
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.conversations = ConversationRepository(db)
+        self.idempotency = IdempotencyRepository(db)
+
+    async def get_with_recent(
+        self, conversation_id: str, limit: int, idempotency: tuple[str, str] | None = None
+    ) -> TurnRead:
+        """``ConversationRepository.get_with_recent``, on the loop."""
+        return self.conversations.get_with_recent(conversation_id, limit, idempotency)
+
+    async def append_turn(
+        self, conversation_id: str, rows: list[dict[str, Any]], record: dict[str, Any] | None = None
+    ) -> list[StoredMessage]:
+        """``append_turn`` in its write transaction: on the loop if no other writer holds SQLite, else in a thread."""
+        with self.db.write_connection_if_free() as connection:
+            if connection is not None:
+                return append_turn(connection, conversation_id, rows, record)
+        import anyio.to_thread
+
+        return await anyio.to_thread.run_sync(self._append_queued, conversation_id, rows, record)
+
+    def _append_queued(
+        self, conversation_id: str, rows: list[dict[str, Any]], record: dict[str, Any] | None
+    ) -> list[StoredMessage]:
+        with self.db.write_connection() as connection:
+            return append_turn(connection, conversation_id, rows, record)
+
+    async def idempotency_record(self, scope: str, key: str) -> IdempotencyKey | None:
+        """``IdempotencyRepository.get``, on the loop."""
+        return self.idempotency.get(scope, key)
+
+    async def close(self) -> None:
+        """Nothing to close: the statements use the database's own pool."""
+
+
 class AsyncTurnRepository:
     """A chat turn's read and write on the server's event loop (PostgreSQL, psycopg's asynchronous connections).
 
@@ -773,9 +822,15 @@ class AsyncTurnRepository:
     connections a TimeoutError).
     """
 
+    ticket_writes = True  # an escalation's ticket is opened, or its repeat marked, by the turn's statements
+
     def __init__(self, db: Database, pool: Any) -> None:
         self.dialect = db.engine.dialect
         self.pool = pool
+
+    async def close(self) -> None:
+        """Close the pool's connections."""
+        await self.pool.close()
 
     async def get_with_recent(
         self, conversation_id: str, limit: int, idempotency: tuple[str, str] | None = None

@@ -1,7 +1,8 @@
-"""The API's chat turn on the event loop (PostgreSQL): same answers, same storage, same retries as in a thread.
+"""The API's chat turn on the event loop: same answers, same storage, same retries as in a thread.
 
-The server's lifespan opens the asynchronous connections (``ApiContext.open_turns``), so every client here
-is used inside ``with``. On SQLite the same calls take the threaded path, which the other API tests cover.
+The server's lifespan opens the turns' repository (``ApiContext.open_turns``: psycopg's asynchronous
+connections on PostgreSQL, the statements run on the loop on SQLite), so every client here is used inside
+``with``. ``async_turns=False`` gives the threaded path, which the other API tests cover as well.
 """
 
 from __future__ import annotations
@@ -75,10 +76,10 @@ def _comparable(body: dict) -> dict:
     return {k: v for k, v in body.items() if k not in ("conversation_id", "conversation_key")}
 
 
-def test_messages_are_answered_on_the_loop_on_postgresql_with_the_threaded_paths_results(serve, db_backend):
+def test_messages_are_answered_on_the_loop_with_the_threaded_paths_results(serve):
     client = serve()
     threaded = serve(async_turns=False)
-    assert (client.app.state.api.turns is not None) == (db_backend == "postgresql")
+    assert client.app.state.api.turns is not None
     assert threaded.app.state.api.turns is None
     conversations = {}
     for name, api in (("loop", client), ("threads", threaded)):
@@ -91,7 +92,7 @@ def test_messages_are_answered_on_the_loop_on_postgresql_with_the_threaded_paths
             replies.append(_comparable(response.json()))
         conversations[name] = (opened["conversation_id"], replies)
     assert conversations["loop"][1] == conversations["threads"][1]  # same answers, sources and links
-    assert client.on_loop == (["Comment obtenir mon code RIO ?", "et en 5G ?", "Merci !"] if db_backend == "postgresql" else [])
+    assert client.on_loop == ["Comment obtenir mon code RIO ?", "et en 5G ?", "Merci !"]
     assert threaded.on_loop == []
     stored = [_messages(api, conversations[name][0]) for name, api in (("loop", client), ("threads", threaded))]
     assert stored[0] == stored[1] and len(stored[0]) == 8  # the opening's turn and three more, each once
@@ -162,7 +163,7 @@ def test_an_escalation_and_an_agent_held_conversation_are_stored_as_in_a_thread(
     assert repeat.status_code == 200 and repeat.json()["ticket_id"] == reply["ticket_id"], repeat.text
     assert repeat.json()["notice"] == reply["notice"]
     assert [role for role, _ in _messages(client, opened["conversation_id"])][5:] == ["user", "assistant", "system"]
-    assert (threaded == []) == (db_backend == "postgresql")
+    assert (threaded == []) == (db_backend == "postgresql")  # SQLite: the ticket service stores escalations
     with client.services.db.read() as session:
         assert session.scalar(select(func.count()).select_from(Ticket)) == 1
 
@@ -190,9 +191,7 @@ def test_a_wrong_key_or_an_unknown_conversation_gets_404_and_the_lifespan_closes
         assert turns.pool.closed
 
 
-def test_answers_from_the_worker_processes_are_awaited_on_the_loop(serve, shipped_config, db_backend, engine):
-    if db_backend != "postgresql":
-        pytest.skip("the event-loop turn is PostgreSQL's")
+def test_answers_from_the_worker_processes_are_awaited_on_the_loop(serve, shipped_config, engine):
     from rag.answer import AnswerEngine
 
     pooled = AnswerEngine(shipped_config.model_copy(update={"answer_processes": 1}))
@@ -214,3 +213,48 @@ def test_answers_from_the_worker_processes_are_awaited_on_the_loop(serve, shippe
         assert response.json()["response"] == engine.answer(body["message"], previous_question=QUESTION).text
     finally:
         pooled.close()
+
+
+def test_a_sqlite_write_that_would_wait_for_another_writer_goes_to_a_thread(serve, db_backend):
+    if db_backend != "sqlite":
+        pytest.skip("PostgreSQL's rows lock themselves: nothing queues in the process")
+    client = serve()
+    opened, headers = _open(client)
+    db, queued = client.services.db, threading.Event()
+    write_connection = db.write_connection
+
+    def traced():  # the path that waits for SQLite's writer locks
+        queued.set()
+        return write_connection()
+
+    db.write_connection = traced
+    body = {"conversation_id": opened["conversation_id"], "message": "Comment payer ma facture ?"}
+    assert client.post(URL, json=body, headers=headers).status_code == 200
+    assert not queued.is_set()  # the locks were free: written on the loop
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_the_writer() -> None:
+        with write_connection():
+            holding.set()
+            release.wait(GUARD_S)
+
+    holder = threading.Thread(target=hold_the_writer)
+    holder.start()
+    assert holding.wait(GUARD_S)
+    replies = []
+    sender = threading.Thread(target=lambda: replies.append(client.post(URL, json={**body, "message": "Et par carte ?"}, headers=headers)))
+    sender.start()
+    try:
+        assert queued.wait(GUARD_S)  # the turn's write waits in a thread of the pool...
+        health = []  # ...while the loop goes on serving (a blocked loop would leave this request waiting)
+        probe = threading.Thread(target=lambda: health.append(client.get("/api/v1/health").status_code))
+        probe.start()
+        probe.join(GUARD_S)
+        assert health == [200]
+    finally:
+        release.set()
+        holder.join(GUARD_S)
+        sender.join(GUARD_S)
+    assert replies[0].status_code == 200, replies[0].text
+    stored = _messages(client, opened["conversation_id"])[-2:]
+    assert stored == [("user", "Et par carte ?"), ("assistant", replies[0].json()["response"])]

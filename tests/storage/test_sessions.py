@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
+import threading
 
 import pytest
 from sqlalchemy.exc import OperationalError
@@ -58,3 +61,41 @@ def test_recent_messages_are_a_bounded_window(db):
     _found, recent, _replay, _ticket = conversations.get_with_recent(conversation.id, limit=3)
     assert [m.content for m in recent] == ["m4", "m5", "m6"]
     assert conversations.get_with_recent("0" * 32, limit=3) == (None, [], None, None)
+
+
+def test_a_write_connection_if_free_never_waits_for_another_writer(tmp_path):
+    db = Database(f"sqlite:///{tmp_path / 'app.db'}")
+    db.migrate()
+    conversation = ConversationRepository(db).create(channel="web")
+    try:
+        with db.write_connection_if_free() as connection:  # nobody writes: a write transaction
+            assert connection is not None and connection.in_transaction()
+        holding, release = threading.Event(), threading.Event()
+
+        def hold() -> None:
+            with db.write_connection():
+                holding.set()
+                release.wait(60)
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        assert holding.wait(60)
+        try:
+            with db.write_connection_if_free() as connection:  # a thread of this process writes
+                assert connection is None
+        finally:
+            release.set()
+            holder.join(60)
+        other = os.open(tmp_path / "app.db.write.lock", os.O_RDWR)  # another process of the host writes
+        fcntl.flock(other, fcntl.LOCK_EX)
+        try:
+            with db.write_connection_if_free() as connection:
+                assert connection is None
+        finally:
+            fcntl.flock(other, fcntl.LOCK_UN)
+            os.close(other)
+        with db.write_connection_if_free() as connection:  # both locks were given back
+            assert connection is not None
+        MessageRepository(db).add(conversation.id, "user", "Bonjour")  # and the usual writers go on
+    finally:
+        db.dispose()
