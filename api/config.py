@@ -52,7 +52,7 @@ class ApiSettings(BaseModel):
     direct_chat_route: bool = Field(
         True,
         description="Serve POST /api/v1/chat/message's valid requests without FastAPI's request handling (same "
-        "validation, limits, work and errors; about a third less of the serving process' CPU per message); off "
+        "validation, limits, work and errors; about a fifth less CPU per message in the serving process); off "
         "routes every request through FastAPI.",
     )
     internal_token: SecretStr | None = Field(

@@ -93,8 +93,8 @@ def chat_router(ctx) -> APIRouter:
         FastAPI's request handling).
 
         A message to an open conversation is answered on the event loop where the context has
-        ``turns`` (PostgreSQL, see ``ApiContext.open_turns``); anything else (an opening, SQLite, a
-        retry waiting for its first call) runs in a thread of the server's pool."""
+        ``turns`` (PostgreSQL or a SQLite file, see ``ApiContext.open_turns``); anything else (an opening,
+        a shared limit store, a retry waiting for its first call) runs in a thread of the server's pool."""
         try:
             text = chat.clean_message(body.message)
         except MessageError as exc:
