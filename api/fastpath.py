@@ -16,6 +16,7 @@ their French messages come from one place. It sits inside ``BodyLimit`` (413 fir
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 from collections.abc import Callable
@@ -75,11 +76,12 @@ class ChatMessageFastPath:
         await response(scope, receive, send)
 
     async def _limit_ip(self, request: Request) -> None:
-        """The per-IP limit of every /api/v1 call: counted in the loop when in memory, in a thread over a network store."""
-        if self.context.limits_local:
-            self.context.limit_ip(request)
+        """The per-IP limit of every /api/v1 call, run as FastAPI runs the routers' dependency (a sync one in a thread)."""
+        limit = self.context.ip_limit_dependency()
+        if inspect.iscoroutinefunction(limit):
+            await limit(request)
         else:
-            await run_in_threadpool(self.context.limit_ip, request)
+            await run_in_threadpool(limit, request)
 
     def _handler(self, exc: Exception) -> Callable | None:
         """The application's handler of ``exc``, looked up as Starlette's ExceptionMiddleware does."""

@@ -12,6 +12,8 @@ from sqlalchemy.exc import OperationalError
 
 from storage import ConversationRepository, Database, MessageRepository
 
+HANG_GUARD_S = 600  # only a hang reaches it: each wait below ends on its event
+
 
 @pytest.fixture
 def quick_lock_db(tmp_path, monkeypatch):
@@ -75,17 +77,17 @@ def test_a_write_connection_if_free_never_waits_for_another_writer(tmp_path):
         def hold() -> None:
             with db.write_connection():
                 holding.set()
-                release.wait(60)
+                release.wait(HANG_GUARD_S)
 
         holder = threading.Thread(target=hold)
         holder.start()
-        assert holding.wait(60)
+        assert holding.wait(HANG_GUARD_S)
         try:
             with db.write_connection_if_free() as connection:  # a thread of this process writes
                 assert connection is None
         finally:
             release.set()
-            holder.join(60)
+            holder.join(HANG_GUARD_S)
         other = os.open(tmp_path / "app.db.write.lock", os.O_RDWR)  # another process of the host writes
         fcntl.flock(other, fcntl.LOCK_EX)
         try:
