@@ -78,7 +78,7 @@ class ApiContext:
             log.info("chat turns of the API answered on the event loop (SQLite)")
             return
         pool = await db.open_async_pool(self.settings.database_pool_size or api.worker_threads + 4)
-        self.turns = AsyncTurnRepository(db, pool)
+        self.turns = AsyncTurnRepository(db, pool, remember=api.remembered_conversations)
         log.info("chat turns of the API answered on the event loop (PostgreSQL, asynchronous connections)")
 
     async def close_turns(self) -> None:

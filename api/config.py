@@ -49,6 +49,14 @@ class ApiSettings(BaseModel):
         "connections; a SQLite file: its statements on the loop, a write that would queue in a thread; answers awaited "
         "from the worker processes) instead of a thread each; off keeps the threaded path everywhere.",
     )
+    remembered_conversations: int = Field(
+        1024,
+        ge=0,
+        le=100_000,
+        description="PostgreSQL, chat turns on the event loop: how many conversations this process remembers as its "
+        "last turn in each left them, so that the next turn there skips reading them (its write then checks that "
+        "nothing changed, else the turn is answered again from the database); 0 reads every turn.",
+    )
     direct_chat_route: bool = Field(
         True,
         description="Serve POST /api/v1/chat/message's valid requests without FastAPI's request handling (same "

@@ -35,6 +35,7 @@ from storage.repositories import (
     ConversationHead,
     RecentMessage,
     SqliteTurnRepository,
+    StaleTurn,
     TurnRead,
     append_turn,
 )
@@ -336,11 +337,20 @@ class ChatService:
         The rest goes to a thread of the server's pool, as the whole turn did before: an agent-held
         conversation, an accepted ticket offer, a ticket to raise or reopen, webhooks to write.
         """
+        try:
+            return await self._send_async(session, text, idempotency, turns, fresh=False)
+        except StaleTurn:  # the conversation changed since this process last wrote it: the turn again, read afresh
+            return await self._send_async(session, text, idempotency, turns, fresh=True)
+
+    async def _send_async(
+        self, session: ChatSession, text: str, idempotency: Idempotency | None,
+        turns: AsyncTurnRepository | SqliteTurnRepository, fresh: bool,
+    ) -> ChatReply:  # fmt: skip
         from anyio.to_thread import run_sync
 
         received_at = utcnow()
         text = self.clean_message(text)
-        read = await turns.get_with_recent(session.conversation_id, HISTORY_WINDOW, _claimed(idempotency))
+        read = await turns.get_with_recent(session.conversation_id, HISTORY_WINDOW, _claimed(idempotency), fresh=fresh)
         session, conversation, earlier = self._accept(session, read)
         if self._may_skip_engine(conversation):
             settled, answer = await run_sync(self._without_engine, conversation, text)
@@ -352,7 +362,14 @@ class ChatService:
         rows = _turn_rows(text, received_at, answer)
         if not answer.needs_escalation:
             reply, record = self._turn_reply(answer, idempotency)
-            return _with_ids(reply, await _stored_once(turns, idempotency, turns.append_turn(session.conversation_id, rows, record)))
+            write = turns.append_turn(session.conversation_id, rows, record, seen=read)
+            return _with_ids(reply, await _stored_once(turns, idempotency, write))
+        if read.stamp is not None and read.stamp.remembered:  # an escalation is decided on the conversation as stored
+            stored = await turns.get_with_recent(session.conversation_id, HISTORY_WINDOW, _claimed(idempotency), fresh=True)
+            if (stored.conversation, stored.recent) != (read.conversation, read.recent):
+                raise StaleTurn(session.conversation_id)  # not what the answer was computed from
+            read = stored
+            session, conversation, earlier = self._accept(session, read)
         if not turns.ticket_writes:  # SQLite: the ticket service stores an escalating turn with its ticket
             return await run_sync(self._store_turn, session, text, received_at, answer, idempotency)
         if self.tickets.is_repeat(read.ticket, answer.priority or "LOW"):  # the usual repeat: the open ticket is marked

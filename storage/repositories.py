@@ -12,6 +12,7 @@ import contextlib
 import functools
 import json
 import re
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -27,6 +28,7 @@ from sqlalchemy import (
     bindparam,
     cast,
     insert,
+    literal_column,
     select,
     text,
     true,
@@ -76,6 +78,16 @@ class RecentMessage(NamedTuple):
     top_entry: str | None
 
 
+class TurnStamp(NamedTuple):
+    """Which state of its conversation a turn's read saw (PostgreSQL's ``AsyncTurnRepository``), so that the turn's
+    write can tell whether it is still the current one."""
+
+    version: str  # the conversation row's xmin: every UPDATE of the row (by any writer) gives it another
+    newest_at: datetime | None  # the latest message's created_at (None: no message yet)
+    window: int  # how many latest messages were read
+    remembered: bool = False  # True: the read came from the repository's memory, not from the database
+
+
 class TurnRead(NamedTuple):
     """What a chat turn reads before answering: its conversation, latest messages and any earlier response
     stored under the call's Idempotency-Key (a retry is answered from it, nothing is computed again)."""
@@ -84,6 +96,11 @@ class TurnRead(NamedTuple):
     recent: list[RecentMessage]
     replay: IdempotencyKey | None = None
     ticket: Ticket | None = None  # the conversation's live (not CLOSED) ticket: its id, priority and status only
+    stamp: TurnStamp | None = None  # PostgreSQL's asynchronous turns only
+
+
+class StaleTurn(Exception):
+    """A turn answered from a remembered read found its conversation changed: nothing was written."""
 
 
 class NotFoundError(LookupError):
@@ -383,7 +400,7 @@ def _get_conversation(session: Session, conversation_id: str) -> Conversation:
     return conversation
 
 
-def _turn_read(rows: list[tuple], replay: IdempotencyKey | None) -> TurnRead:
+def _turn_read(rows: list[tuple], replay: IdempotencyKey | None, stamp: TurnStamp | None = None) -> TurnRead:
     """``get_with_recent``'s rows as a TurnRead (no rows: no such conversation)."""
     if not rows:
         return TurnRead(None, [])
@@ -393,17 +410,21 @@ def _turn_read(rows: list[tuple], replay: IdempotencyKey | None) -> TurnRead:
     if ticket_id is not None:
         ticket = Ticket(id=ticket_id, conversation_id=conversation_id, priority=priority, status=ticket_status)
     recent = [RecentMessage(*row[4:7]) for row in rows if row[4] is not None]  # None: outer join
-    return TurnRead(head, recent, replay, ticket)
+    return TurnRead(head, recent, replay, ticket, stamp)
 
 
 def _read_turn_statement(
-    idempotency: tuple[str, str] | None, values: dict[str, Any]
+    idempotency: tuple[str, str] | None, values: dict[str, Any], stamped: bool = False
 ) -> tuple[Executable, dict[str, Any]]:
-    """The turn's read and its parameters: with (scope, key) it also tells whether the key is taken (``_KEY_COLUMN``)."""
+    """The turn's read and its parameters: with (scope, key) it also tells whether the key is taken (``_KEY_COLUMN``).
+
+    ``stamped`` (PostgreSQL) adds two last columns on every row: the message's created_at and the conversation
+    row's xmin (``TurnStamp``)."""
+    statements = _statements()
     if idempotency is None:
-        return _statements().recent, values
+        return statements.recent_stamped if stamped else statements.recent, values
     scope, key = idempotency
-    return _statements().recent_and_key, {**values, "scope": scope, "key": key}
+    return statements.recent_and_key_stamped if stamped else statements.recent_and_key, {**values, "scope": scope, "key": key}
 
 
 class StoredMessage(NamedTuple):
@@ -485,8 +506,9 @@ def append_turn(
 
 
 def _turn_write(
-    conversation_id: str, rows: list[dict[str, Any]], record: dict[str, Any] | None, ticket: Ticket | None = None
-) -> tuple[TextClause, dict[str, Any], list[dict[str, Any]]]:
+    conversation_id: str, rows: list[dict[str, Any]], record: dict[str, Any] | None, ticket: Ticket | None = None,
+    seen: TurnStamp | None = None,
+) -> tuple[TextClause, dict[str, Any], list[dict[str, Any]]]:  # fmt: skip
     """PostgreSQL's one statement of a turn, its parameters and the messages' values (see ``_turn_statement``)."""
     now = utcnow()
     values = _message_values(conversation_id, rows, now)
@@ -495,7 +517,9 @@ def _turn_write(
         params.update({f"{name}_{i}": value[name] for name in ("role", "content", "meta", "created_at")})
     if ticket is not None:
         params.update(ticket_id=ticket.id, ticket_status=ticket.status, ticket_priority=ticket.priority)
-    return _turn_statement(len(values), record is not None, ticket is not None), params, values
+    if seen is not None:
+        params.update(seen_version=seen.version, seen_newest=seen.newest_at)
+    return _turn_statement(len(values), record is not None, ticket is not None, seen is not None), params, values
 
 
 def _stored_turn(conversation_id: str, rows: list[tuple], values: list[dict[str, Any]]) -> list[StoredMessage]:
@@ -509,19 +533,29 @@ def _stored_turn(conversation_id: str, rows: list[tuple], values: list[dict[str,
 _ESCALATED = "status = CASE WHEN status = 'agent' THEN status ELSE 'escalated' END"
 
 
-@functools.lru_cache(maxsize=16)
-def _turn_statement(count: int, with_record: bool, repeat: bool = False) -> TextClause:
+@functools.lru_cache(maxsize=32)
+def _turn_statement(count: int, with_record: bool, repeat: bool = False, guarded: bool = False) -> TextClause:
     """PostgreSQL's one statement of ``append_turn`` for ``count`` messages, with or without the record.
 
     The messages are inserted in the order of their rows (``ORDER BY position``), so their ids, taken from
     the table's sequence in that order, come back sorted as the rows are (what SQLAlchemy's own multi-row
     INSERT on PostgreSQL relies on). No conversation, nothing touched: no row is inserted and none returned.
     With ``repeat`` it also locks the live ticket the turn read (same id, status and priority) and marks the
-    conversation escalated; no such ticket any more, nothing is written either.
+    conversation escalated; no such ticket any more, nothing is written either. ``guarded`` writes only if the
+    conversation is as the turn read it (``TurnStamp``): its row's version (xmin) is the one read, which
+    a concurrent writer's UPDATE changes too (READ COMMITTED re-checks the row it waited for), and no message
+    is newer than the newest read (a ticket's notice touches no conversation); each row then also carries
+    the row's new version.
     """
     messages, keys, tickets = Message.__table__, IdempotencyKey.__table__, Ticket.__table__
     rows = ", ".join(f"(:role_{i}, :content_{i}, :meta_{i}, :created_at_{i}, {i})" for i in range(count))
     touch = "WITH touched AS (UPDATE conversations SET updated_at = :now WHERE id = :conversation_id RETURNING id), "
+    if guarded:
+        touch = (
+            "WITH touched AS (UPDATE conversations SET updated_at = :now WHERE id = :conversation_id "
+            "AND xmin::text = :seen_version AND NOT EXISTS (SELECT 1 FROM messages WHERE "
+            "conversation_id = :conversation_id AND created_at > :seen_newest) RETURNING id, xmin::text AS version), "
+        )
     if repeat:  # the live ticket as the turn read it, locked; else nothing is touched or inserted
         touch = (
             "WITH live AS (SELECT id FROM tickets WHERE id = :ticket_id AND conversation_id = :conversation_id "
@@ -541,13 +575,16 @@ def _turn_statement(count: int, with_record: bool, repeat: bool = False) -> Text
         binds += [bindparam(f"{name}_{i}", type_=messages.c[name].type) for name in ("role", "content", "meta", "created_at")]
     if repeat:
         binds += [bindparam(f"ticket_{name}", type_=tickets.c[name].type) for name in ("id", "status", "priority")]
+    if guarded:
+        binds += [bindparam("seen_version", type_=Text()), bindparam("seen_newest", type_=messages.c.created_at.type)]
     if with_record:
         sql += (
             ", kept AS (INSERT INTO idempotency_keys (scope, key, request_hash, conversation_id, response, created_at) "
             "SELECT :scope, :key, :request_hash, touched.id, :response, :now FROM touched)"
         )
         binds += [bindparam(name, type_=keys.c[name].type) for name in ("scope", "key", "request_hash", "response")]
-    return text(sql + " SELECT id FROM added ORDER BY id").bindparams(*binds)
+    returned = "id, (SELECT version FROM touched)" if guarded else "id"
+    return text(f"{sql} SELECT {returned} FROM added ORDER BY id").bindparams(*binds)
 
 
 @functools.cache
@@ -605,6 +642,10 @@ class _Statements:
         taken = window.outerjoin(keys, and_(keys.c.scope == bindparam("scope"), keys.c.key == bindparam("key")))
         # ... and on every row the id of the record stored under an Idempotency-Key, if the key is taken.
         self.recent_and_key: Select = select(*columns, keys.c.id).select_from(taken).where(this_one).order_by(*oldest_first)
+        # PostgreSQL: the same reads stamped (``TurnStamp``) with each message's created_at and the row's version.
+        stamp = (recent.c.created_at, literal_column("conversations.xmin::text", Text).label("version"))
+        self.recent_stamped: Select = self.recent.add_columns(*stamp)
+        self.recent_and_key_stamped: Select = self.recent_and_key.add_columns(*stamp)
         self.touch: Update = (
             update(conversations).where(conversations.c.id == bindparam("conversation_id"))
             .values(updated_at=bindparam("now"))
@@ -782,15 +823,19 @@ class SqliteTurnRepository:
         self.idempotency = IdempotencyRepository(db)
 
     async def get_with_recent(
-        self, conversation_id: str, limit: int, idempotency: tuple[str, str] | None = None
+        self, conversation_id: str, limit: int, idempotency: tuple[str, str] | None = None, fresh: bool = False
     ) -> TurnRead:
-        """``ConversationRepository.get_with_recent``, on the loop."""
+        """``ConversationRepository.get_with_recent``, on the loop (always from the database: ``fresh`` is moot)."""
         return self.conversations.get_with_recent(conversation_id, limit, idempotency)
 
     async def append_turn(
-        self, conversation_id: str, rows: list[dict[str, Any]], record: dict[str, Any] | None = None
-    ) -> list[StoredMessage]:
-        """``append_turn`` in its write transaction: on the loop if no other writer holds SQLite, else in a thread."""
+        self, conversation_id: str, rows: list[dict[str, Any]], record: dict[str, Any] | None = None,
+        seen: TurnRead | None = None,
+    ) -> list[StoredMessage]:  # fmt: skip
+        """``append_turn`` in its write transaction: on the loop if no other writer holds SQLite, else in a thread.
+
+        ``seen`` is moot: reads are never remembered here (the read runs in this process, at about the cost of
+        checking it)."""
         with self.db.write_connection_if_free() as connection:
             if connection is not None:
                 return append_turn(connection, conversation_id, rows, record)
@@ -824,41 +869,100 @@ class AsyncTurnRepository:
 
     ticket_writes = True  # an escalation's ticket is opened, or its repeat marked, by the turn's statements
 
-    def __init__(self, db: Database, pool: Any) -> None:
+    def __init__(self, db: Database, pool: Any, remember: int = 0) -> None:
         self.dialect = db.engine.dialect
         self.pool = pool
+        self.remember = remember
+        self._remembered: OrderedDict[str, TurnRead] = OrderedDict()  # least recently used first
+        self._shared: OrderedDict[str, None] = OrderedDict()  # conversations not remembered (see _written_elsewhere)
 
     async def close(self) -> None:
         """Close the pool's connections."""
         await self.pool.close()
 
     async def get_with_recent(
-        self, conversation_id: str, limit: int, idempotency: tuple[str, str] | None = None
+        self, conversation_id: str, limit: int, idempotency: tuple[str, str] | None = None, fresh: bool = False
     ) -> TurnRead:
-        """``ConversationRepository.get_with_recent``, awaited."""
-        statement, values = _read_turn_statement(idempotency, {"conversation_id": conversation_id, "limit": limit})
+        """``ConversationRepository.get_with_recent``, awaited, stamped with the state it saw (``TurnStamp``).
+
+        Up to ``remember`` conversations are remembered as this process' last turn in each left them (the read
+        and the messages it added), so that the next turn there does not read them again: a remembered read
+        is stamped ``remembered`` and its write (``append_turn`` with ``seen``) happens only if the
+        conversation is still in that state, else StaleTurn. It does not tell whether an Idempotency-Key
+        is taken: the write's INSERT of the record does (IntegrityError). ``fresh`` reads the database."""
+        remembered = self._remembered.pop(conversation_id, None)
+        if remembered is not None and not fresh and remembered.stamp.window == limit:
+            self._remembered[conversation_id] = remembered  # the most recently used last
+            return remembered._replace(recent=list(remembered.recent))
+        statement, values = _read_turn_statement(idempotency, {"conversation_id": conversation_id, "limit": limit},
+                                                 stamped=True)  # fmt: skip
         replay = None
         async with self._connection() as connection:
             rows = await self._run(connection, statement, values)
             if idempotency is not None and rows and rows[0][_KEY_COLUMN] is not None:
                 record = await self._run(connection, _statements().idempotency, values)
                 replay = _idempotency_record(record)
-        return _turn_read(rows, replay)
+        stamp = TurnStamp(rows[-1][-1], rows[-1][-2], limit) if rows else None
+        return _turn_read(rows, replay, stamp)
 
     async def append_turn(
         self, conversation_id: str, rows: list[dict[str, Any]], record: dict[str, Any] | None = None,
-        repeat: Ticket | None = None,
+        repeat: Ticket | None = None, seen: TurnRead | None = None,
     ) -> list[StoredMessage] | None:  # fmt: skip
         """``append_turn``'s one statement, awaited (autocommit: it is atomic by itself).
 
         With ``repeat`` (the live ticket the turn read, which the turn escalates to again) the same statement
         locks that ticket and marks the conversation escalated, as ``TicketService.escalate_within`` does
         for a repeat; if the ticket changed since it was read (resolved, closed, another priority) nothing
-        is written and None is returned."""
+        is written and None is returned.
+
+        With ``seen`` (the turn's stamped read; not with ``repeat``) the write checks that the conversation is
+        as read. If it is not, a remembered read raises StaleTurn (its answer came from an out-of-date state:
+        nothing is written), while a read from the database is written anyway, as an unchecked turn is (a
+        concurrent writer came between the read and the write). A checked write leaves the conversation
+        remembered as it left it, with the row's new version."""
+        stamp = seen.stamp if seen is not None and repeat is None and self.remember else None
+        if stamp is not None:
+            statement, params, values = _turn_write(conversation_id, rows, record, seen=stamp)
+            async with self._connection() as connection:
+                written = await self._run(connection, statement, params)
+            if written:
+                self._remember(seen, written[0][1], values)
+                return _stored_turn(conversation_id, written, values)
+            if stamp.remembered:
+                self._written_elsewhere(conversation_id)
+                raise StaleTurn(conversation_id)
         statement, params, values = _turn_write(conversation_id, rows, record, repeat)
         async with self._connection() as connection:
             ids = await self._run(connection, statement, params)
         return None if repeat is not None and not ids else _stored_turn(conversation_id, ids, values)
+
+    def _written_elsewhere(self, conversation_id: str) -> None:
+        """Another writer (an agent, a ticket's notice, another replica) changed a remembered conversation: its
+        turns read it from the database from now on, so that a conversation two processes take turns
+        answering costs no answer twice more than once."""
+        self._remembered.pop(conversation_id, None)
+        self._shared[conversation_id] = None
+        while len(self._shared) > self.remember:
+            self._shared.popitem(last=False)
+
+    def _remember(self, seen: TurnRead, version: str, values: list[dict[str, Any]]) -> None:
+        """Keep the conversation as this turn left it: what it read plus the messages it added, at ``version``.
+
+        Only if those messages come after every message read (a message written between the turn's arrival
+        and its read would otherwise sort after them in the database's order, not before)."""
+        conversation_id, stamp = seen.conversation.id, seen.stamp
+        if conversation_id in self._shared or (stamp.newest_at is not None and values[0]["created_at"] < stamp.newest_at):
+            return
+        added = [RecentMessage(value["role"], value["content"], (value["meta"] or {}).get("top_entry")) for value in values]
+        recent = [*seen.recent, *added][-stamp.window:]
+        newest_at = max(value["created_at"] for value in values)
+        self._remembered[conversation_id] = seen._replace(
+            recent=recent, replay=None, stamp=TurnStamp(version, newest_at, stamp.window, remembered=True)
+        )
+        self._remembered.move_to_end(conversation_id)
+        while len(self._remembered) > self.remember:
+            self._remembered.popitem(last=False)
 
     async def append_turn_opening_ticket(
         self, conversation_id: str, customer_id: int | None, ticket: dict[str, Any], event_body: str,

@@ -258,3 +258,105 @@ def test_a_sqlite_write_that_would_wait_for_another_writer_goes_to_a_thread(serv
     assert replies[0].status_code == 200, replies[0].text
     stored = _messages(client, opened["conversation_id"])[-2:]
     assert stored == [("user", "Et par carte ?"), ("assistant", replies[0].json()["response"])]
+
+
+def _count_reads(client) -> list[str]:
+    """The conversation reads the API's turn repository sends to PostgreSQL, as they happen."""
+    from storage.repositories import _statements
+
+    turns, reads = client.app.state.api.turns, []
+    run = turns._run
+    stamped = (_statements().recent_stamped, _statements().recent_and_key_stamped)
+
+    async def counted(connection, statement, values):
+        if statement in stamped:
+            reads.append(values["conversation_id"])
+        return await run(connection, statement, values)
+
+    turns._run = counted
+    return reads
+
+
+def _postgresql_only(db_backend: str) -> None:
+    if db_backend != "postgresql":
+        pytest.skip("SQLite's read runs in this process: its turns read every time")
+
+
+def test_a_conversation_this_process_wrote_last_is_not_read_again_and_answers_the_same(serve, db_backend):
+    _postgresql_only(db_backend)
+    client, reading = serve(), serve(remembered_conversations=0)
+    replies, stored = {}, {}
+    for name, api in (("remembered", client), ("read", reading)):
+        reads = _count_reads(api)
+        opened, headers = _open(api)
+        replies[name] = []
+        for n, text in enumerate(("Comment obtenir mon code RIO ?", "et en 5G ?", "Merci !", "Comment payer ma facture ?")):
+            response = api.post(URL, json={"conversation_id": opened["conversation_id"], "message": text},
+                                headers={**headers, "Idempotency-Key": f"{name}-remember-{n:04d}"})  # fmt: skip
+            assert response.status_code == 200, response.text
+            replies[name].append(_comparable(response.json()))
+        stored[name] = _messages(api, opened["conversation_id"])
+        assert len(reads) == (1 if name == "remembered" else 4)  # the first turn on the loop reads, then none
+    assert replies["remembered"] == replies["read"] and stored["remembered"] == stored["read"]
+
+
+def test_what_another_writer_changed_is_seen_by_the_next_turn(serve, db_backend):
+    _postgresql_only(db_backend)
+    from storage.models import utcnow
+
+    client = serve()
+    other_replica = serve()  # the same database, its own memory: a customer's turns may alternate between them
+    reads = _count_reads(client)
+    opened, headers = _open(client)
+    conversation_id = opened["conversation_id"]
+
+    def send(api, text: str, conversation: str = conversation_id, keyed: dict = headers) -> dict:
+        response = api.post(URL, json={"conversation_id": conversation, "message": text}, headers=keyed)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    send(client, "Comment obtenir mon code RIO ?")
+    send(client, "Comment payer ma facture ?")  # remembered: not read
+    assert len(reads) == 1
+    # Another replica answers a turn: this one's memory is out of date, so its next turn is answered again from
+    # the database, with the other replica's question as the previous one.
+    send(other_replica, "Comment obtenir mon code RIO ?")
+    follow_up = send(client, "et en 5G ?")
+    reference = serve(remembered_conversations=0)  # the same four turns in one process that reads every time
+    alone, alone_headers = _open(reference)
+    for text in ("Comment obtenir mon code RIO ?", "Comment payer ma facture ?", "Comment obtenir mon code RIO ?"):
+        send(reference, text, alone["conversation_id"], alone_headers)
+    assert _comparable(follow_up) == _comparable(send(reference, "et en 5G ?", alone["conversation_id"], alone_headers))
+    assert len(reads) == 2
+    send(client, "Merci !")
+    assert len(reads) == 3  # from now on this conversation is read on each turn: two processes take turns in it
+    # In another conversation, a ticket's notice (it touches no conversation row), then an agent taking it.
+    second, second_headers = _open(client)
+    for text in ("Comment obtenir mon code RIO ?", "Comment payer ma facture ?"):
+        send(client, text, second["conversation_id"], second_headers)
+    assert len(reads) == 4
+    with client.services.db.write() as session:
+        session.add(Message(conversation_id=second["conversation_id"], role="system", content="Ticket résolu.",
+                            created_at=utcnow()))  # fmt: skip
+    send(client, "Merci !", second["conversation_id"], second_headers)
+    assert len(reads) == 5
+    client.services.chat.conversations.set_status(second["conversation_id"], "agent")
+    held = send(client, "Vous êtes là ?", second["conversation_id"], second_headers)
+    assert held["response"] is None and held["notice"] == AGENT_HANDLES_TEXT
+    assert _messages(client, second["conversation_id"])[-3:] == [
+        ("user", "Merci !"), ("assistant", _messages(client, second["conversation_id"])[-2][1]), ("user", "Vous êtes là ?")]  # fmt: skip
+
+
+def test_an_escalation_after_a_remembered_turn_is_decided_on_the_stored_conversation(serve, db_backend):
+    _postgresql_only(db_backend)
+    client = serve()
+    reads = _count_reads(client)
+    opened, headers = _open(client)
+    body = {"conversation_id": opened["conversation_id"], "message": "Comment payer ma facture ?"}
+    assert client.post(URL, json=body, headers=headers).status_code == 200
+    escalating = {**body, "message": "je veux parler à un conseiller, toujours pas de réseau"}
+    escalated = client.post(URL, json=escalating, headers=headers)
+    assert escalated.status_code == 200, escalated.text
+    assert escalated.json()["ticket_id"] is not None and len(reads) == 2  # read again before the ticket opens
+    assert [role for role, _ in _messages(client, opened["conversation_id"])][4:] == ["user", "assistant", "system"]
+    assert client.services.chat.conversations.get(opened["conversation_id"]).status == "escalated"

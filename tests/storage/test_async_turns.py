@@ -66,7 +66,8 @@ def test_the_read_is_the_threaded_repositorys_and_a_turn_is_stored_in_order(db: 
 
     stored, read = _run(db, scenario)
     assert [m.role for m in stored] == ["user", "assistant"] and stored[0].id < stored[1].id
-    assert read == ConversationRepository(db).get_with_recent(conversation_id, 50)
+    assert read.stamp.version and read.stamp.newest_at == stored[1].created_at and not read.stamp.remembered
+    assert read._replace(stamp=None) == ConversationRepository(db).get_with_recent(conversation_id, 50)
     assert [(m.role, m.top_entry) for m in read.recent] == [("user", None), ("user", None), ("assistant", "fac-012")]
 
 

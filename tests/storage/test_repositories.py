@@ -179,16 +179,16 @@ def test_recent_messages_come_with_their_conversation_in_one_statement(db: Datab
         meta = {"top_entry": f"faq-{n}", "sources": [{"id": f"faq-{n}"}]} if n % 2 else None
         repo.add(conversation_id, "user" if n % 2 == 0 else "assistant", f"m{n}", meta=meta)
     repo.add(conversation_id, "assistant", "m6", meta={"top_entry": None})
-    conversation, recent, _replay, _ticket = ConversationRepository(db).get_with_recent(conversation_id, limit=5)
+    conversation, recent, _replay, _ticket, _stamp = ConversationRepository(db).get_with_recent(conversation_id, limit=5)
     assert conversation is not None and conversation.id == conversation_id and conversation.status == "bot"
     assert [(m.role, m.content, m.top_entry) for m in recent] == [
         ("user", "m2", None), ("assistant", "m3", "faq-3"), ("user", "m4", None), ("assistant", "m5", "faq-5"),
         ("assistant", "m6", None),
     ]
     empty = ConversationRepository(db).create().id
-    found, none, _replay, _ticket = ConversationRepository(db).get_with_recent(empty, limit=4)
+    found, none, _replay, _ticket, _stamp = ConversationRepository(db).get_with_recent(empty, limit=4)
     assert found is not None and found.id == empty and none == []
-    assert ConversationRepository(db).get_with_recent("0" * 32, limit=4) == (None, [], None, None)
+    assert ConversationRepository(db).get_with_recent("0" * 32, limit=4) == (None, [], None, None, None)
 
 
 def test_a_turn_reads_the_live_ticket_of_its_conversation_with_it(db: Database, conversation_id: str) -> None:

@@ -37,7 +37,7 @@ def test_reads_go_on_while_another_connection_holds_the_write_lock(quick_lock_db
     writer.execute("BEGIN IMMEDIATE")  # another process is writing (the old reads queued behind it)
     try:
         assert conversations.get(conversation.id).id == conversation.id
-        found, recent, _replay, _ticket = conversations.get_with_recent(conversation.id, limit=10)
+        found, recent, _replay, _ticket, _stamp = conversations.get_with_recent(conversation.id, limit=10)
         assert found.id == conversation.id and [m.content for m in recent] == ["Bonjour"]
         assert [m.content for m in messages.list(conversation.id)] == ["Bonjour"]
         with pytest.raises(OperationalError, match="locked"):  # writes still wait for the lock, then fail
@@ -60,9 +60,9 @@ def test_recent_messages_are_a_bounded_window(db):
     conversation = conversations.create(channel="web")
     for n in range(7):
         messages.add(conversation.id, "user", f"m{n}")
-    _found, recent, _replay, _ticket = conversations.get_with_recent(conversation.id, limit=3)
+    _found, recent, _replay, _ticket, _stamp = conversations.get_with_recent(conversation.id, limit=3)
     assert [m.content for m in recent] == ["m4", "m5", "m6"]
-    assert conversations.get_with_recent("0" * 32, limit=3) == (None, [], None, None)
+    assert conversations.get_with_recent("0" * 32, limit=3) == (None, [], None, None, None)
 
 
 def test_a_write_connection_if_free_never_waits_for_another_writer(tmp_path):
