@@ -21,13 +21,18 @@ class _Waiter:
 
 
 def loop_waker(loop: asyncio.AbstractEventLoop, future: asyncio.Future) -> Callable[[], None]:
-    """A callable any thread may call to resolve ``future`` on ``loop`` (a no-op once it is done or cancelled)."""
+    """A callable any thread may call to resolve ``future`` on ``loop`` (a no-op once it is done or cancelled).
+
+    Call it from a coroutine on ``loop`` itself (the thread that made it) and ``future`` is resolved at once:
+    ``call_soon_threadsafe`` would also write to the loop's wake-up pipe and read it back, one more pass of
+    the loop for each answer handed over."""
+    owner = threading.get_ident()
 
     def resolve() -> None:
         if not future.done():
             future.set_result(None)
 
-    return lambda: loop.call_soon_threadsafe(resolve)
+    return lambda: resolve() if threading.get_ident() == owner else loop.call_soon_threadsafe(resolve)
 
 
 class FairQueue(Generic[T]):

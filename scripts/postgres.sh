@@ -5,6 +5,8 @@
 #
 #   bash scripts/postgres.sh            # install if needed, start, print the URL
 #   bash scripts/postgres.sh url        # print the URL only
+#   bash scripts/postgres.sh socket-url # start if needed, print the URL over the cluster's Unix socket
+#                                       # (same server; a client on this machine skips TCP's loopback stack)
 #   bash scripts/postgres.sh status     # print "running" or "stopped"
 #   bash scripts/postgres.sh stop       # stop the cluster (data stays in .pg/)
 #   bash scripts/postgres.sh restart    # stop then start it again: same port, same data
@@ -30,6 +32,17 @@ action=${1:-start}
 log() { echo "postgres.sh: $*" >&2; }
 
 url() { echo "postgresql+psycopg://${db_user}:${db_password}@127.0.0.1:${port}/${db_name}"; }
+# The Unix socket's folder (in the cluster's folder; none when its path would pass the socket path limit).
+socket_dir() { local dir="$pg_dir/run"; [ $((${#dir} + 20)) -le 100 ] && echo "$dir"; }
+socket_url() {
+  local dir
+  if dir=$(socket_dir); then
+    echo "postgresql+psycopg://${db_user}:${db_password}@/${db_name}?host=${dir}&port=${port}"
+  else
+    log "the cluster's folder is too deep for a Unix socket: TCP URL"
+    url
+  fi
+}
 
 find_bindir() {
   # Highest installed major version of Debian's server binaries.
@@ -57,8 +70,8 @@ as_owner() {
 }
 
 case "$action" in
-  start | url | status | stop | restart | destroy) ;;
-  *) echo "usage: bash scripts/postgres.sh [start|url|status|stop|restart|destroy]" >&2; exit 2 ;;
+  start | url | socket-url | status | stop | restart | destroy) ;;
+  *) echo "usage: bash scripts/postgres.sh [start|url|socket-url|status|stop|restart|destroy]" >&2; exit 2 ;;
 esac
 
 bindir=$(find_bindir || true)
@@ -110,7 +123,7 @@ if [ "$action" = stop ] || [ "$action" = destroy ] || [ "$action" = restart ]; t
     as_owner "$bindir/pg_ctl" -D "$data" -m fast -w stop >&2
   fi
   if [ "$action" = destroy ]; then
-    rm -rf "$data" && rmdir "$pg_dir" 2>/dev/null || true
+    rm -rf "$data" "$pg_dir/run" && rmdir "$pg_dir" 2>/dev/null || true
     log "cluster deleted"
   fi
   [ "$action" = restart ] || exit 0
@@ -130,7 +143,6 @@ if [ ! -f "$data/PG_VERSION" ]; then
   {
     echo "listen_addresses = '127.0.0.1'"
     echo "port = $port"
-    echo "unix_socket_directories = ''"
     echo "fsync = off"  # throw-away cluster: speed over durability
     echo "synchronous_commit = off"
     echo "full_page_writes = off"
@@ -144,6 +156,17 @@ if ! running && [ -z "${MOBILIA_PG_PORT:-}" ] && port_in_use "$port"; then
   while port_in_use "$port"; do port=$((port + 1)); done
   echo "port = $port" | as_owner tee -a "$data/postgresql.conf" >/dev/null
   log "port taken by another server: this cluster now uses $port"
+fi
+# Its Unix socket (for `socket-url`), also in a cluster created before it had one: the last setting wins.
+if sock=$(socket_dir); then
+  mkdir -p "$sock"
+  [ "$(id -u)" -ne 0 ] || chown postgres: "$sock"
+else
+  sock=""
+fi
+if ! grep -qxF "unix_socket_directories = '$sock'" "$data/postgresql.conf"; then
+  running && log "restarting the cluster to open its Unix socket" && as_owner "$bindir/pg_ctl" -D "$data" -m fast -w stop >&2
+  echo "unix_socket_directories = '$sock'" | as_owner tee -a "$data/postgresql.conf" >/dev/null
 fi
 if ! running; then
   log "starting PostgreSQL $("$bindir/postgres" --version | awk '{print $3}') on 127.0.0.1:$port"
@@ -159,4 +182,4 @@ fi
 if [ "$("${psql_admin[@]}" -c "SELECT 1 FROM pg_database WHERE datname = '$db_name'")" != 1 ]; then
   "${psql_admin[@]}" -c "CREATE DATABASE \"$db_name\" OWNER \"$db_user\"" >&2
 fi
-url
+if [ "$action" = socket-url ]; then socket_url; else url; fi

@@ -129,3 +129,24 @@ def test_postgres_restart_loses_no_accepted_message_and_stores_nothing_refused(p
     assert [t for t in accepted if stored[t] != 1] == [], "every accepted message stored exactly once"
     assert [t for t in refused if stored[t]] == [], "no refused message stored"
     assert len(accepted) >= 7 and len(refused) >= 4, statuses
+
+
+def test_the_clusters_unix_socket_reaches_the_same_database(pg_stack: PgStack) -> None:
+    """``postgres.sh socket-url``: the same server and database, over its Unix socket instead of TCP."""
+    from sqlalchemy import text
+
+    from storage import Database
+
+    socket_url = script("postgres.sh", "socket-url", env=pg_stack.pg_env)
+    assert "@/" in socket_url and "?host=/" in socket_url  # in the cluster's folder (or its fallback, as root)
+    checks = "SELECT inet_server_addr() IS NULL, current_database(), (SELECT count(*) FROM conversations)"
+    answers = []
+    for url in (socket_url, pg_stack.database_url):
+        db = Database(url)
+        try:
+            with db.engine.connect() as connection:
+                answers.append(tuple(connection.execute(text(checks)).one()))
+        finally:
+            db.dispose()
+    assert answers[0][0] and not answers[1][0]  # the socket, then TCP
+    assert answers[0][1:] == answers[1][1:]
