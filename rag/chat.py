@@ -364,17 +364,21 @@ class ChatService:
             reply, record = self._turn_reply(answer, idempotency)
             write = turns.append_turn(session.conversation_id, rows, record, seen=read)
             return _with_ids(reply, await _stored_once(turns, idempotency, write))
-        if read.stamp is not None and read.stamp.remembered:  # an escalation is decided on the conversation as stored
+        repeat = self.tickets.is_repeat(read.ticket, answer.priority or "LOW")
+        if read.stamp is not None and read.stamp.remembered and not repeat:
+            # A ticket to open or raise is decided on the conversation as stored (a repeat's statement checks its ticket).
             stored = await turns.get_with_recent(session.conversation_id, HISTORY_WINDOW, _claimed(idempotency), fresh=True)
             if (stored.conversation, stored.recent) != (read.conversation, read.recent):
                 raise StaleTurn(session.conversation_id)  # not what the answer was computed from
             read = stored
             session, conversation, earlier = self._accept(session, read)
+            repeat = self.tickets.is_repeat(read.ticket, answer.priority or "LOW")
         if not turns.ticket_writes:  # SQLite: the ticket service stores an escalating turn with its ticket
             return await run_sync(self._store_turn, session, text, received_at, answer, idempotency)
-        if self.tickets.is_repeat(read.ticket, answer.priority or "LOW"):  # the usual repeat: the open ticket is marked
+        if repeat:  # the usual repeat: the open ticket is marked
             reply, record = self._turn_reply(answer, idempotency, read.ticket)
-            write = turns.append_turn(session.conversation_id, _with_notice(rows, reply), record, repeat=read.ticket)
+            write = turns.append_turn(session.conversation_id, _with_notice(rows, reply), record, repeat=read.ticket,
+                                      seen=read)  # fmt: skip
             if (stored := await _stored_once(turns, idempotency, write)) is not None:
                 self._escalated(session, read.ticket, ["conversation.escalated"])
                 return _with_ids(reply, stored)

@@ -549,19 +549,18 @@ def _turn_statement(count: int, with_record: bool, repeat: bool = False, guarded
     """
     messages, keys, tickets = Message.__table__, IdempotencyKey.__table__, Ticket.__table__
     rows = ", ".join(f"(:role_{i}, :content_{i}, :meta_{i}, :created_at_{i}, {i})" for i in range(count))
-    touch = "WITH touched AS (UPDATE conversations SET updated_at = :now WHERE id = :conversation_id RETURNING id), "
+    guard, returning = "", "RETURNING id"
     if guarded:
-        touch = (
-            "WITH touched AS (UPDATE conversations SET updated_at = :now WHERE id = :conversation_id "
-            "AND xmin::text = :seen_version AND NOT EXISTS (SELECT 1 FROM messages WHERE "
-            "conversation_id = :conversation_id AND created_at > :seen_newest) RETURNING id, xmin::text AS version), "
-        )
+        guard = (" AND xmin::text = :seen_version AND NOT EXISTS (SELECT 1 FROM messages WHERE "
+                 "conversation_id = :conversation_id AND created_at > :seen_newest)")  # fmt: skip
+        returning = "RETURNING id, xmin::text AS version"
+    touch = f"WITH touched AS (UPDATE conversations SET updated_at = :now WHERE id = :conversation_id{guard} {returning}), "
     if repeat:  # the live ticket as the turn read it, locked; else nothing is touched or inserted
         touch = (
             "WITH live AS (SELECT id FROM tickets WHERE id = :ticket_id AND conversation_id = :conversation_id "
             "AND status = :ticket_status AND priority = :ticket_priority FOR UPDATE), "
             f"touched AS (UPDATE conversations SET updated_at = :now, {_ESCALATED} WHERE id = :conversation_id "
-            "AND EXISTS (SELECT 1 FROM live) RETURNING id), "
+            f"AND EXISTS (SELECT 1 FROM live){guard} {returning}), "
         )
     sql = touch + (
         "added AS (INSERT INTO messages (conversation_id, role, content, meta, created_at) "
@@ -916,22 +915,24 @@ class AsyncTurnRepository:
         for a repeat; if the ticket changed since it was read (resolved, closed, another priority) nothing
         is written and None is returned.
 
-        With ``seen`` (the turn's stamped read; not with ``repeat``) the write checks that the conversation is
-        as read. If it is not, a remembered read raises StaleTurn (its answer came from an out-of-date state:
-        nothing is written), while a read from the database is written anyway, as an unchecked turn is (a
-        concurrent writer came between the read and the write). A checked write leaves the conversation
-        remembered as it left it, with the row's new version."""
-        stamp = seen.stamp if seen is not None and repeat is None and self.remember else None
+        With ``seen`` (the turn's stamped read) the write also checks that the conversation is as read. If it is
+        not (or, for a repeat, the ticket changed), a remembered read raises StaleTurn (its answer came from an
+        out-of-date state: nothing is written), while a read from the database is written as an unchecked turn
+        is (a concurrent writer came between the read and the write). A checked write leaves the conversation
+        remembered as it left it, with the row's new version (escalated, after a repeat)."""
+        stamp = seen.stamp if seen is not None and self.remember else None
         if stamp is not None:
-            statement, params, values = _turn_write(conversation_id, rows, record, seen=stamp)
+            statement, params, values = _turn_write(conversation_id, rows, record, repeat, seen=stamp)
             async with self._connection() as connection:
                 written = await self._run(connection, statement, params)
             if written:
-                self._remember(seen, written[0][1], values)
+                self._remember(seen, written[0][1], values, escalated=repeat is not None)
                 return _stored_turn(conversation_id, written, values)
             if stamp.remembered:
                 self._written_elsewhere(conversation_id)
                 raise StaleTurn(conversation_id)
+            if repeat is not None:  # the ticket changed, or the conversation did: as an unchecked repeat would
+                return None
         statement, params, values = _turn_write(conversation_id, rows, record, repeat)
         async with self._connection() as connection:
             ids = await self._run(connection, statement, params)
@@ -946,7 +947,7 @@ class AsyncTurnRepository:
         while len(self._shared) > self.remember:
             self._shared.popitem(last=False)
 
-    def _remember(self, seen: TurnRead, version: str, values: list[dict[str, Any]]) -> None:
+    def _remember(self, seen: TurnRead, version: str, values: list[dict[str, Any]], escalated: bool = False) -> None:
         """Keep the conversation as this turn left it: what it read plus the messages it added, at ``version``.
 
         Only if those messages come after every message read (a message written between the turn's arrival
@@ -957,9 +958,13 @@ class AsyncTurnRepository:
         added = [RecentMessage(value["role"], value["content"], (value["meta"] or {}).get("top_entry")) for value in values]
         recent = [*seen.recent, *added][-stamp.window:]
         newest_at = max(value["created_at"] for value in values)
+        conversation = seen.conversation
+        if escalated and conversation.status != "agent":  # what the repeat's statement did (``_ESCALATED``)
+            conversation = conversation._replace(status="escalated")
         self._remembered[conversation_id] = seen._replace(
-            recent=recent, replay=None, stamp=TurnStamp(version, newest_at, stamp.window, remembered=True)
-        )
+            conversation=conversation, recent=recent, replay=None,
+            stamp=TurnStamp(version, newest_at, stamp.window, remembered=True),
+        )  # fmt: skip
         self._remembered.move_to_end(conversation_id)
         while len(self._remembered) > self.remember:
             self._remembered.popitem(last=False)

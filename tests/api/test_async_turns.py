@@ -360,3 +360,21 @@ def test_an_escalation_after_a_remembered_turn_is_decided_on_the_stored_conversa
     assert escalated.json()["ticket_id"] is not None and len(reads) == 2  # read again before the ticket opens
     assert [role for role, _ in _messages(client, opened["conversation_id"])][4:] == ["user", "assistant", "system"]
     assert client.services.chat.conversations.get(opened["conversation_id"]).status == "escalated"
+    # Repeats mark the open ticket: the first reads the conversation (nothing remembered after the ticket opened),
+    # the next ones are remembered, the ticket checked by their statement.
+    ticket_id = escalated.json()["ticket_id"]
+    for text in ("toujours rien, je veux un conseiller", "je veux parler à un conseiller maintenant"):
+        repeat = client.post(URL, json={**body, "message": text}, headers=headers)
+        assert repeat.status_code == 200 and repeat.json()["ticket_id"] == ticket_id, repeat.text
+        assert len(reads) == 3
+    # An agent resolves the ticket (nothing in the conversation changes): the next escalation's remembered
+    # repeat finds its ticket changed, and the turn is answered again from the database, which reopens it.
+    client.services.tickets.transition(ticket_id, "RESOLVED", "agent-1")
+    again = client.post(URL, json={**body, "message": "encore en panne, je veux un conseiller"}, headers=headers)
+    assert again.status_code == 200 and again.json()["ticket_id"] is not None, again.text
+    assert len(reads) == 4
+    with client.services.db.read() as session:
+        live = session.scalars(select(Ticket).where(Ticket.conversation_id == opened["conversation_id"],
+                                                    Ticket.status != "CLOSED")).all()  # fmt: skip
+    assert [t.status for t in live] != ["RESOLVED"] and len(live) == 1
+    assert _messages(client, opened["conversation_id"])[-3][1] == "encore en panne, je veux un conseiller"
