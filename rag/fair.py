@@ -64,7 +64,8 @@ class FairQueue(Generic[T]):
         if not isinstance(waiter, _Waiter):
             return waiter
         try:
-            await asyncio.wait_for(future, timeout)
+            async with asyncio.timeout(timeout):  # no task or future of its own, unlike wait_for
+                await future
         except TimeoutError:
             pass
         except asyncio.CancelledError:

@@ -239,7 +239,8 @@ class AnswerPool:
         try:
             number = self._send(worker, op, args)
             try:
-                status, result = await asyncio.wait_for(self._read_async(worker, number), self.answer_timeout_s)
+                async with asyncio.timeout(self.answer_timeout_s):  # wait_for would wrap the read in a task per answer
+                    status, result = await self._read_async(worker, number)
             except TimeoutError:
                 raise WorkerFailed(f"no answer within {self.answer_timeout_s:.0f} s") from None
         except (EOFError, OSError) as exc:
