@@ -256,6 +256,15 @@ class ChatService:
         log.info("conversation %s started (channel=%s)", conversation_id, channel)
         return ChatSession(customer_id, conversation_id)
 
+    async def start_async(self, contact: Contact, turns: AsyncTurnRepository) -> ChatSession:
+        """``start`` on the server's event loop (an API opening on PostgreSQL, channel ``api``): the new conversation
+        is remembered by ``turns``, so that its first turn does not read it."""
+        customer_id, opened = await turns.open_for_contact(
+            (contact.full_name, contact.phone, contact.email), "api", HISTORY_WINDOW
+        )
+        log.info("conversation %s started (channel=api)", opened.conversation.id)
+        return ChatSession(customer_id, opened.conversation.id)
+
     def join(self, contact: Contact, conversation_id: str) -> ChatSession:
         """Attach a contact form to a conversation opened without a customer (a Mastodon post's) and its ticket."""
         customer = self.customers.get_or_create(contact.full_name, contact.phone, contact.email)

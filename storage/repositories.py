@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Connection,
+    Delete,
     Insert,
     Select,
     Text,
@@ -27,6 +28,8 @@ from sqlalchemy import (
     and_,
     bindparam,
     cast,
+    delete,
+    exists,
     insert,
     literal_column,
     select,
@@ -662,6 +665,14 @@ class _Statements:
             conversations, "id", "customer_id", "channel", "status", "context", "contact_name", "contact_phone",
             "contact_email", "created_at", "updated_at",
         )  # fmt: skip
+        # PostgreSQL: the same, returning the new row's version (``TurnStamp``).
+        self.add_conversation_versioned: Insert = self.add_conversation.returning(
+            literal_column("xmin::text", Text).label("version")
+        )
+        self.delete_if_empty: Delete = delete(conversations).where(
+            conversations.c.id == bindparam("conversation_id"),
+            ~exists().where(messages.c.conversation_id == conversations.c.id),
+        )
         self.live_ticket: Select = (
             select(tickets)  # at most one: a unique index on conversation_id where status != 'CLOSED'
             .where(tickets.c.conversation_id == bindparam("conversation_id"), tickets.c.status != "CLOSED")
@@ -815,6 +826,7 @@ class SqliteTurnRepository:
     """
 
     ticket_writes = False  # ChatService.send_async: a turn that escalates is stored by the threaded path
+    opens_conversations = False  # an API opening keeps the threaded path
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -867,6 +879,7 @@ class AsyncTurnRepository:
     """
 
     ticket_writes = True  # an escalation's ticket is opened, or its repeat marked, by the turn's statements
+    opens_conversations = True  # open_for_contact: an API opening on the loop too
 
     def __init__(self, db: Database, pool: Any, remember: int = 0) -> None:
         self.dialect = db.engine.dialect
@@ -938,6 +951,51 @@ class AsyncTurnRepository:
             ids = await self._run(connection, statement, params)
         return None if repeat is not None and not ids else _stored_turn(conversation_id, ids, values)
 
+    async def open_for_contact(
+        self, contact: tuple[str, str, str | None], channel: str, window: int
+    ) -> tuple[int, TurnRead]:
+        """``ConversationRepository.open_for_contact``'s statements in one transaction, awaited: the customer of this
+        (name, E.164 phone, e-mail), found or created, and a new conversation for them.
+
+        Returns the customer's id and the new conversation as its first turn would read it (no message yet),
+        remembered when this repository remembers conversations (``window``: the turn's), so that the turn
+        does not read it again."""
+        _check_choice("channel", channel, CHANNELS)
+        name, phone, email = contact
+        full_name, statements = _customer_name(name, phone), _statements()
+        for attempt in range(2):
+            try:
+                async with self._connection() as connection, connection.transaction():
+                    now = utcnow()
+                    found = await self._run(connection, statements.customer_by_phone, {"phone": phone})
+                    customer_id = found[0][0] if found else (await self._run(connection, statements.add_customer, {
+                        "full_name": full_name, "phone": phone, "email": email, "created_at": now}))[0][0]  # fmt: skip
+                    conversation_id = new_conversation_id()
+                    added = await self._run(connection, statements.add_conversation_versioned, {
+                        "id": conversation_id, "customer_id": customer_id, "channel": channel, "status": "bot",
+                        "context": None, "contact_name": name, "contact_phone": phone, "contact_email": email,
+                        "created_at": now, "updated_at": now})  # fmt: skip
+                break
+            except IntegrityError:
+                if attempt:  # a concurrent insert of the same phone won twice in a row: give up loudly
+                    raise
+        opened = TurnRead(ConversationHead(conversation_id, customer_id, "bot", None), [],
+                          stamp=TurnStamp(added[0][0], None, window, remembered=True))  # fmt: skip
+        if self.remember:
+            self._remembered[conversation_id] = opened
+            self._trim()
+        return customer_id, opened
+
+    async def delete_if_empty(self, conversation_id: str) -> None:
+        """Delete a conversation that has no message (an opening whose first message was refused)."""
+        self._remembered.pop(conversation_id, None)
+        async with self._connection() as connection:
+            await self._run(connection, _statements().delete_if_empty, {"conversation_id": conversation_id})
+
+    def _trim(self) -> None:
+        while len(self._remembered) > self.remember:
+            self._remembered.popitem(last=False)
+
     def _written_elsewhere(self, conversation_id: str) -> None:
         """Another writer (an agent, a ticket's notice, another replica) changed a remembered conversation: its
         turns read it from the database from now on, so that a conversation two processes take turns
@@ -966,8 +1024,7 @@ class AsyncTurnRepository:
             stamp=TurnStamp(version, newest_at, stamp.window, remembered=True),
         )  # fmt: skip
         self._remembered.move_to_end(conversation_id)
-        while len(self._remembered) > self.remember:
-            self._remembered.popitem(last=False)
+        self._trim()
 
     async def append_turn_opening_ticket(
         self, conversation_id: str, customer_id: int | None, ticket: dict[str, Any], event_body: str,

@@ -103,6 +103,8 @@ def chat_router(ctx) -> APIRouter:
         if body.conversation_id is not None:
             session = session_for(body.conversation_id, x_conversation_key, authorization, read=False)
         turns = ctx.turns
+        if session is None and turns is not None and turns.opens_conversations and not body.context_token:
+            return await open_async(turns, body, request, text, idempotency_key)
         if turns is None or session is None:
             return await run_in_threadpool(send_message, body, request, text, session, idempotency_key)
         if idempotency_key is None:
@@ -122,6 +124,48 @@ def chat_router(ctx) -> APIRouter:
                     return _replay(first, digest)
         # Another call with this key is on its way: wait for its answer in a thread, as the threaded path does.
         return await run_in_threadpool(send_message, body, request, text, session, idempotency_key)
+
+    async def open_async(turns, body, request: Request, text: str, idempotency_key: str | None):
+        """A message opening a conversation from contact details (no Mastodon link), on the event loop: what
+        ``send_message`` and ``answer_message`` do for it, with the conversation opened and its first turn
+        stored on ``turns``. Missing or invalid contact details, and a retry waiting for its first call, take
+        the threaded path (its answers)."""
+        scope = _idempotency_scope(body, None)
+        if scope is None:
+            return await run_in_threadpool(send_message, body, request, text, None, idempotency_key)
+        if idempotency_key is None:
+            return await opening_turn(turns, body, request, text, None)
+        digest = request_hash(body.model_dump(mode="json"))
+        with locks.hold(scope, idempotency_key, blocking=False) as held:
+            if held:
+                if (first := await turns.idempotency_record(scope, idempotency_key)) is not None:
+                    return _replay(first, digest)
+                try:
+                    return await opening_turn(turns, body, request, text, (scope, idempotency_key, digest))
+                except AlreadyAnswered as exc:  # stored by another process, just now
+                    return _replay(exc, digest)
+                except RateLimited:  # a retry of a stored call is answered even when the limit is reached
+                    if (first := await turns.idempotency_record(scope, idempotency_key)) is None:
+                        raise
+                    return _replay(first, digest)
+        return await run_in_threadpool(send_message, body, request, text, None, idempotency_key)
+
+    async def opening_turn(turns, body, request: Request, text: str, claim: tuple | None):
+        """``answer_message`` for a valid opening on the event loop (``ChatService.start_async``, ``send_async``)."""
+        info = body.user_info
+        contact = validate_contact(info.full_name, info.phone, info.email)  # valid: _idempotency_scope checked it
+        ctx.limits.hit("conversations", ctx.client_ip(request))  # per client address, shared with the chat tab
+        session = await chat.start_async(contact, turns)
+        new_key = ctx.keys.key_for(session.conversation_id)
+        ctx.limits.hit("conversation", session.conversation_id)
+        body_of = _Rendered(lambda reply: _response(session, new_key, None, text, reply))
+        idempotency = Idempotency(*claim, render=body_of.render) if claim else None
+        try:
+            reply = await chat.send_async(session, text, idempotency, turns)
+        except Exception:
+            await turns.delete_if_empty(session.conversation_id)  # nothing of a refused call stays stored
+            raise
+        return body_of.response(reply)
 
     @router.post("/chat/message", response_model=ChatMessageResponse, responses=ERRORS)
     async def post_message(

@@ -76,7 +76,7 @@ def _comparable(body: dict) -> dict:
     return {k: v for k, v in body.items() if k not in ("conversation_id", "conversation_key")}
 
 
-def test_messages_are_answered_on_the_loop_with_the_threaded_paths_results(serve):
+def test_messages_are_answered_on_the_loop_with_the_threaded_paths_results(serve, db_backend):
     client = serve()
     threaded = serve(async_turns=False)
     assert client.app.state.api.turns is not None
@@ -92,7 +92,8 @@ def test_messages_are_answered_on_the_loop_with_the_threaded_paths_results(serve
             replies.append(_comparable(response.json()))
         conversations[name] = (opened["conversation_id"], replies)
     assert conversations["loop"][1] == conversations["threads"][1]  # same answers, sources and links
-    assert client.on_loop == ["Comment obtenir mon code RIO ?", "et en 5G ?", "Merci !"]
+    opening = [QUESTION] if db_backend == "postgresql" else []  # PostgreSQL opens conversations on the loop too
+    assert client.on_loop == [*opening, "Comment obtenir mon code RIO ?", "et en 5G ?", "Merci !"]
     assert threaded.on_loop == []
     stored = [_messages(api, conversations[name][0]) for name, api in (("loop", client), ("threads", threaded))]
     assert stored[0] == stored[1] and len(stored[0]) == 8  # the opening's turn and three more, each once
@@ -209,7 +210,7 @@ def test_answers_from_the_worker_processes_are_awaited_on_the_loop(serve, shippe
         opened, headers = _open(client)
         body = {"conversation_id": opened["conversation_id"], "message": "Comment activer ma carte SIM ?"}
         response = client.post(URL, json=body, headers=headers)
-        assert response.status_code == 200 and calls == ["Comment activer ma carte SIM ?"]
+        assert response.status_code == 200 and calls[-1:] == ["Comment activer ma carte SIM ?"]
         assert response.json()["response"] == engine.answer(body["message"], previous_question=QUESTION).text
     finally:
         pooled.close()
@@ -296,7 +297,7 @@ def test_a_conversation_this_process_wrote_last_is_not_read_again_and_answers_th
             assert response.status_code == 200, response.text
             replies[name].append(_comparable(response.json()))
         stored[name] = _messages(api, opened["conversation_id"])
-        assert len(reads) == (1 if name == "remembered" else 4)  # the first turn on the loop reads, then none
+        assert len(reads) == (0 if name == "remembered" else 5)  # opened on the loop: never read again
     assert replies["remembered"] == replies["read"] and stored["remembered"] == stored["read"]
 
 
@@ -317,7 +318,7 @@ def test_what_another_writer_changed_is_seen_by_the_next_turn(serve, db_backend)
 
     send(client, "Comment obtenir mon code RIO ?")
     send(client, "Comment payer ma facture ?")  # remembered: not read
-    assert len(reads) == 1
+    assert len(reads) == 0
     # Another replica answers a turn: this one's memory is out of date, so its next turn is answered again from
     # the database, with the other replica's question as the previous one.
     send(other_replica, "Comment obtenir mon code RIO ?")
@@ -327,19 +328,19 @@ def test_what_another_writer_changed_is_seen_by_the_next_turn(serve, db_backend)
     for text in ("Comment obtenir mon code RIO ?", "Comment payer ma facture ?", "Comment obtenir mon code RIO ?"):
         send(reference, text, alone["conversation_id"], alone_headers)
     assert _comparable(follow_up) == _comparable(send(reference, "et en 5G ?", alone["conversation_id"], alone_headers))
-    assert len(reads) == 2
+    assert len(reads) == 1
     send(client, "Merci !")
-    assert len(reads) == 3  # from now on this conversation is read on each turn: two processes take turns in it
+    assert len(reads) == 2  # from now on this conversation is read on each turn: two processes take turns in it
     # In another conversation, a ticket's notice (it touches no conversation row), then an agent taking it.
     second, second_headers = _open(client)
     for text in ("Comment obtenir mon code RIO ?", "Comment payer ma facture ?"):
         send(client, text, second["conversation_id"], second_headers)
-    assert len(reads) == 4
+    assert len(reads) == 2
     with client.services.db.write() as session:
         session.add(Message(conversation_id=second["conversation_id"], role="system", content="Ticket résolu.",
                             created_at=utcnow()))  # fmt: skip
     send(client, "Merci !", second["conversation_id"], second_headers)
-    assert len(reads) == 5
+    assert len(reads) == 3
     client.services.chat.conversations.set_status(second["conversation_id"], "agent")
     held = send(client, "Vous êtes là ?", second["conversation_id"], second_headers)
     assert held["response"] is None and held["notice"] == AGENT_HANDLES_TEXT
@@ -357,7 +358,7 @@ def test_an_escalation_after_a_remembered_turn_is_decided_on_the_stored_conversa
     escalating = {**body, "message": "je veux parler à un conseiller, toujours pas de réseau"}
     escalated = client.post(URL, json=escalating, headers=headers)
     assert escalated.status_code == 200, escalated.text
-    assert escalated.json()["ticket_id"] is not None and len(reads) == 2  # read again before the ticket opens
+    assert escalated.json()["ticket_id"] is not None and len(reads) == 1  # read before the ticket opens
     assert [role for role, _ in _messages(client, opened["conversation_id"])][4:] == ["user", "assistant", "system"]
     assert client.services.chat.conversations.get(opened["conversation_id"]).status == "escalated"
     # Repeats mark the open ticket: the first reads the conversation (nothing remembered after the ticket opened),
@@ -366,15 +367,74 @@ def test_an_escalation_after_a_remembered_turn_is_decided_on_the_stored_conversa
     for text in ("toujours rien, je veux un conseiller", "je veux parler à un conseiller maintenant"):
         repeat = client.post(URL, json={**body, "message": text}, headers=headers)
         assert repeat.status_code == 200 and repeat.json()["ticket_id"] == ticket_id, repeat.text
-        assert len(reads) == 3
+        assert len(reads) == 2
     # An agent resolves the ticket (nothing in the conversation changes): the next escalation's remembered
     # repeat finds its ticket changed, and the turn is answered again from the database, which reopens it.
     client.services.tickets.transition(ticket_id, "RESOLVED", "agent-1")
     again = client.post(URL, json={**body, "message": "encore en panne, je veux un conseiller"}, headers=headers)
     assert again.status_code == 200 and again.json()["ticket_id"] is not None, again.text
-    assert len(reads) == 4
+    assert len(reads) == 3
     with client.services.db.read() as session:
         live = session.scalars(select(Ticket).where(Ticket.conversation_id == opened["conversation_id"],
                                                     Ticket.status != "CLOSED")).all()  # fmt: skip
     assert [t.status for t in live] != ["RESOLVED"] and len(live) == 1
     assert _messages(client, opened["conversation_id"])[-3][1] == "encore en panne, je veux un conseiller"
+
+
+def _opened(client) -> tuple[int, int]:
+    """Conversations and messages stored so far."""
+    from storage import Conversation
+
+    with client.services.db.read() as session:
+        return (session.scalar(select(func.count()).select_from(Conversation)),
+                session.scalar(select(func.count()).select_from(Message)))  # fmt: skip
+
+
+def test_an_opening_on_the_loop_is_stored_once_and_a_refused_one_leaves_nothing(serve, db_backend):
+    client = serve()
+    body = {"message": QUESTION, "user_info": CUSTOMER}
+    first = client.post(URL, json=body, headers={"Idempotency-Key": "open-loop-0001"})
+    assert first.status_code == 200 and first.json()["conversation_key"], first.text
+    assert client.on_loop == ([QUESTION] if db_backend == "postgresql" else [])  # PostgreSQL opens on the loop
+    stored = _opened(client)
+    again = client.post(URL, json=body, headers={"Idempotency-Key": "open-loop-0001"})
+    assert again.status_code == 200 and again.json() == first.json() and again.headers["Idempotency-Replayed"] == "true"
+    assert _opened(client) == stored
+    # Its first turn fails to be stored: no conversation is left behind, and a retry opens one normally.
+    def refused(*args, **kwargs):
+        raise RuntimeError("the database went away")
+
+    async def refused_on_the_loop(*args, **kwargs):
+        refused()
+
+    owner, name = ((client.app.state.api.turns, "append_turn") if db_backend == "postgresql"
+                   else (client.services.chat, "_write_turn"))  # fmt: skip
+    setattr(owner, name, refused_on_the_loop if db_backend == "postgresql" else refused)
+    assert client.post(URL, json=body, headers={"Idempotency-Key": "open-loop-0002"}).status_code == 500
+    assert _opened(client) == stored
+    delattr(owner, name)  # the class' own method again
+    retried = client.post(URL, json=body, headers={"Idempotency-Key": "open-loop-0002"})
+    assert retried.status_code == 200 and _opened(client) == (stored[0] + 1, stored[1] + 2)
+    # Invalid contact details get the threaded path's French 422 (nothing opened).
+    invalid = client.post(URL, json={**body, "user_info": {**CUSTOMER, "phone": "12"}})
+    assert invalid.status_code == 422 and "Coordonnées invalides" in invalid.json()["detail"]
+    assert _opened(client) == (stored[0] + 1, stored[1] + 2)
+
+
+def test_concurrent_openings_with_one_key_open_one_conversation(serve):
+    client = serve()
+    body, responses, start = {"message": QUESTION, "user_info": CUSTOMER}, [], threading.Barrier(4)
+
+    def send() -> None:
+        start.wait(GUARD_S)
+        responses.append(client.post(URL, json=body, headers={"Idempotency-Key": "open-loop-0003"}))
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(GUARD_S)
+    assert [r.status_code for r in responses] == [200] * 4
+    assert len({r.json()["conversation_id"] for r in responses}) == 1
+    assert [r.headers.get("Idempotency-Replayed") for r in responses].count(None) == 1
+    assert _opened(client) == (1, 2)
