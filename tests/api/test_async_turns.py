@@ -72,6 +72,22 @@ def _keys(client) -> int:
         return session.scalar(select(func.count()).select_from(IdempotencyKey))
 
 
+def _at_once(client, body: dict, headers: dict, calls: int = 4) -> list:
+    """The same request sent by ``calls`` threads at once; their responses."""
+    responses, start = [], threading.Barrier(calls)
+
+    def send() -> None:
+        start.wait(GUARD_S)
+        responses.append(client.post(URL, json=body, headers=headers))
+
+    threads = [threading.Thread(target=send) for _ in range(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(GUARD_S)
+    return responses
+
+
 def _comparable(body: dict) -> dict:
     return {k: v for k, v in body.items() if k not in ("conversation_id", "conversation_key")}
 
@@ -121,17 +137,7 @@ def test_concurrent_calls_with_one_key_store_one_turn_and_get_one_response(serve
     opened, headers = _open(client)
     headers = {**headers, "Idempotency-Key": "loop-0002-bbbb"}
     body = {"conversation_id": opened["conversation_id"], "message": "Je n'ai plus de réseau depuis ce matin"}
-    responses, start = [], threading.Barrier(4)
-
-    def send() -> None:
-        start.wait(GUARD_S)
-        responses.append(client.post(URL, json=body, headers=headers))
-
-    threads = [threading.Thread(target=send) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(GUARD_S)
+    responses = _at_once(client, body, headers)
     assert [r.status_code for r in responses] == [200] * 4
     assert len({str(_comparable(r.json())) for r in responses}) == 1
     assert [r.headers.get("Idempotency-Replayed") for r in responses].count(None) == 1
@@ -423,17 +429,7 @@ def test_an_opening_on_the_loop_is_stored_once_and_a_refused_one_leaves_nothing(
 
 def test_concurrent_openings_with_one_key_open_one_conversation(serve):
     client = serve()
-    body, responses, start = {"message": QUESTION, "user_info": CUSTOMER}, [], threading.Barrier(4)
-
-    def send() -> None:
-        start.wait(GUARD_S)
-        responses.append(client.post(URL, json=body, headers={"Idempotency-Key": "open-loop-0003"}))
-
-    threads = [threading.Thread(target=send) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(GUARD_S)
+    responses = _at_once(client, {"message": QUESTION, "user_info": CUSTOMER}, {"Idempotency-Key": "open-loop-0003"})
     assert [r.status_code for r in responses] == [200] * 4
     assert len({r.json()["conversation_id"] for r in responses}) == 1
     assert [r.headers.get("Idempotency-Replayed") for r in responses].count(None) == 1
