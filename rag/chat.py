@@ -345,6 +345,9 @@ class ChatService:
         (opened with the turn, in one transaction) and its repeats (the open ticket marked by the turn's statement).
         The rest goes to a thread of the server's pool, as the whole turn did before: an agent-held
         conversation, an accepted ticket offer, a ticket to raise or reopen, webhooks to write.
+
+        On PostgreSQL the read may be the one ``turns`` remembers from this process' last write there: if the
+        conversation changed since (StaleTurn: nothing was written), the turn is answered again from a fresh read.
         """
         try:
             return await self._send_async(session, text, idempotency, turns, fresh=False)
