@@ -126,6 +126,20 @@ def _customer_name(full_name: str, phone: str) -> str:
     return full_name
 
 
+def _opening_values(
+    contact: tuple[str, str, str | None], channel: str, context: dict[str, Any] | None, now: datetime
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``open_for_contact``'s rows: the customer to create if their phone is new, and the conversation (its
+    ``customer_id`` to fill in). Refuses an unknown channel, a phone not in E.164 or an empty name."""
+    _check_choice("channel", channel, CHANNELS)
+    name, phone, email = contact
+    customer = {"full_name": _customer_name(name, phone), "phone": phone, "email": email, "created_at": now}
+    conversation = {"id": new_conversation_id(), "customer_id": None, "channel": channel, "status": "bot",
+                    "context": context, "contact_name": name, "contact_phone": phone, "contact_email": email,
+                    "created_at": now, "updated_at": now}  # fmt: skip
+    return customer, conversation
+
+
 class CustomerRepository:
     """Customers from the contact form, deduplicated by E.164 phone number."""
 
@@ -203,22 +217,15 @@ class ConversationRepository:
         statements: a conversation opened from the chat tab or the API costs one commit, not two ORM
         sessions. An existing customer is not rewritten. Returns (customer id, conversation id).
         """
-        _check_choice("channel", channel, CHANNELS)
-        name, phone, email = contact
-        full_name, statements = _customer_name(name, phone), _statements()
+        statements = _statements()
         for attempt in range(2):
             try:
                 with self.db.write_connection() as connection:
-                    now = utcnow()
-                    found = _run(connection, statements.customer_by_phone, {"phone": phone})
-                    customer_id = found[0][0] if found else _run(connection, statements.add_customer, {
-                        "full_name": full_name, "phone": phone, "email": email, "created_at": now})[0][0]  # fmt: skip
-                    conversation_id = new_conversation_id()
-                    _run(connection, statements.add_conversation, {
-                        "id": conversation_id, "customer_id": customer_id, "channel": channel, "status": "bot",
-                        "context": context, "contact_name": name, "contact_phone": phone, "contact_email": email,
-                        "created_at": now, "updated_at": now})  # fmt: skip
-                return customer_id, conversation_id
+                    customer, conversation = _opening_values(contact, channel, context, utcnow())
+                    found = _run(connection, statements.customer_by_phone, customer)
+                    customer_id = (found or _run(connection, statements.add_customer, customer))[0][0]
+                    _run(connection, statements.add_conversation, {**conversation, "customer_id": customer_id})
+                return customer_id, conversation["id"]
             except IntegrityError:
                 if attempt:  # a concurrent insert of the same phone won twice in a row: give up loudly
                     raise
@@ -960,25 +967,20 @@ class AsyncTurnRepository:
         Returns the customer's id and the new conversation as its first turn would read it (no message yet),
         remembered when this repository remembers conversations (``window``: the turn's), so that the turn
         does not read it again."""
-        _check_choice("channel", channel, CHANNELS)
-        name, phone, email = contact
-        full_name, statements = _customer_name(name, phone), _statements()
+        statements = _statements()
         for attempt in range(2):
             try:
                 async with self._connection() as connection, connection.transaction():
-                    now = utcnow()
-                    found = await self._run(connection, statements.customer_by_phone, {"phone": phone})
-                    customer_id = found[0][0] if found else (await self._run(connection, statements.add_customer, {
-                        "full_name": full_name, "phone": phone, "email": email, "created_at": now}))[0][0]  # fmt: skip
-                    conversation_id = new_conversation_id()
-                    added = await self._run(connection, statements.add_conversation_versioned, {
-                        "id": conversation_id, "customer_id": customer_id, "channel": channel, "status": "bot",
-                        "context": None, "contact_name": name, "contact_phone": phone, "contact_email": email,
-                        "created_at": now, "updated_at": now})  # fmt: skip
+                    customer, conversation = _opening_values(contact, channel, None, utcnow())
+                    found = await self._run(connection, statements.customer_by_phone, customer)
+                    customer_id = (found or await self._run(connection, statements.add_customer, customer))[0][0]
+                    added = await self._run(connection, statements.add_conversation_versioned,
+                                            {**conversation, "customer_id": customer_id})  # fmt: skip
                 break
             except IntegrityError:
                 if attempt:  # a concurrent insert of the same phone won twice in a row: give up loudly
                     raise
+        conversation_id = conversation["id"]
         opened = TurnRead(ConversationHead(conversation_id, customer_id, "bot", None), [],
                           stamp=TurnStamp(added[0][0], None, window, remembered=True))  # fmt: skip
         if self.remember:
