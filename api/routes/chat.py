@@ -109,21 +109,31 @@ def chat_router(ctx) -> APIRouter:
             return await run_in_threadpool(send_message, body, request, text, session, idempotency_key)
         if idempotency_key is None:
             return await answer_async(turns, text, session, None)
-        digest = request_hash(body.model_dump(mode="json"))
-        with locks.hold(session.conversation_id, idempotency_key, blocking=False) as held:
-            if held:
-                claim = (session.conversation_id, idempotency_key, digest)
-                try:
-                    return await answer_async(turns, text, session, claim)
-                except AlreadyAnswered as exc:
-                    return _replay(exc, digest)
-                except RateLimited:
-                    first = await turns.idempotency_record(session.conversation_id, idempotency_key)
-                    if first is None:
-                        raise
-                    return _replay(first, digest)
+        # The turn's read tells whether the key is taken: no lookup first.
+        answered = await keyed_on_loop(turns, session.conversation_id, idempotency_key, body, look_up=False,
+                                       answer=lambda claim: answer_async(turns, text, session, claim))  # fmt: skip
+        if answered is not None:
+            return answered
         # Another call with this key is on its way: wait for its answer in a thread, as the threaded path does.
         return await run_in_threadpool(send_message, body, request, text, session, idempotency_key)
+
+    async def keyed_on_loop(turns, scope: str, key: str, body, look_up: bool, answer: Callable[[tuple], Awaitable]):
+        """A call with an Idempotency-Key, on the event loop: ``answer(claim)``, or the response stored by an earlier
+        call with this key (``look_up``: read first); None while another call with it is on its way here."""
+        digest = request_hash(body.model_dump(mode="json"))
+        with locks.hold(scope, key, blocking=False) as held:
+            if not held:
+                return None
+            if look_up and (first := await turns.idempotency_record(scope, key)) is not None:
+                return _replay(first, digest)
+            try:
+                return await answer((scope, key, digest))
+            except AlreadyAnswered as exc:  # stored by an earlier call (or another process, just now)
+                return _replay(exc, digest)
+            except RateLimited:  # a retry of a stored call is answered even when the limit is reached
+                if (first := await turns.idempotency_record(scope, key)) is None:
+                    raise
+                return _replay(first, digest)
 
     async def open_async(turns, body, request: Request, text: str, idempotency_key: str | None):
         """A message opening a conversation from contact details (no Mastodon link), on the event loop: what
@@ -135,19 +145,10 @@ def chat_router(ctx) -> APIRouter:
             return await run_in_threadpool(send_message, body, request, text, None, idempotency_key)
         if idempotency_key is None:
             return await opening_turn(turns, body, request, text, None)
-        digest = request_hash(body.model_dump(mode="json"))
-        with locks.hold(scope, idempotency_key, blocking=False) as held:
-            if held:
-                if (first := await turns.idempotency_record(scope, idempotency_key)) is not None:
-                    return _replay(first, digest)
-                try:
-                    return await opening_turn(turns, body, request, text, (scope, idempotency_key, digest))
-                except AlreadyAnswered as exc:  # stored by another process, just now
-                    return _replay(exc, digest)
-                except RateLimited:  # a retry of a stored call is answered even when the limit is reached
-                    if (first := await turns.idempotency_record(scope, idempotency_key)) is None:
-                        raise
-                    return _replay(first, digest)
+        answered = await keyed_on_loop(turns, scope, idempotency_key, body, look_up=True,
+                                       answer=lambda claim: opening_turn(turns, body, request, text, claim))  # fmt: skip
+        if answered is not None:
+            return answered
         return await run_in_threadpool(send_message, body, request, text, None, idempotency_key)
 
     async def opening_turn(turns, body, request: Request, text: str, claim: tuple | None):
