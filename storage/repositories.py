@@ -621,6 +621,30 @@ def _open_ticket_statement() -> TextClause:
     return text(sql).bindparams(*binds)
 
 
+@functools.cache
+def _open_statement() -> TextClause:
+    """PostgreSQL: ``open_for_contact``'s rows in one statement (``AsyncTurnRepository.open_for_contact``): the
+    customer of the phone, found or inserted, and the new conversation for them; its row: the customer's id
+    and the conversation row's version. A customer inserted meanwhile by another opening with the same new
+    phone makes it fail on the unique phone index (IntegrityError), as the ORM's opening does."""
+    customers, conversations = Customer.__table__, Conversation.__table__
+    opened = ("id", "channel", "status", "context", "contact_name", "contact_phone", "contact_email", "created_at",
+              "updated_at")  # fmt: skip
+    sql = (
+        "WITH found AS (SELECT id FROM customers WHERE phone = :phone), "
+        "made AS (INSERT INTO customers (full_name, phone, email, created_at) "
+        "SELECT :full_name, :phone, :email, :created_at WHERE NOT EXISTS (SELECT 1 FROM found) RETURNING id), "
+        "who AS (SELECT id FROM found UNION ALL SELECT id FROM made), "
+        f"opened AS (INSERT INTO conversations (customer_id, {', '.join(opened)}) "
+        f"SELECT who.id, {', '.join(':' + name for name in opened)} FROM who "
+        "RETURNING customer_id, xmin::text AS version) "
+        "SELECT customer_id, version FROM opened"
+    )
+    binds = [bindparam(name, type_=customers.c[name].type) for name in ("full_name", "phone", "email")]
+    binds += [bindparam(name, type_=conversations.c[name].type) for name in opened]
+    return text(sql).bindparams(*binds)
+
+
 class _Statements:
     """The statements of every chat turn, built once with bound parameters.
 
@@ -672,10 +696,6 @@ class _Statements:
             conversations, "id", "customer_id", "channel", "status", "context", "contact_name", "contact_phone",
             "contact_email", "created_at", "updated_at",
         )  # fmt: skip
-        # PostgreSQL: the same, returning the new row's version (``TurnStamp``).
-        self.add_conversation_versioned: Insert = self.add_conversation.returning(
-            literal_column("xmin::text", Text).label("version")
-        )
         self.delete_if_empty: Delete = delete(conversations).where(
             conversations.c.id == bindparam("conversation_id"),
             ~exists().where(messages.c.conversation_id == conversations.c.id),
@@ -961,28 +981,25 @@ class AsyncTurnRepository:
     async def open_for_contact(
         self, contact: tuple[str, str, str | None], channel: str, window: int
     ) -> tuple[int, TurnRead]:
-        """``ConversationRepository.open_for_contact``'s statements in one transaction, awaited: the customer of this
-        (name, E.164 phone, e-mail), found or created, and a new conversation for them.
+        """``ConversationRepository.open_for_contact`` in one statement, awaited: the customer of this (name, E.164
+        phone, e-mail), found or created, and a new conversation for them (one round trip instead of the five of
+        a transaction's BEGIN, lookup, two inserts and COMMIT).
 
         Returns the customer's id and the new conversation as its first turn would read it (no message yet),
         remembered when this repository remembers conversations (``window``: the turn's), so that the turn
         does not read it again."""
-        statements = _statements()
         for attempt in range(2):
+            customer, conversation = _opening_values(contact, channel, None, utcnow())
             try:
-                async with self._connection() as connection, connection.transaction():
-                    customer, conversation = _opening_values(contact, channel, None, utcnow())
-                    found = await self._run(connection, statements.customer_by_phone, customer)
-                    customer_id = (found or await self._run(connection, statements.add_customer, customer))[0][0]
-                    added = await self._run(connection, statements.add_conversation_versioned,
-                                            {**conversation, "customer_id": customer_id})  # fmt: skip
+                async with self._connection() as connection:
+                    (customer_id, version), = await self._run(connection, _open_statement(), {**customer, **conversation})
                 break
             except IntegrityError:
                 if attempt:  # a concurrent insert of the same phone won twice in a row: give up loudly
                     raise
         conversation_id = conversation["id"]
         opened = TurnRead(ConversationHead(conversation_id, customer_id, "bot", None), [],
-                          stamp=TurnStamp(added[0][0], None, window, remembered=True))  # fmt: skip
+                          stamp=TurnStamp(version, None, window, remembered=True))  # fmt: skip
         if self.remember:
             self._remembered[conversation_id] = opened
             self._trim()

@@ -13,7 +13,9 @@ from sqlalchemy.exc import IntegrityError
 
 from storage import (
     AsyncTurnRepository,
+    Conversation,
     ConversationRepository,
+    Customer,
     Database,
     Message,
     MessageRepository,
@@ -86,6 +88,36 @@ def test_two_writes_with_one_key_store_one_turn_and_the_other_gets_an_integrity_
     assert _count(db, Message, conversation_id=conversation_id) == 2  # one turn, nothing of the refused one
     kept = _run(db, lambda turns: turns.idempotency_record(conversation_id, "replica-0001"))
     assert kept.response == {"ok": True}
+
+
+def test_openings_that_lose_the_race_for_a_new_phone_take_the_winners_customer(db: Database) -> None:
+    """An opening's one statement inserts the customer of a new phone: two openings that find no customer while
+    another transaction inserts it wait on the unique phone index, fail, and find that customer on their retry."""
+    phone = "+33699887766"
+
+    async def scenario(turns):
+        async with turns.pool.connection() as first, first.transaction():
+            cursor = await first.execute(
+                "INSERT INTO customers (full_name, phone, created_at) VALUES ('Premier', %s, now()) RETURNING id", (phone,)
+            )
+            (customer_id,) = await cursor.fetchone()
+            openings = [asyncio.create_task(turns.open_for_contact(("Client", phone, None), "api", 50)) for _ in range(2)]
+            async with turns.pool.connection() as watcher:  # the two openings wait on the uncommitted row
+                while True:
+                    cursor = await watcher.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                    )
+                    if (await cursor.fetchone())[0] == 2:
+                        break
+                    await asyncio.sleep(0.01)
+        return customer_id, await asyncio.gather(*openings)
+
+    customer_id, opened = _run(db, scenario)
+    assert [owner for owner, _ in opened] == [customer_id, customer_id]
+    assert _count(db, Customer, phone=phone) == 1
+    assert len({read.conversation.id for _, read in opened}) == 2
+    assert all(_count(db, Conversation, id=read.conversation.id, customer_id=customer_id) == 1 for _, read in opened)
+    assert all(read.stamp.remembered and read.recent == [] for _, read in opened)
 
 
 def test_a_repeat_writes_nothing_when_the_ticket_changed_since_the_read(db: Database) -> None:
