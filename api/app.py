@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from contextlib import asynccontextmanager
@@ -15,6 +17,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from api.config import app_secret_key
+from api.idempotency import purge_expired
 from api.security import ConversationKeys, InvalidToken, TokenCodec
 from api.webhooks import WebhookDispatcher
 from guard import RateLimited, client_address
@@ -233,9 +236,15 @@ def create_api(services: Any, *, secret_key: str | None = None) -> FastAPI:
 
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api.worker_threads
         await context.open_turns()
+        retention = settings.api.idempotency_retention_hours
+        purge = asyncio.create_task(purge_expired(services.chat.idempotency, retention)) if retention else None
         try:
             yield
         finally:
+            if purge is not None:
+                purge.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await purge
             await context.close_turns()
             services.tickets.unsubscribe(publish)
             context.webhooks.stop()

@@ -63,6 +63,14 @@ class ApiSettings(BaseModel):
         "validation, limits, work and errors; about a fifth less CPU per message in the serving process); off "
         "routes every request through FastAPI.",
     )
+    idempotency_retention_hours: int = Field(
+        24,
+        ge=0,
+        le=24 * 366,
+        description="How long a chat message's response stays replayable by its Idempotency-Key: each server deletes "
+        "older records five minutes after it starts, then every hour (a retry after that is a new message); 0 keeps them "
+        "forever.",
+    )
     internal_token: SecretStr | None = Field(
         None, description="Shared secret (header X-Internal-Token) letting an internal job call save-context."
     )

@@ -1,19 +1,27 @@
-"""Idempotency-Key support of POST /api/v1/chat/message: scopes, request hashes and per-key locks.
+"""Idempotency-Key support of POST /api/v1/chat/message: scopes, request hashes, per-key locks and retention.
 
 The stored record itself (``storage.IdempotencyKey``) is written by ``ChatService`` in the turn's
 transaction; this module only decides under which scope a key lives and serialises concurrent
 calls with the same key inside the process, so a double submit waits for the first answer
-instead of computing a second one.
+instead of computing a second one. A record holds the whole response (the customer's message
+included), so it is kept only ``ApiSettings.idempotency_retention_hours`` (``purge_expired``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
+
+log = logging.getLogger(__name__)
+PURGE_FIRST_AFTER_S = 300.0  # not during start-up, when the first answers come first
+PURGE_EVERY_S = 3600.0
 
 KEY_PATTERN = r"^[A-Za-z0-9_\-:.]{8,128}$"  # UUIDs and similar client-generated ids
 
@@ -60,3 +68,25 @@ class KeyedLocks:
 
     def __len__(self) -> int:
         return len(self._locks)
+
+
+async def purge_expired(repository: Any, retention_hours: int) -> None:
+    """Delete the records older than ``retention_hours``, first ``PURGE_FIRST_AFTER_S`` after the server starts,
+    then every ``PURGE_EVERY_S``, until cancelled.
+
+    A task of the API server's lifespan; the deletions run in a thread, in short batches
+    (``IdempotencyRepository.purge``). Every replica runs its own: a record two of them delete is deleted once.
+    """
+    import anyio.to_thread
+
+    from storage.models import utcnow
+
+    await asyncio.sleep(PURGE_FIRST_AFTER_S)
+    while True:
+        try:
+            before = utcnow() - timedelta(hours=retention_hours)
+            if deleted := await anyio.to_thread.run_sync(repository.purge, before):
+                log.info("%d Idempotency-Key record(s) older than %d h deleted", deleted, retention_hours)
+        except Exception as exc:  # the database may be away for a while: the next round tries again
+            log.warning("Idempotency-Key records could not be purged: %s", type(exc).__name__)
+        await asyncio.sleep(PURGE_EVERY_S)

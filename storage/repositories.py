@@ -824,6 +824,20 @@ class IdempotencyRepository:
         with self.db.read_connection() as connection:
             return _idempotency_record(_run(connection, _statements().idempotency, {"scope": scope, "key": key}))
 
+    def purge(self, before: datetime, batch: int = 1000) -> int:
+        """Delete the records stored before ``before``, ``batch`` at a time, each batch its own short write
+        transaction (SQLite's write lock is never held for long); returns how many were deleted."""
+        keys = IdempotencyKey.__table__
+        oldest = select(keys.c.id).where(keys.c.created_at < before).order_by(keys.c.id).limit(batch)
+        statement = delete(keys).where(keys.c.id.in_(oldest.scalar_subquery()))
+        deleted = 0
+        while True:
+            with self.db.write_connection() as connection:
+                count = connection.execute(statement).rowcount
+            deleted += count
+            if count < batch:
+                return deleted
+
     @staticmethod
     def record(
         connection: Connection, scope: str, key: str, request_hash: str, conversation_id: str, response: dict[str, Any]

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import threading
+import time
+from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
 
-from storage import Conversation, IdempotencyKey, Message
+from storage import Conversation, IdempotencyKey, IdempotencyRepository, Message
+from storage.models import utcnow
 from tests.api.conftest import CUSTOMER, QUESTION
 
 URL = "/api/v1/chat/message"
+GUARD_S = 120  # only stops a hang
 
 
 def _counts(services) -> tuple[int, int, int]:
@@ -141,3 +145,45 @@ def test_an_opening_whose_message_fails_leaves_no_conversation(client, monkeypat
     monkeypatch.setattr(client.services.chat, "_write_turn", locked)
     assert _open(client, "open-0005-gggg").status_code == 503
     assert _counts(client.services) == stored
+
+
+def _age(services, key: str, hours: float) -> None:
+    """Make the record of ``key`` look stored ``hours`` ago."""
+    with services.db.write() as s:
+        s.execute(update(IdempotencyKey).where(IdempotencyKey.key == key).values(created_at=utcnow() - timedelta(hours=hours)))
+
+
+def _kept(services) -> list[str]:
+    with services.db.read() as s:
+        return sorted(s.scalars(select(IdempotencyKey.key)))
+
+
+def test_records_past_the_retention_are_purged_and_their_key_is_then_a_new_message(client):
+    for key in ("old-0001-aaaa", "old-0002-bbbb", "new-0003-cccc"):
+        assert _open(client, key).status_code == 200
+    _age(client.services, "old-0001-aaaa", 25)
+    _age(client.services, "old-0002-bbbb", 30)
+    purged = IdempotencyRepository(client.services.db).purge(utcnow() - timedelta(hours=24), batch=1)
+    assert purged == 2 and _kept(client.services) == ["new-0003-cccc"]
+    assert _counts(client.services) == (3, 6, 1)  # the conversations and messages stay
+    again = _open(client, "new-0003-cccc")
+    assert again.headers["Idempotency-Replayed"] == "true"
+    late = _open(client, "old-0001-aaaa")  # past the retention a retry is a new message
+    assert late.status_code == 200 and "Idempotency-Replayed" not in late.headers
+    assert _counts(client.services) == (4, 8, 2)
+
+
+def test_the_server_purges_expired_records_once_started(make_client, monkeypatch):
+    import api.idempotency
+
+    monkeypatch.setattr(api.idempotency, "PURGE_FIRST_AFTER_S", 0)  # five minutes after start-up otherwise
+    client = make_client(idempotency_retention_hours=2)
+    for key in ("old-0004-dddd", "new-0005-eeee"):
+        assert _open(client, key).status_code == 200
+    _age(client.services, "old-0004-dddd", 3)
+    _age(client.services, "new-0005-eeee", 1)
+    with client:  # the lifespan starts the purge task
+        deadline = time.monotonic() + GUARD_S
+        while _kept(client.services) != ["new-0005-eeee"] and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert _kept(client.services) == ["new-0005-eeee"]
