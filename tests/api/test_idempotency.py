@@ -6,6 +6,7 @@ import threading
 import time
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
 
@@ -158,6 +159,7 @@ def _kept(services) -> list[str]:
         return sorted(s.scalars(select(IdempotencyKey.key)))
 
 
+@pytest.mark.all_backends
 def test_records_past_the_retention_are_purged_and_their_key_is_then_a_new_message(client):
     for key in ("old-0001-aaaa", "old-0002-bbbb", "new-0003-cccc"):
         assert _open(client, key).status_code == 200
@@ -173,6 +175,7 @@ def test_records_past_the_retention_are_purged_and_their_key_is_then_a_new_messa
     assert _counts(client.services) == (4, 8, 2)
 
 
+@pytest.mark.all_backends
 def test_the_server_purges_expired_records_once_started(make_client, monkeypatch):
     import api.idempotency
 
