@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from datetime import timedelta
 
 import pytest
@@ -185,8 +184,16 @@ def test_the_server_purges_expired_records_once_started(make_client, monkeypatch
         assert _open(client, key).status_code == 200
     _age(client.services, "old-0004-dddd", 3)
     _age(client.services, "new-0005-eeee", 1)
+    repository, purged = client.services.chat.idempotency, threading.Event()
+    purge = repository.purge
+
+    def purge_and_tell(before):
+        try:
+            return purge(before)
+        finally:
+            purged.set()
+
+    monkeypatch.setattr(repository, "purge", purge_and_tell)
     with client:  # the lifespan starts the purge task
-        deadline = time.monotonic() + GUARD_S
-        while _kept(client.services) != ["new-0005-eeee"] and time.monotonic() < deadline:
-            time.sleep(0.02)
+        assert purged.wait(GUARD_S)
         assert _kept(client.services) == ["new-0005-eeee"]
