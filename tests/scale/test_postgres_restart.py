@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -150,3 +151,25 @@ def test_the_clusters_unix_socket_reaches_the_same_database(pg_stack: PgStack) -
             db.dispose()
     assert answers[0][0] and not answers[1][0]  # the socket, then TCP
     assert answers[0][1:] == answers[1][1:]
+
+
+def test_the_clusters_wal_writer_flushes_what_it_writes(pg_stack: PgStack) -> None:
+    """``postgres.sh``: ``wal_writer_flush_after = 0``, so that an asynchronous commit wakes PostgreSQL 15's WAL
+    writer only when a WAL page fills (not at nearly every commit); a cluster created without it gets it once."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import NullPool
+
+    admin = create_engine(make_url(pg_stack.database_url).set(username="postgres"), poolclass=NullPool)
+    try:
+        with admin.connect() as connection:
+            assert connection.execute(text("SHOW wal_writer_flush_after")).scalar_one() == "0"
+            config = Path(connection.execute(text("SHOW config_file")).scalar_one())
+    finally:
+        admin.dispose()
+    setting = "wal_writer_flush_after = 0"
+    older = "\n".join(line for line in config.read_text().splitlines() if line != setting) + "\n"
+    config.write_text(older)  # the file of a cluster created before the setting
+    for _ in range(2):  # the running cluster gets it back, and only once however often the script runs
+        script("postgres.sh", env=pg_stack.pg_env)
+    assert config.read_text().splitlines().count(setting) == 1
