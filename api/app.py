@@ -48,6 +48,12 @@ class DatabaseUnavailable(Exception):
     """The database stayed locked or unreachable after the retries."""
 
 
+def turns_on_loop(api: Any, limits_local: bool, in_memory_database: bool) -> bool:
+    """Whether a server answers chat turns on its event loop (``ApiContext.open_turns``): ``async_turns`` on, the
+    limit counters in its own memory, and a database that is not a private in-memory SQLite one."""
+    return api.async_turns and limits_local and not in_memory_database
+
+
 class ApiContext:
     """What the route handlers share: services, codecs, limits, webhooks and the DB retry policy."""
 
@@ -74,7 +80,7 @@ class ApiContext:
         count) and an in-memory SQLite database keep the threaded path.
         """
         db, api = self.services.db, self.settings.api
-        if not api.async_turns or not self.limits_local or db.is_memory:
+        if not turns_on_loop(api, self.limits_local, db.is_memory):
             return
         if db.is_sqlite:
             self.turns = SqliteTurnRepository(db)

@@ -134,12 +134,15 @@ def message_text(run: str, customer: int, n: int) -> str:
 
 
 def _async_turns(database_url: str, redis_url: str | None) -> bool:
-    """Whether the servers answer chat turns on their event loop (``ApiContext.open_turns``)."""
+    """Whether the servers answer chat turns on their event loop: the servers' own rule (``api.app.turns_on_loop``)."""
+    from api.app import turns_on_loop
+    from guard.ratelimit import RateLimits
     from settings import get_settings
+    from storage import Database
 
     settings = get_settings(database_url=database_url, redis_url=redis_url or None)
-    limits_local = settings.api.rate_limit_storage_uri.startswith("memory://") and not redis_url
-    return settings.api.async_turns and limits_local and ":memory:" not in database_url
+    limits_local = RateLimits.storage_uri_of(settings.api, redis_url or None).startswith("memory://")
+    return turns_on_loop(settings.api, limits_local, Database(database_url).is_memory)
 
 
 def _free_port() -> int:

@@ -109,9 +109,6 @@ class RateLimits:
 
         ``redis_url`` (MOBILIA_REDIS_URL) becomes the storage when no other shared one is configured.
         """
-        storage_uri = api.rate_limit_storage_uri
-        if redis_url and storage_uri.startswith("memory://"):
-            storage_uri = redis_url
         return cls(
             {
                 "ip": Limit(api.rate_limit_ip),
@@ -120,8 +117,14 @@ class RateLimits:
                 "login": Limit(api.rate_limit_login, LOCKED_OUT),
                 "login_account": Limit(api.rate_limit_login_account, LOCKED_OUT),
             },
-            storage_uri=storage_uri,
+            storage_uri=cls.storage_uri_of(api, redis_url),
         )
+
+    @staticmethod
+    def storage_uri_of(api, redis_url: str | None = None) -> str:
+        """Where ``from_settings``' limits count: ``MOBILIA_API__RATE_LIMIT_STORAGE_URI``, else Redis if given."""
+        storage_uri = api.rate_limit_storage_uri
+        return redis_url if redis_url and storage_uri.startswith("memory://") else storage_uri
 
     def hit(self, name: str, key: str) -> None:
         """Count one event of ``key`` against limit ``name``; raise RateLimited (nothing counted) when over it."""
