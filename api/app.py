@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from api.config import app_secret_key
+from api.config import ApiSettings, app_secret_key
 from api.idempotency import purge_expired
 from api.security import ConversationKeys, InvalidToken, TokenCodec
 from api.webhooks import WebhookDispatcher
@@ -48,7 +48,7 @@ class DatabaseUnavailable(Exception):
     """The database stayed locked or unreachable after the retries."""
 
 
-def turns_on_loop(api: Any, limits_local: bool, in_memory_database: bool) -> bool:
+def turns_on_loop(api: ApiSettings, limits_local: bool, in_memory_database: bool) -> bool:
     """Whether a server answers chat turns on its event loop (``ApiContext.open_turns``): ``async_turns`` on, the
     limit counters in its own memory, and a database that is not a private in-memory SQLite one."""
     return api.async_turns and limits_local and not in_memory_database
