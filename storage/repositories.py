@@ -126,6 +126,12 @@ def _customer_name(full_name: str, phone: str) -> str:
     return full_name
 
 
+# The columns an opening writes (``_opening_values``' rows): the threaded opening's statements and the loop's one.
+_NEW_CUSTOMER = ("full_name", "phone", "email", "created_at")
+_NEW_CONVERSATION = ("id", "channel", "status", "context", "contact_name", "contact_phone", "contact_email",
+                     "created_at", "updated_at")  # fmt: skip
+
+
 def _opening_values(
     contact: tuple[str, str, str | None], channel: str, context: dict[str, Any] | None, now: datetime
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -628,20 +634,19 @@ def _open_statement() -> TextClause:
     and the conversation row's version. A customer inserted meanwhile by another opening with the same new
     phone makes it fail on the unique phone index (IntegrityError), as the ORM's opening does."""
     customers, conversations = Customer.__table__, Conversation.__table__
-    opened = ("id", "channel", "status", "context", "contact_name", "contact_phone", "contact_email", "created_at",
-              "updated_at")  # fmt: skip
+    made = [name for name in _NEW_CUSTOMER if name != "created_at"]  # the conversation's created_at serves both
     sql = (
         "WITH found AS (SELECT id FROM customers WHERE phone = :phone), "
-        "made AS (INSERT INTO customers (full_name, phone, email, created_at) "
-        "SELECT :full_name, :phone, :email, :created_at WHERE NOT EXISTS (SELECT 1 FROM found) RETURNING id), "
+        f"made AS (INSERT INTO customers ({', '.join(_NEW_CUSTOMER)}) "
+        f"SELECT {', '.join(':' + name for name in _NEW_CUSTOMER)} WHERE NOT EXISTS (SELECT 1 FROM found) RETURNING id), "
         "who AS (SELECT id FROM found UNION ALL SELECT id FROM made), "
-        f"opened AS (INSERT INTO conversations (customer_id, {', '.join(opened)}) "
-        f"SELECT who.id, {', '.join(':' + name for name in opened)} FROM who "
+        f"opened AS (INSERT INTO conversations (customer_id, {', '.join(_NEW_CONVERSATION)}) "
+        f"SELECT who.id, {', '.join(':' + name for name in _NEW_CONVERSATION)} FROM who "
         "RETURNING customer_id, xmin::text AS version) "
         "SELECT customer_id, version FROM opened"
     )
-    binds = [bindparam(name, type_=customers.c[name].type) for name in ("full_name", "phone", "email")]
-    binds += [bindparam(name, type_=conversations.c[name].type) for name in opened]
+    binds = [bindparam(name, type_=customers.c[name].type) for name in made]
+    binds += [bindparam(name, type_=conversations.c[name].type) for name in _NEW_CONVERSATION]
     return text(sql).bindparams(*binds)
 
 
@@ -689,13 +694,8 @@ class _Statements:
         ).returning(messages.c.id)
         customers = Customer.__table__
         self.customer_by_phone: Select = select(customers.c.id).where(customers.c.phone == bindparam("phone"))
-        self.add_customer: Insert = _insert_values(
-            customers, "full_name", "phone", "email", "created_at"
-        ).returning(customers.c.id)
-        self.add_conversation: Insert = _insert_values(
-            conversations, "id", "customer_id", "channel", "status", "context", "contact_name", "contact_phone",
-            "contact_email", "created_at", "updated_at",
-        )  # fmt: skip
+        self.add_customer: Insert = _insert_values(customers, *_NEW_CUSTOMER).returning(customers.c.id)
+        self.add_conversation: Insert = _insert_values(conversations, "customer_id", *_NEW_CONVERSATION)
         self.delete_if_empty: Delete = delete(conversations).where(
             conversations.c.id == bindparam("conversation_id"),
             ~exists().where(messages.c.conversation_id == conversations.c.id),
