@@ -132,6 +132,19 @@ def test_sqlite_pragmas_on_every_connection(file_db: Database) -> None:
         assert pragma("PRAGMA synchronous").scalar() == 1  # NORMAL
 
 
+def test_a_sqlite_file_hands_out_the_connection_returned_last(file_db: Database) -> None:
+    """Its page cache is the warm one: another connection's cache went stale with this one's writes."""
+    file_db.migrate()
+    with file_db.read_connection() as first, file_db.read_connection() as second:
+        raw_first, raw_second = first.connection.dbapi_connection, second.connection.dbapi_connection
+        assert raw_first is not raw_second
+    # ``second`` went back to the pool first, ``first`` last.
+    with file_db.write_connection() as connection:
+        assert connection.connection.dbapi_connection is raw_first
+    with file_db.read_connection() as connection:
+        assert connection.connection.dbapi_connection is raw_first
+
+
 def test_migration_matches_models(empty_db: Database) -> None:
     empty_db.migrate()
     with empty_db.engine.connect() as connection:
