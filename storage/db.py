@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import fcntl
 import os
 import threading
@@ -379,6 +380,7 @@ class Database:
             min_size=1, max_size=max_size, kwargs={"autocommit": True}, open=False, check=check, reset=reset,
             name="mobilia-async",
         )  # fmt: skip
+        pool._pool = _MostRecentFirst()  # its idle connections, empty until it opens (psycopg_pool has no option for it)
         await pool.open(wait=False)
         return pool
 
@@ -391,6 +393,22 @@ class Database:
             self._sessions = None
             self._read_sessions = None
             self._read_bind = None
+
+
+class _MostRecentFirst(collections.deque):
+    """The idle connections of ``Database.open_async_pool``'s pool, the one returned last handed out first.
+
+    psycopg_pool takes an idle connection from the left of this deque and puts a returned one on the right:
+    connections were handed out in turn, so a chat turn's statements ran on whichever PostgreSQL backend
+    process had waited longest, each with its caches cold, and every backend of the pool woke in turn. Put
+    back on the left, the most recently used connections serve the turns: under the 50-customer load the
+    database server's CPU per message fell from 0.43 to 0.36 ms (medians of eight alternated runs). The pool's
+    shrink (every ten minutes, one connection when some sat unused throughout) takes from the left as well: it
+    closes a connection that was just used instead of the stalest, which is reopened when next needed.
+    """
+
+    def append(self, connection: Any) -> None:
+        self.appendleft(connection)
 
 
 class _HostWriterLock:

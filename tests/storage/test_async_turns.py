@@ -159,3 +159,22 @@ def test_a_first_ticket_opens_with_its_turn_or_not_at_all(db: Database) -> None:
     assert again is None and named == [opened.id]
     assert _count(db, Ticket, conversation_id=conversation_id) == 1 and _count(db, TicketEvent) == 1
     assert _count(db, Message, conversation_id=conversation_id) == 3
+
+
+def test_the_pool_hands_out_the_connection_returned_last(db: Database) -> None:
+    """The most recently used backend serves the next statement (its caches warm), not the one idle longest."""
+
+    async def main():
+        pool = await db.open_async_pool(4)
+        try:
+            first = await asyncio.wait_for(pool.getconn(), GUARD_S)
+            second = await asyncio.wait_for(pool.getconn(), GUARD_S)
+            await pool.putconn(second)
+            await pool.putconn(first)
+            again = await asyncio.wait_for(pool.getconn(), GUARD_S)
+            await pool.putconn(again)
+            return again is first, again is second
+        finally:
+            await pool.close()
+
+    assert run_in_new_loop(main) == (True, False)
